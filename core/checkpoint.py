@@ -1,0 +1,201 @@
+"""Safetensors checkpoints: tensors = the velocity network's state dict (+ source samples), metadata =
+a format version and one JSON config. Loading validates all of it and never unpickles anything.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load as load_tensors_from_bytes
+from safetensors.torch import save as save_tensors_to_bytes
+
+from .couplings import COUPLINGS
+from .flow import FlowModel
+from .models import MLPConfig, Normalizer, VelocityMLP
+from .paths import make_path
+
+FORMAT = "flowscope"
+FORMAT_VERSION = "1"
+SOURCE_KEY = "source"
+NET_PREFIX = "net."
+#: Headers beyond this are refused before parsing (a real flowscope header is a few kB).
+MAX_HEADER_BYTES = 1 << 20
+#: Files beyond this are refused before reading (the zoo's models are ~100 kB).
+MAX_FILE_BYTES = 512 << 20
+
+
+class CheckpointError(ValueError):
+    """A model file that is not a valid flowscope checkpoint; the message names the file and the problem."""
+
+
+def to_bytes(flow: FlowModel) -> bytes:
+    """Serialise a flow to safetensors bytes (for downloads and for `save`)."""
+    tensors = {NET_PREFIX + k: v.detach().cpu().contiguous() for k, v in flow.net.state_dict().items()}
+    if flow.source is not None:
+        tensors[SOURCE_KEY] = flow.source.detach().cpu().float().contiguous()
+    return save_tensors_to_bytes(tensors, metadata={"format": FORMAT, "format_version": FORMAT_VERSION,
+                                                    "config": json.dumps(config_of(flow))})
+
+
+def config_of(flow: FlowModel) -> dict[str, Any]:
+    """The JSON config stored with a flow."""
+    return {
+        "model": {"type": "mlp", **flow.net.config.to_dict()},
+        "path": flow.path.config(),
+        "coupling": flow.coupling,
+        "normalization": flow.normalizer.to_dict(),
+        "source": "samples" if flow.source is not None else "gaussian",
+        **flow.info,
+    }
+
+
+def save(flow: FlowModel, path: str | os.PathLike[str]) -> Path:
+    """Write a checkpoint atomically: a temporary file in the same folder, then a rename."""
+    target = Path(path)
+    payload = to_bytes(flow)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(payload)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return target
+
+
+def load(path: str | os.PathLike[str], device: str | torch.device = "cpu") -> FlowModel:
+    """Read and validate a checkpoint file."""
+    file = Path(path)
+    if not file.is_file():
+        raise CheckpointError(f"{file}: no such model file")
+    size = file.stat().st_size
+    if size > MAX_FILE_BYTES:
+        raise CheckpointError(f"{file.name}: {size / 2**20:.1f} MB is over the {MAX_FILE_BYTES >> 20} MB limit")
+    return from_bytes(file.read_bytes(), file.name, device)
+
+
+def from_bytes(data: bytes, name: str = "model", device: str | torch.device = "cpu") -> FlowModel:
+    """Parse and validate checkpoint bytes (an upload, or a file's content); `name` labels errors."""
+    metadata = read_metadata(data, name)
+    config = _parse_config(metadata, name)
+    try:
+        tensors = load_tensors_from_bytes(data)
+    except (SafetensorError, ValueError, RuntimeError) as err:
+        raise CheckpointError(f"{name}: corrupt tensor data ({err})") from None
+    flow = _build(config, tensors, name)
+    return flow.to(device)
+
+
+def read_metadata(data: bytes, name: str = "model") -> dict[str, str]:
+    """The safetensors header's metadata, after checking the header's size, JSON and format tag."""
+    if len(data) < 8:
+        raise CheckpointError(f"{name}: too short to be a safetensors file ({len(data)} bytes)")
+    (header_len,) = struct.unpack("<Q", data[:8])
+    if header_len > MAX_HEADER_BYTES:
+        raise CheckpointError(f"{name}: header of {header_len} bytes is over the {MAX_HEADER_BYTES} byte limit")
+    if 8 + header_len > len(data):
+        raise CheckpointError(f"{name}: truncated file (header says {header_len} bytes, file has {len(data)})")
+    try:
+        header = json.loads(data[8 : 8 + header_len].decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise CheckpointError(f"{name}: not a safetensors file (header is not JSON)") from None
+    metadata = header.get("__metadata__") if isinstance(header, dict) else None
+    if not isinstance(metadata, dict) or metadata.get("format") != FORMAT:
+        raise CheckpointError(f"{name}: not a flowscope model (no 'format: {FORMAT}' in its metadata)")
+    version = metadata.get("format_version")
+    if version != FORMAT_VERSION:
+        raise CheckpointError(f"{name}: unknown format version {version!r}; this flowscope reads {FORMAT_VERSION!r}")
+    return {str(k): str(v) for k, v in metadata.items()}
+
+
+def _parse_config(metadata: Mapping[str, str], name: str) -> dict[str, Any]:
+    """The JSON config, with every field that `_build` relies on checked for presence and type."""
+    try:
+        config = json.loads(metadata.get("config", ""))
+    except json.JSONDecodeError as err:
+        raise CheckpointError(f"{name}: metadata 'config' is not JSON ({err.msg})") from None
+    if not isinstance(config, dict):
+        raise CheckpointError(f"{name}: metadata 'config' must be a JSON object")
+    expected: dict[str, type | tuple[type, ...]] = {
+        "model": dict, "path": dict, "coupling": str, "normalization": dict, "source": str,
+    }
+    for key, kind in expected.items():
+        _require(config, key, kind, name, "config")
+    model = config["model"]
+    for key in ("dim", "width", "depth", "time_features"):
+        _require(model, key, int, name, "config.model")
+    _require(model, "activation", str, name, "config.model")
+    _require(config["path"], "name", str, name, "config.path")
+    norm = config["normalization"]
+    _require(norm, "mean", list, name, "config.normalization")
+    _require(norm, "scale", (int, float), name, "config.normalization")
+    if len(norm["mean"]) != model["dim"] or not all(isinstance(m, (int, float)) for m in norm["mean"]):
+        raise CheckpointError(f"{name}: config.normalization.mean must be {model['dim']} numbers")
+    if not norm["scale"] > 0:
+        raise CheckpointError(f"{name}: config.normalization.scale must be > 0, got {norm['scale']}")
+    if config["coupling"] not in COUPLINGS:
+        raise CheckpointError(f"{name}: config.coupling {config['coupling']!r} is not one of {COUPLINGS}")
+    if config["source"] not in ("gaussian", "samples"):
+        raise CheckpointError(f"{name}: config.source must be 'gaussian' or 'samples', got {config['source']!r}")
+    return config
+
+
+def _require(obj: Mapping[str, Any], key: str, kind: type | tuple[type, ...], name: str, where: str) -> None:
+    """Raise a CheckpointError naming `where.key` unless obj[key] exists with type `kind`."""
+    if key not in obj:
+        raise CheckpointError(f"{name}: {where} has no field {key!r}")
+    value = obj[key]
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
+        kinds = kind if isinstance(kind, tuple) else (kind,)
+        expected = " or ".join(k.__name__ for k in kinds)
+        raise CheckpointError(f"{name}: {where}.{key} must be {expected}, got {type(value).__name__}")
+
+
+def _build(config: dict[str, Any], tensors: dict[str, torch.Tensor], name: str) -> FlowModel:
+    """Rebuild the FlowModel from a validated config and check every tensor's name and shape."""
+    model_cfg = {k: v for k, v in config["model"].items() if k != "type"}
+    path_cfg = {k: v for k, v in config["path"].items() if k != "name"}
+    try:
+        net = VelocityMLP(MLPConfig(**model_cfg))
+        path = make_path(config["path"]["name"], **path_cfg)
+    except (TypeError, ValueError) as err:
+        raise CheckpointError(f"{name}: invalid config: {err}") from None
+    state = {k[len(NET_PREFIX):]: v for k, v in tensors.items() if k.startswith(NET_PREFIX)}
+    expected = net.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    if missing or unexpected:
+        raise CheckpointError(f"{name}: tensors do not match the config's model (missing {missing}, "
+                              f"unexpected {unexpected})")
+    for key, tensor in expected.items():
+        if state[key].shape != tensor.shape:
+            raise CheckpointError(f"{name}: tensor {key!r} has shape {tuple(state[key].shape)}, "
+                                  f"the config's model needs {tuple(tensor.shape)}")
+        if not torch.isfinite(state[key]).all():
+            raise CheckpointError(f"{name}: tensor {key!r} holds NaN or inf")
+    net.load_state_dict({k: v.float() for k, v in state.items()})
+    net.eval()
+    source = tensors.get(SOURCE_KEY)
+    if config["source"] == "samples":
+        if source is None or source.dim() != 2 or source.shape[1] != net.config.dim or len(source) < 1:
+            raise CheckpointError(f"{name}: config says source samples are stored, but tensor "
+                                  f"{SOURCE_KEY!r} of shape (n, {net.config.dim}) is missing or malformed")
+    normalizer = Normalizer(mean=tuple(float(m) for m in config["normalization"]["mean"]),
+                            scale=float(config["normalization"]["scale"]))
+    reserved = {"model", "path", "coupling", "normalization", "source"}
+    info = {k: v for k, v in config.items() if k not in reserved}
+    return FlowModel(net=net, path=path, normalizer=normalizer,
+                     source=source.float() if config["source"] == "samples" and source is not None else None,
+                     coupling=config["coupling"], info=info)

@@ -1,0 +1,124 @@
+"""A trained flow: velocity network, probability path, normalisation and source, in data coordinates.
+
+The network works in normalised coordinates z = (x - mean) / scale; `FlowModel` hides that, so every
+caller (sampling, fields, likelihood, UI) sees data coordinates and the velocity dx/dt = scale * v(z, t).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from .models import Normalizer, VelocityMLP
+from .paths import AffinePath
+from .sampling import SampleResult, SolverConfig, integrate
+
+
+def resolve_device(name: str | None = None) -> torch.device:
+    """The requested device, or the best available one: cuda, then mps, then cpu."""
+    if name not in (None, "", "auto"):
+        device = torch.device(str(name))
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(f"device {name!r} requested but CUDA is not available")
+        return device
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+@dataclass
+class FlowModel:
+    """Everything needed to sample, evaluate and show a trained flow.
+
+    Attributes:
+        net: the velocity network in normalised coordinates.
+        path: the probability path it was trained on.
+        normalizer: data <-> model coordinates.
+        source: source samples in data coordinates for a non-Gaussian source; None for N(0, prior_std^2 I).
+        coupling: how source and data were paired in training.
+        info: dataset name and hash, training settings, metrics: the checkpoint's JSON config extras.
+    """
+
+    net: VelocityMLP
+    path: AffinePath
+    normalizer: Normalizer
+    source: Tensor | None = None
+    coupling: str = "independent"
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def dim(self) -> int:
+        """Data dimension."""
+        return self.net.config.dim
+
+    @property
+    def device(self) -> torch.device:
+        """Device of the network's weights."""
+        return next(self.net.parameters()).device
+
+    def to(self, device: torch.device | str) -> FlowModel:
+        """Move the network (and source samples) to `device`, in place; returns self."""
+        self.net.to(device)
+        if self.source is not None:
+            self.source = self.source.to(device)
+        return self
+
+    def velocity(self, x: Tensor, t: Tensor) -> Tensor:
+        """Learned field in data coordinates: dx/dt = scale * v_theta((x - mean) / scale, t)."""
+        return self.net(self.normalizer.encode(x), t) * self.normalizer.scale
+
+    def latent_velocity(self, z: Tensor, t: Tensor) -> Tensor:
+        """Learned field in normalised coordinates (what the network outputs)."""
+        return self.net(z, t)
+
+    def draw_source(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        """n starting points at t = 0 in data coordinates: the Gaussian prior, or stored source samples."""
+        device = self.device
+        if self.source is None:
+            z = torch.randn(n, self.dim, generator=generator, device="cpu").to(device) * self.path.prior_std
+            return self.normalizer.decode(z)
+        index = torch.randint(len(self.source), (n,), generator=generator, device="cpu").to(device)
+        return self.source[index]
+
+    def sample(
+        self,
+        n: int | None = None,
+        *,
+        x0: Tensor | None = None,
+        solver: SolverConfig = SolverConfig(),
+        times: Tensor | None = None,
+        generator: torch.Generator | None = None,
+        chunk_size: int = 65536,
+    ) -> SampleResult:
+        """Integrate from t = 0 to path.t_max; start at `x0` (data coordinates) or draw n source points.
+
+        The trajectory is integrated in normalised coordinates and returned in data coordinates.
+        """
+        if x0 is None:
+            if n is None:
+                raise ValueError("sample needs n or x0")
+            x0 = self.draw_source(n, generator)
+        z0 = self.normalizer.encode(x0.to(self.device, torch.float32))
+        was_training = self.net.training
+        self.net.eval()
+        try:
+            result = integrate(
+                self.net, z0, t1=self.path.t_max, solver=solver, times=times, chunk_size=chunk_size
+            )
+        finally:
+            self.net.train(was_training)
+        trajectory = self.normalizer.decode(result.trajectory)
+        return SampleResult(samples=trajectory[-1], trajectory=trajectory, times=result.times, nfe=result.nfe)
+
+    def prior_log_density(self, x: Tensor) -> Tensor:
+        """log density at t = 0 of data-coordinate points for the Gaussian prior (None-source models)."""
+        std = self.path.prior_std * self.normalizer.scale
+        z = (x - torch.tensor(self.normalizer.mean, dtype=x.dtype, device=x.device)) / std
+        d = x.shape[1]
+        return -0.5 * z.square().sum(dim=1) - d * math.log(std) - 0.5 * d * math.log(2 * math.pi)

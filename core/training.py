@@ -1,0 +1,257 @@
+"""Conditional flow matching training: the CFM loss and a small, reproducible trainer."""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from .couplings import COUPLINGS, pair
+from .flow import FlowModel, resolve_device
+from .models import MLPConfig, Normalizer, VelocityMLP
+from .paths import AffinePath, make_path, ve_smax_for
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation settings; every field is stored in the checkpoint."""
+
+    steps: int = 3000
+    batch_size: int = 512
+    lr: float = 3e-3
+    weight_decay: float = 0.0
+    optimizer: str = "adamw"
+    schedule: str = "cosine"
+    warmup_steps: int = 100
+    grad_clip: float = 1.0
+    ema_decay: float = 0.999
+    seed: int = 0
+    device: str | None = None
+    threads: int | None = None
+
+    def __post_init__(self) -> None:
+        checks = {
+            "steps must be >= 1": self.steps >= 1,
+            "batch_size must be >= 2": self.batch_size >= 2,
+            "lr must be > 0 and finite": self.lr > 0 and math.isfinite(self.lr),
+            "optimizer must be 'adam' or 'adamw'": self.optimizer in ("adam", "adamw"),
+            "schedule must be 'constant' or 'cosine'": self.schedule in ("constant", "cosine"),
+            "ema_decay must lie in [0, 1)": 0.0 <= self.ema_decay < 1.0,
+            "grad_clip must be >= 0": self.grad_clip >= 0,
+            "threads must be >= 1": self.threads is None or self.threads >= 1,
+        }
+        failed = [message for message, ok in checks.items() if not ok]
+        if failed:
+            raise ValueError("training config: " + "; ".join(failed))
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict for JSON."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class StepInfo:
+    """What a per-step callback sees: progress and the running loss."""
+
+    step: int
+    steps: int
+    loss: float
+    lr: float
+    seconds: float
+
+
+#: Called after every step with the progress and the live model (EMA weights); return True to stop.
+Callback = Callable[[StepInfo, FlowModel], "bool | None"]
+
+
+@dataclass
+class TrainResult:
+    """The trained flow (EMA weights) and its loss curve."""
+
+    model: FlowModel
+    losses: list[float] = field(default_factory=list)
+    seconds: float = 0.0
+    stopped_early: bool = False
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or inf; `result.model` holds the last weights whose loss was finite."""
+
+    def __init__(self, message: str, result: TrainResult) -> None:
+        super().__init__(message)
+        self.result = result
+
+
+def cfm_loss(net: nn.Module, x_t: Tensor, t: Tensor, u_t: Tensor) -> Tensor:
+    """Conditional flow matching loss E ||v_theta(x_t, t) - u_t(x_t | x1)||^2 over a batch."""
+    return (net(x_t, t) - u_t).square().sum(dim=1).mean()
+
+
+def path_for_data(name: str, z: Tensor, **params: float) -> AffinePath:
+    """Build a path for normalised data `z`; VE's smax defaults to the data's largest pairwise distance."""
+    if name == "ve" and "smax" not in params:
+        params["smax"] = ve_smax_for(z)
+    return make_path(name, **params)
+
+
+def _learning_rate(config: TrainConfig, step: int) -> float:
+    """Linear warm-up, then constant or cosine decay to 1% of the peak."""
+    if step < config.warmup_steps:
+        return config.lr * (step + 1) / config.warmup_steps
+    if config.schedule == "constant":
+        return config.lr
+    progress = (step - config.warmup_steps) / max(1, config.steps - config.warmup_steps)
+    return config.lr * (0.01 + 0.99 * 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0))))
+
+
+class _ParamSnapshot:
+    """A copy of a module's parameters that can be refreshed and restored cheaply (foreach ops)."""
+
+    def __init__(self, net: nn.Module) -> None:
+        self.params = [p.detach() for p in net.parameters()]
+        self.copy = [p.clone() for p in self.params]
+
+    def save(self) -> None:
+        torch._foreach_copy_(self.copy, self.params)
+
+    def restore(self) -> None:
+        torch._foreach_copy_(self.params, self.copy)
+
+
+def train(
+    data: Tensor,
+    *,
+    path: str | AffinePath = "ot",
+    model: MLPConfig | None = None,
+    config: TrainConfig = TrainConfig(),
+    source: Tensor | None = None,
+    coupling: str = "independent",
+    dataset: str = "custom",
+    dataset_hash: str = "",
+    callback: Callback | None = None,
+    resume: FlowModel | None = None,
+) -> TrainResult:
+    """Train a velocity field by conditional flow matching on `data` [N, d] (data coordinates).
+
+    Args:
+        data: training points.
+        path: a path name ("ot", "vp", "ve", "cosine", "icfm") or a built path (normalised coordinates).
+        model: architecture; defaults to MLPConfig(dim=d).
+        config: optimisation settings, seed and device.
+        source: source samples [M, d] for a non-Gaussian source; None for the path's Gaussian prior.
+        coupling: "independent", "ot" (exact minibatch OT) or "sinkhorn".
+        dataset, dataset_hash: recorded in the model's info.
+        callback: called after each step; returning True stops training early (a consistent model).
+        resume: continue training this model (its weights, path and normalisation; a fresh optimiser).
+
+    Raises:
+        TrainingDiverged: on a non-finite loss, carrying the last good model.
+    """
+    if coupling not in COUPLINGS:
+        raise ValueError(f"unknown coupling {coupling!r}; expected one of {COUPLINGS}")
+    if data.dim() != 2 or data.shape[0] < 2:
+        raise ValueError(f"training data must have shape (n >= 2, d), got {tuple(data.shape)}")
+    if source is not None and (source.dim() != 2 or source.shape[1] != data.shape[1]):
+        raise ValueError(f"source must have shape (m, {data.shape[1]}), got {tuple(source.shape)}")
+    device = resolve_device(config.device)
+    previous_threads = torch.get_num_threads()
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    try:
+        torch.manual_seed(config.seed)
+        flow = _initial_flow(data, path, model, source, coupling, resume).to(device)
+        flow.info.update(
+            dataset=dataset, dataset_hash=dataset_hash, n_train=int(data.shape[0]), train=config.to_dict()
+        )
+        return _fit(flow, data, config, device, callback)
+    finally:
+        torch.set_num_threads(previous_threads)
+
+
+def _initial_flow(
+    data: Tensor,
+    path: str | AffinePath,
+    model: MLPConfig | None,
+    source: Tensor | None,
+    coupling: str,
+    resume: FlowModel | None,
+) -> FlowModel:
+    """A fresh FlowModel fitted to `data`, or a copy of `resume` to continue training."""
+    if resume is not None:
+        if resume.dim != data.shape[1]:
+            raise ValueError(f"cannot resume a {resume.dim}-d model on {data.shape[1]}-d data")
+        flow = copy.deepcopy(resume)
+        flow.coupling = coupling
+        return flow
+    normalizer = Normalizer.fit(data)
+    built = path if isinstance(path, AffinePath) else path_for_data(path, normalizer.encode(data.float()))
+    net = VelocityMLP(model or MLPConfig(dim=int(data.shape[1])))
+    if net.config.dim != data.shape[1]:
+        raise ValueError(f"model dim {net.config.dim} does not match data dim {data.shape[1]}")
+    return FlowModel(net=net, path=built, normalizer=normalizer, source=source, coupling=coupling)
+
+
+def _fit(
+    flow: FlowModel, data: Tensor, config: TrainConfig, device: torch.device, callback: Callback | None
+) -> TrainResult:
+    """The optimisation loop: EMA weights are the result; a non-finite loss restores the last good ones."""
+    generator = torch.Generator(device="cpu").manual_seed(config.seed)
+    z1_all = flow.normalizer.encode(data.to(device, torch.float32))
+    z0_all = None if flow.source is None else flow.normalizer.encode(flow.source.to(device, torch.float32))
+    net = flow.net.train()
+    ema = copy.deepcopy(net).eval().requires_grad_(False)
+    ema_flow = replace(flow, net=ema)
+    opt_class = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
+    optimizer = opt_class(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    params, ema_params = list(net.parameters()), list(ema.parameters())
+    last_good = _ParamSnapshot(ema)
+    path, batch = flow.path, config.batch_size
+    result = TrainResult(model=ema_flow)
+    start = time.perf_counter()
+    for step in range(config.steps):
+        lr = _learning_rate(config, step)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        z1 = z1_all[torch.randint(len(z1_all), (batch,), generator=generator).to(device)]
+        if z0_all is None:
+            z0 = torch.randn(batch, z1.shape[1], generator=generator).to(device)
+        else:
+            z0 = z0_all[torch.randint(len(z0_all), (batch,), generator=generator).to(device)]
+        z0, z1 = pair(z0, z1, flow.coupling)
+        t = (torch.rand(batch, generator=generator) * path.t_max).to(device)
+        sample = path.sample(z0, z1, t, generator)
+        loss = cfm_loss(net, sample.x_t, t, sample.u_t)
+        loss_value = float(loss.detach())
+        if not math.isfinite(loss_value):
+            last_good.restore()
+            result.seconds = time.perf_counter() - start
+            raise TrainingDiverged(
+                f"training stopped at step {step + 1}: the loss became {loss_value} "
+                f"(learning rate {config.lr:g} too high?); the last good weights are kept",
+                result,
+            )
+        last_good.save()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if config.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
+        optimizer.step()
+        decay = min(config.ema_decay, (1.0 + step) / (10.0 + step))
+        with torch.no_grad():
+            torch._foreach_lerp_(ema_params, params, 1.0 - decay)
+        result.losses.append(loss_value)
+        if callback is not None:
+            info = StepInfo(step + 1, config.steps, loss_value, lr, time.perf_counter() - start)
+            if callback(info, ema_flow):
+                result.stopped_early = True
+                break
+    result.seconds = time.perf_counter() - start
+    ema_flow.info["steps_done"] = int(flow.info.get("steps_done", 0)) + len(result.losses)
+    ema_flow.info["train_seconds"] = round(result.seconds, 2)
+    return result

@@ -1,0 +1,1 @@
+"""flowscope's Streamlit explorer; run with `flowscope ui`."""
