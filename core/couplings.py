@@ -42,7 +42,7 @@ def sinkhorn_permutation(x0: Tensor, x1: Tensor, reg: float = 0.05) -> Tensor:
     cost = squared_distances(x0, x1)
     cost = cost / max(float(cost.mean()), 1e-12)
     n = cost.shape[0]
-    plan = ot.sinkhorn(np.full(n, 1.0 / n), np.full(n, 1.0 / n), cost, reg, numItermax=1000)
+    plan = ot.sinkhorn(np.full(n, 1.0 / n), np.full(n, 1.0 / n), cost, reg, numItermax=5000, warn=False)
     rows, cols = linear_sum_assignment(plan, maximize=True)
     perm = np.empty_like(rows)
     perm[cols] = rows

@@ -204,12 +204,13 @@ def _fit(
     generator = torch.Generator(device="cpu").manual_seed(config.seed)
     z1_all = flow.normalizer.encode(data.to(device, torch.float32))
     z0_all = None if flow.source is None else flow.normalizer.encode(flow.source.to(device, torch.float32))
-    net = flow.net.train()
+    net = flow.net.train().requires_grad_(True)
     ema = copy.deepcopy(net).eval().requires_grad_(False)
     ema_flow = replace(flow, net=ema)
     opt_class = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
     optimizer = opt_class(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    params, ema_params = list(net.parameters()), list(ema.parameters())
+    params: list[Tensor] = list(net.parameters())
+    ema_params: list[Tensor] = list(ema.parameters())
     last_good = _ParamSnapshot(ema)
     path, batch = flow.path, config.batch_size
     result = TrainResult(model=ema_flow)

@@ -1,0 +1,302 @@
+"""The `flowscope` command: train, sample, evaluate and inspect models, build the zoo, start the explorer."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import checkpoint
+from .data import DATASETS, dataset_hash, make_dataset
+from .flow import FlowModel
+from .loader import DataError, load_array
+from .models import MLPConfig, Normalizer
+from .paths import PATHS, AffinePath
+from .sampling import METHODS, SolverConfig
+from .training import StepInfo, TrainConfig, TrainingDiverged, path_for_data, train
+
+DEFAULTS = TrainConfig()
+
+
+class CLIError(Exception):
+    """A user-facing error: printed as one line, exit status 2."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        result: int = args.handler(args)
+        return result
+    except (CLIError, DataError, checkpoint.CheckpointError, ValueError) as err:
+        print(f"flowscope {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"flowscope {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with one sub-command per verb."""
+    parser = argparse.ArgumentParser(prog="flowscope", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_train(sub.add_parser("train", help="train a flow matching model"))
+    _add_sample(sub.add_parser("sample", help="draw samples from a model"))
+    info = sub.add_parser("info", help="print a model's stored config and metrics")
+    info.add_argument("model", type=Path)
+    info.set_defaults(handler=cmd_info)
+    _add_eval(sub.add_parser("eval", help="measure a model against data (W2, MMD, NLL, straightness, NFE)"))
+    _add_zoo(sub.add_parser("zoo", help="list or build the pretrained models"))
+    ui = sub.add_parser("ui", help="start the Streamlit explorer")
+    ui.add_argument("--port", type=int, default=8501)
+    ui.add_argument("--headless", action="store_true", help="do not open a browser")
+    ui.set_defaults(handler=cmd_ui)
+    return parser
+
+
+def _add_data_args(p: argparse.ArgumentParser) -> None:
+    """--dataset / --data / --n: where data comes from (shared by train and eval)."""
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--dataset", choices=DATASETS, default=None, help="a built-in 2D dataset (default moons)")
+    group.add_argument("--data", type=Path, help="a CSV/TSV/.npy/.npz file of shape (n, d)")
+    p.add_argument("--n", type=int, default=20000, help="points drawn from a built-in dataset")
+    p.add_argument("--seed", type=int, default=0)
+
+
+def _add_train(p: argparse.ArgumentParser) -> None:
+    _add_data_args(p)
+    p.add_argument("--source", type=Path, help="a file of source samples (non-Gaussian source)")
+    p.add_argument("--source-dataset", choices=DATASETS, help="a built-in dataset as the source")
+    p.add_argument("--path", choices=sorted([*PATHS, "icfm"]), default="ot")
+    p.add_argument("--sigma", type=float, default=None, help="I-CFM noise / OT sigma_min")
+    p.add_argument("--coupling", choices=("independent", "ot", "sinkhorn"), default="independent")
+    p.add_argument("--steps", type=int, default=DEFAULTS.steps)
+    p.add_argument("--batch-size", type=int, default=DEFAULTS.batch_size)
+    p.add_argument("--lr", type=float, default=DEFAULTS.lr)
+    p.add_argument("--width", type=int, default=128)
+    p.add_argument("--depth", type=int, default=3)
+    p.add_argument("--device", default=None, help="cuda, mps or cpu (default: best available)")
+    p.add_argument("--resume", type=Path, help="continue training this checkpoint")
+    p.add_argument("--no-eval", action="store_true", help="skip measuring W2 after training")
+    p.add_argument("--out", type=Path, help="output .safetensors (default DATASET-PATH.safetensors)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(handler=cmd_train)
+
+
+def _add_solver_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--method", choices=METHODS, default="dopri5")
+    p.add_argument("--steps", type=int, default=100, help="steps of a fixed-step method")
+    p.add_argument("--atol", type=float, default=1e-5)
+    p.add_argument("--rtol", type=float, default=1e-5)
+    p.add_argument("--device", default="cpu")
+
+
+def _add_sample(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", type=Path)
+    p.add_argument("-n", type=int, default=1000, help="number of samples")
+    p.add_argument("--out", type=Path, default=Path("samples.npy"), help=".npy, .npz or .csv")
+    p.add_argument("--source", type=Path, help="draw the starting points from this file")
+    p.add_argument("--seed", type=int, default=0)
+    _add_solver_args(p)
+    p.set_defaults(handler=cmd_sample)
+
+
+def _add_eval(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", type=Path)
+    _add_data_args(p)
+    p.add_argument("--samples", type=int, default=2000, help="model samples and reference points")
+    _add_solver_args(p)
+    p.set_defaults(handler=cmd_eval)
+
+
+def _add_zoo(p: argparse.ArgumentParser) -> None:
+    zoo = p.add_subparsers(dest="zoo_command", required=True)
+    ls = zoo.add_parser("list", help="list the pretrained models")
+    ls.set_defaults(handler=cmd_zoo_list)
+    build = zoo.add_parser("build", help="train every zoo model (or --only NAME) into pretrained/")
+    build.add_argument("--only", action="append", default=None, help="build just this model (repeatable)")
+    build.add_argument("--out", type=Path, default=None, help="folder (default: the checkout's pretrained/)")
+    build.set_defaults(handler=cmd_zoo_build)
+
+
+def load_data(args: argparse.Namespace, n: int | None = None) -> tuple[np.ndarray, str, str]:
+    """The data selected by --dataset / --data: (points, display name, hash)."""
+    if args.data is not None:
+        points = load_array(args.data)
+        return points, args.data.name, dataset_hash(points)
+    name = args.dataset or "moons"
+    points = make_dataset(name, n or args.n, seed=args.seed)
+    return points, name, dataset_hash(points)
+
+
+def _progress(total: int, quiet: bool) -> tuple[Callable[[StepInfo, FlowModel], None], Callable[[], None]]:
+    """A tqdm progress bar with the running loss, as a training callback and a close function."""
+    if quiet:
+        return (lambda info, flow: None), (lambda: None)
+    from tqdm import tqdm
+
+    bar = tqdm(total=total, unit="step", dynamic_ncols=True)
+    running: list[float] = []
+
+    def on_step(info: StepInfo, flow: FlowModel) -> None:
+        running.append(info.loss)
+        if info.step % 50 == 0 or info.step == total:
+            bar.set_postfix(loss=f"{sum(running[-50:]) / len(running[-50:]):.4f}", refresh=False)
+            bar.update(info.step - bar.n)
+
+    return on_step, bar.close
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """flowscope train: fit a model and write it as .safetensors (atomically)."""
+    data, name, digest = load_data(args)
+    source = None
+    if args.source is not None:
+        source = torch.from_numpy(load_array(args.source))
+    elif args.source_dataset is not None:
+        source = torch.from_numpy(make_dataset(args.source_dataset, args.n, seed=args.seed + 1))
+        name = f"{args.source_dataset}->{name}"
+    if source is not None and source.shape[1] != data.shape[1]:
+        raise CLIError(f"source has {source.shape[1]} columns but the data has {data.shape[1]}")
+    path_params = {} if args.sigma is None else {"sigma_min" if args.path == "ot" else "sigma": args.sigma}
+    config = TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+                         device=args.device)
+    resume = checkpoint.load(args.resume) if args.resume else None
+    on_step, close = _progress(args.steps, args.quiet)
+    path_arg = args.path if not path_params else _path_with(args.path, path_params, data)
+    try:
+        result = train(torch.from_numpy(data), path=path_arg, config=config, source=source,
+                       model=MLPConfig(dim=data.shape[1], width=args.width, depth=args.depth),
+                       coupling=args.coupling, dataset=name, dataset_hash=digest, callback=on_step,
+                       resume=resume)
+    except TrainingDiverged as err:
+        close()
+        out = _out_path(args, name)
+        checkpoint.save(err.result.model, out)
+        raise CLIError(f"{err}; saved them to {out}") from None
+    close()
+    flow = result.model
+    if not args.no_eval and args.data is None and source is None and data.shape[1] == 2:
+        from .evaluation import quality
+
+        flow.info["metrics"] = quality(flow, lambda n, seed: make_dataset(args.dataset or "moons", n, seed),
+                                       seed=args.seed)
+    out = checkpoint.save(flow.to("cpu"), _out_path(args, name))
+    print(f"trained {result.seconds:.1f} s, final loss {np.mean(result.losses[-100:]):.4f}; wrote {out}")
+    if "metrics" in flow.info:
+        print(json.dumps(flow.info["metrics"]))
+    return 0
+
+
+def _path_with(name: str, params: dict[str, float], data: np.ndarray) -> AffinePath:
+    """A path name with explicit parameters, built for the normalised data."""
+    z = Normalizer.fit(torch.from_numpy(data)).encode(torch.from_numpy(data))
+    return path_for_data(name, z, **params)
+
+
+def _out_path(args: argparse.Namespace, name: str) -> Path:
+    out: Path | None = args.out
+    return out if out is not None else Path(f"{name.replace('->', '-to-')}-{args.path}.safetensors")
+
+
+def _solver(args: argparse.Namespace) -> SolverConfig:
+    return SolverConfig(method=args.method, steps=args.steps, atol=args.atol, rtol=args.rtol)
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    """flowscope sample: integrate the ODE from the prior (or --source) and save the end points."""
+    if args.n < 1:
+        raise CLIError(f"-n must be >= 1, got {args.n}")
+    flow = checkpoint.load(args.model, device=args.device)
+    generator = torch.Generator().manual_seed(args.seed)
+    x0 = None
+    if args.source is not None:
+        start = load_array(args.source)
+        if start.shape[1] != flow.dim:
+            raise CLIError(f"{args.source.name}: has {start.shape[1]} columns, the model needs {flow.dim}")
+        x0 = torch.from_numpy(start).to(flow.device)
+    result = flow.sample(args.n if x0 is None else None, x0=x0, solver=_solver(args), generator=generator)
+    save_array(result.samples.cpu().numpy(), args.out)
+    print(f"wrote {len(result.samples)} samples to {args.out} (NFE {result.nfe})")
+    return 0
+
+
+def save_array(points: np.ndarray, out: Path) -> None:
+    """Write points as .npy, .npz or .csv, atomically (temporary file, then rename)."""
+    suffix = out.suffix.lower()
+    if suffix not in (".npy", ".npz", ".csv"):
+        raise CLIError(f"{out}: output must end in .npy, .npz or .csv")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    with open(tmp, "wb") as handle:
+        if suffix == ".npy":
+            np.save(handle, points)
+        elif suffix == ".npz":
+            np.savez(handle, samples=points)
+        else:
+            header = ",".join(f"x{i}" for i in range(points.shape[1]))
+            np.savetxt(handle, points, delimiter=",", header=header, comments="")
+    os.replace(tmp, out)
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    """flowscope info: the stored config and metrics, validated by loading the model."""
+    flow = checkpoint.load(args.model)
+    print(json.dumps(checkpoint.config_of(flow), indent=2))
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    """flowscope eval: W2 and its floor, MMD, energy distance, NLL, straightness, NFE against data."""
+    from .evaluation import evaluate
+
+    flow = checkpoint.load(args.model, device=args.device)
+    data, name, _ = load_data(args, n=2 * args.samples)
+    if data.shape[1] != flow.dim:
+        raise CLIError(f"{name}: data has {data.shape[1]} columns, the model needs {flow.dim}")
+    report = evaluate(flow, data, n=args.samples, solver=_solver(args), seed=args.seed)
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+def cmd_zoo_list(args: argparse.Namespace) -> int:
+    """flowscope zoo list: the pretrained models and their headline metrics."""
+    from . import zoo
+
+    for entry in zoo.entries():
+        print(f"{entry.name:32s} {entry.dataset:24s} {entry.path:4s} {entry.coupling:12s} "
+              f"W2/floor {entry.metrics.get('w2_ratio', float('nan')):.2f}")
+    return 0
+
+
+def cmd_zoo_build(args: argparse.Namespace) -> int:
+    """flowscope zoo build: train the zoo's models reproducibly and write pretrained/ and its manifest."""
+    from . import zoo
+
+    zoo.build(only=args.only, out=args.out)
+    return 0
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    """flowscope ui: run the Streamlit explorer (needs the `ui` extra)."""
+    try:
+        import flowscope_ui
+    except ImportError:
+        raise CLIError("the explorer is not installed; pip install 'flowscope[ui]'") from None
+    app = Path(flowscope_ui.__file__).with_name("app.py")
+    command = [sys.executable, "-m", "streamlit", "run", str(app), "--server.port", str(args.port)]
+    if args.headless:
+        command += ["--server.headless", "true"]
+    return subprocess.call(command)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,175 @@
+"""The pretrained model zoo: what is in it, how to build it reproducibly, and how to load it.
+
+Models live in the `flowscope_pretrained` package (the checkout's pretrained/ folder, also shipped in the
+wheel) beside a manifest.json that records each model's settings, training time and metrics.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from . import checkpoint
+from .data import DATASETS, dataset_hash, make_dataset
+from .evaluation import REFERENCE_SOLVER, held_out_nll, quality
+from .flow import FlowModel
+from .metrics import straightness
+from .models import MLPConfig
+from .paths import make_path
+from .training import TrainConfig, train
+
+MANIFEST = "manifest.json"
+N_TRAIN = 20000
+GAUSSIAN_PATHS = ("ot", "vp", "ve")
+#: Steps per path; the diffusion paths' fields are stiffer near t = 1 and get more steps.
+STEPS = {"ot": 10000, "vp": 12000, "ve": 12000, "icfm": 10000}
+
+
+class ZooError(RuntimeError):
+    """A zoo model that is unknown, missing or corrupt; the message names it and the folder."""
+
+
+@dataclass(frozen=True)
+class ZooSpec:
+    """How to train one zoo model."""
+
+    name: str
+    dataset: str
+    path: str
+    coupling: str = "independent"
+    source: str | None = None
+    path_params: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ZooEntry:
+    """One manifest row: a built model and its recorded quality."""
+
+    name: str
+    file: str
+    dataset: str
+    path: str
+    coupling: str
+    source: str | None
+    params: dict[str, Any]
+    steps: int
+    train_seconds: float
+    metrics: dict[str, float]
+
+
+def specs() -> list[ZooSpec]:
+    """Every zoo model: each 2D dataset under each of the paper's paths, plus 8gaussians -> moons."""
+    models = [ZooSpec(f"{d}-{p}", d, p) for d in DATASETS for p in GAUSSIAN_PATHS]
+    for coupling in ("independent", "ot"):
+        models.append(ZooSpec(f"8gaussians-to-moons-{coupling}", "moons", "icfm", coupling, "8gaussians",
+                              {"sigma": 0.02}))
+    return models
+
+
+def directory() -> Path:
+    """The folder holding the pretrained models (checkout or installed package alike)."""
+    import flowscope_pretrained
+
+    return flowscope_pretrained.DIRECTORY
+
+
+def entries(folder: Path | None = None) -> list[ZooEntry]:
+    """The manifest's entries; a missing or unreadable manifest is a ZooError naming the file."""
+    manifest = (folder or directory()) / MANIFEST
+    try:
+        rows = json.loads(manifest.read_text())["models"]
+        return [ZooEntry(**row) for row in rows]
+    except FileNotFoundError:
+        raise ZooError(f"{manifest}: no zoo manifest; build it with `flowscope zoo build`") from None
+    except (json.JSONDecodeError, KeyError, TypeError) as err:
+        raise ZooError(f"{manifest}: malformed manifest ({err})") from None
+
+
+def load(name: str, folder: Path | None = None, device: str = "cpu") -> FlowModel:
+    """Load a zoo model by name, validating its file; unknown, missing or corrupt models raise ZooError."""
+    folder = folder or directory()
+    by_name = {entry.name: entry for entry in entries(folder)}
+    if name not in by_name:
+        raise ZooError(f"no zoo model named {name!r}; available: {', '.join(sorted(by_name))}")
+    file = folder / by_name[name].file
+    if not file.is_file():
+        raise ZooError(f"zoo model {name!r}: file {file} is missing; rebuild with `flowscope zoo build --only {name}`")
+    try:
+        return checkpoint.load(file, device=device)
+    except checkpoint.CheckpointError as err:
+        raise ZooError(f"zoo model {name!r} is corrupt: {err}") from None
+
+
+def build(only: list[str] | None = None, out: Path | None = None, seed: int = 0) -> list[ZooEntry]:
+    """Train the selected zoo models (all by default) with fixed seeds; write files and the manifest."""
+    folder = out or directory()
+    chosen = [s for s in specs() if not only or s.name in only]
+    unknown = set(only or ()) - {s.name for s in specs()}
+    if unknown:
+        raise ZooError(f"unknown zoo models {sorted(unknown)}; available: {[s.name for s in specs()]}")
+    try:
+        kept = {e.name: e for e in entries(folder)}
+    except ZooError:
+        kept = {}
+    torch.set_num_threads(max(1, min(4, os.cpu_count() or 1)))
+    for spec in chosen:
+        start = time.perf_counter()
+        entry = build_one(spec, folder, seed)
+        kept[spec.name] = entry
+        _write_manifest(folder, [kept[s.name] for s in specs() if s.name in kept])
+        print(f"{spec.name:32s} W2/floor {entry.metrics['w2_ratio']:.2f}  NFE {entry.metrics['nfe_dopri5']:4d}"
+              f"  {time.perf_counter() - start:5.1f} s", flush=True)
+    return list(kept.values())
+
+
+def build_one(spec: ZooSpec, folder: Path, seed: int = 0) -> ZooEntry:
+    """Train one zoo model, measure it and write its checkpoint."""
+    data = make_dataset(spec.dataset, N_TRAIN, seed=seed)
+    source = None
+    if spec.source is not None:
+        source = torch.from_numpy(make_dataset(spec.source, N_TRAIN, seed=seed + 1))
+    config = TrainConfig(steps=STEPS[spec.path], seed=seed, device="cpu")
+    path = make_path(spec.path, **spec.path_params) if spec.path_params else spec.path
+    result = train(torch.from_numpy(data), path=path, model=MLPConfig(dim=2), config=config,
+                   source=source, coupling=spec.coupling, dataset=spec.dataset, dataset_hash=dataset_hash(data))
+    flow = result.model
+    if flow.source is not None:
+        flow.source = flow.source[:2000].clone()  # enough to sample and show the source; keeps files small
+    metrics: dict[str, float] = dict(quality(flow, lambda n, s: make_dataset(spec.dataset, n, s), seed=seed))
+    x0 = flow.draw_source(1000, torch.Generator().manual_seed(seed))
+    traj = straightness(flow.velocity, x0, torch.linspace(0.0, flow.path.t_max, 65))
+    metrics.update(straightness=round(traj.straightness, 5), path_energy=round(traj.path_energy, 5))
+    if flow.source is None:
+        held_out = make_dataset(spec.dataset, 1000, seed=seed + 20_001)
+        metrics["nll"] = round(held_out_nll(flow, held_out), 4)
+    flow.info["metrics"] = metrics
+    flow.info["zoo_name"] = spec.name
+    file = f"{spec.name}.safetensors"
+    checkpoint.save(flow, folder / file)
+    return ZooEntry(name=spec.name, file=file, dataset=spec.dataset, path=spec.path, coupling=spec.coupling,
+                    source=spec.source, params=flow.path.config(), steps=len(result.losses),
+                    train_seconds=round(result.seconds, 1), metrics=metrics)
+
+
+def _write_manifest(folder: Path, rows: list[ZooEntry]) -> None:
+    """Write manifest.json atomically."""
+    folder.mkdir(parents=True, exist_ok=True)
+    payload = json.dumps({"format_version": 1, "solver_for_nfe": asdict(REFERENCE_SOLVER),
+                          "models": [asdict(r) for r in rows]}, indent=1)
+    fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
+    with os.fdopen(fd, "w") as handle:
+        handle.write(payload)
+    os.replace(tmp, folder / MANIFEST)
+
+
+def reference_samples(entry: ZooEntry, n: int, seed: int = 0) -> np.ndarray:
+    """Fresh points of an entry's dataset (for recomputing its metrics)."""
+    return make_dataset(entry.dataset, n, seed)
