@@ -1,0 +1,206 @@
+"""Toy 2-D datasets of FFJORD (Grathwohl et al., ICLR 2019), the usual benchmarks of flow papers.
+
+Written with numpy only (no scikit-learn) so that a name, a size and a seed fully determine the data on
+any machine: every generator draws from one `numpy.random.Generator(PCG64(seed))`. The formulas follow
+FFJORD's `toy_data.py` and the scikit-learn generators it calls (`make_moons`, `make_circles`,
+`make_swiss_roll`); see DESIGN.md, "Toy datasets". Every generator returns exactly n points in random
+order, so any prefix of a dataset is a fair sample of it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import operator
+from collections.abc import Callable
+
+import numpy as np
+
+_Generator = Callable[[np.random.Generator, int], np.ndarray]
+
+
+def _split(n: int, k: int) -> list[int]:
+    """Sizes of k groups that sum to n, the remainder going to the last groups (as sklearn does for k=2)."""
+    return [n // k + (i >= k - n % k) for i in range(k)]
+
+
+def _circle(n: int, radius: float) -> np.ndarray:
+    """n evenly spaced points on a circle of the given radius (sklearn's `linspace(.., endpoint=False)`)."""
+    angle = np.linspace(0.0, 2.0 * np.pi, n, endpoint=False)
+    return radius * np.stack([np.cos(angle), np.sin(angle)], axis=1)
+
+
+def _shuffle_and_jitter(rng: np.random.Generator, x: np.ndarray, noise: float) -> np.ndarray:
+    """Shuffle the rows, then add N(0, noise^2) to every coordinate (sklearn's order of operations)."""
+    return x[rng.permutation(len(x))] + noise * rng.standard_normal(x.shape)
+
+
+def make_moons(rng: np.random.Generator, n: int, noise: float) -> np.ndarray:
+    """sklearn's `make_moons`: upper unit half circle and a lower one shifted by (1, -0.5), shuffled.
+
+    Args:
+        rng: source of randomness.
+        n: number of points; the outer moon gets n // 2 of them.
+        noise: std of the Gaussian noise added to every coordinate.
+
+    Returns:
+        float64 array [n, 2].
+    """
+    n_out, n_in = _split(n, 2)
+    a_out = np.linspace(0.0, np.pi, n_out)
+    a_in = np.linspace(0.0, np.pi, n_in)
+    outer = np.stack([np.cos(a_out), np.sin(a_out)], axis=1)
+    inner = np.stack([1.0 - np.cos(a_in), 1.0 - np.sin(a_in) - 0.5], axis=1)
+    return _shuffle_and_jitter(rng, np.concatenate([outer, inner]), noise)
+
+
+def make_circles(rng: np.random.Generator, n: int, factor: float, noise: float) -> np.ndarray:
+    """sklearn's `make_circles`: a unit circle and a concentric one of radius `factor`, shuffled.
+
+    Args:
+        rng: source of randomness.
+        n: number of points; the outer circle gets n // 2 of them.
+        factor: radius of the inner circle.
+        noise: std of the Gaussian noise added to every coordinate.
+
+    Returns:
+        float64 array [n, 2].
+    """
+    n_out, n_in = _split(n, 2)
+    x = np.concatenate([_circle(n_out, 1.0), _circle(n_in, factor)])
+    return _shuffle_and_jitter(rng, x, noise)
+
+
+def make_swiss_roll(rng: np.random.Generator, n: int, noise: float) -> np.ndarray:
+    """The (x, z) plane of sklearn's `make_swiss_roll`: t (cos t, sin t), t ~ 1.5 pi (1 + 2U), + noise.
+
+    The roll's height y = 21 U is not drawn: FFJORD keeps only columns 0 and 2.
+
+    Args:
+        rng: source of randomness.
+        n: number of points.
+        noise: std of the Gaussian noise added to every coordinate.
+
+    Returns:
+        float64 array [n, 2].
+    """
+    t = 1.5 * np.pi * (1.0 + 2.0 * rng.random(n))
+    x = np.stack([t * np.cos(t), t * np.sin(t)], axis=1)
+    return x + noise * rng.standard_normal(x.shape)
+
+
+def _swissroll(rng: np.random.Generator, n: int) -> np.ndarray:
+    """FFJORD: make_swiss_roll(noise=1.0)[:, [0, 2]] / 5."""
+    return make_swiss_roll(rng, n, noise=1.0) / 5.0
+
+
+def _circles(rng: np.random.Generator, n: int) -> np.ndarray:
+    """FFJORD: make_circles(factor=.5, noise=.08) * 3."""
+    return make_circles(rng, n, factor=0.5, noise=0.08) * 3.0
+
+
+def _rings(rng: np.random.Generator, n: int) -> np.ndarray:
+    """FFJORD: circles of radius 1, .75, .5, .25 with n/4 points each, * 3, shuffled, + N(0, .08^2)."""
+    radii = (1.0, 0.75, 0.5, 0.25)
+    x = np.concatenate([_circle(m, r) for m, r in zip(_split(n, 4), radii, strict=True)])
+    return _shuffle_and_jitter(rng, x * 3.0, 0.08)
+
+
+def _moons(rng: np.random.Generator, n: int) -> np.ndarray:
+    """FFJORD: make_moons(noise=.1) * 2 + [-1, -.2]."""
+    return make_moons(rng, n, noise=0.1) * 2.0 + np.array([-1.0, -0.2])
+
+
+def _eight_gaussians(rng: np.random.Generator, n: int) -> np.ndarray:
+    """FFJORD: centres 4 (cos k pi/4, sin k pi/4) picked uniformly, + .5 N(0, I), all / 1.414."""
+    angle = np.arange(8) * np.pi / 4.0
+    centres = 4.0 * np.stack([np.cos(angle), np.sin(angle)], axis=1)
+    x = centres[rng.integers(0, 8, size=n)] + 0.5 * rng.standard_normal((n, 2))
+    return x / 1.414
+
+
+def _pinwheel(rng: np.random.Generator, n: int) -> np.ndarray:
+    """FFJORD: 5 arms; radial std .3, tangential std .1, feature0 += 1, bent by .25 exp(feature0), * 2.
+
+    FFJORD's `einsum("ti,tij->tj", features, R)` with R = [[cos, -sin], [sin, cos]] is written out.
+    """
+    arm = np.repeat(np.arange(5), _split(n, 5))
+    f = rng.standard_normal((n, 2)) * np.array([0.3, 0.1])
+    f[:, 0] += 1.0
+    angle = 2.0 * np.pi * arm / 5.0 + 0.25 * np.exp(f[:, 0])
+    cos, sin = np.cos(angle), np.sin(angle)
+    x = np.stack([f[:, 0] * cos + f[:, 1] * sin, -f[:, 0] * sin + f[:, 1] * cos], axis=1)
+    return 2.0 * x[rng.permutation(n)]
+
+
+def _two_spirals(rng: np.random.Generator, n: int) -> np.ndarray:
+    """FFJORD: r = sqrt(U) 540 2pi/360, (-cos(r) r + .5U, sin(r) r + .5U) and its negation, / 3, + .1 N."""
+    m = n - n // 2
+    r = np.sqrt(rng.random(m)) * 540.0 * (2.0 * np.pi) / 360.0
+    arm = np.stack([-np.cos(r) * r + 0.5 * rng.random(m), np.sin(r) * r + 0.5 * rng.random(m)], axis=1)
+    x = np.concatenate([arm, -arm[: n // 2]]) / 3.0
+    return _shuffle_and_jitter(rng, x, 0.1)
+
+
+def _checkerboard(rng: np.random.Generator, n: int) -> np.ndarray:
+    """FFJORD: x1 = 4U - 2, x2 = U - 2 randint{0, 1} + (floor(x1) mod 2), * 2 (8 squares of side 2)."""
+    x1 = 4.0 * rng.random(n) - 2.0
+    x2 = rng.random(n) - 2.0 * rng.integers(0, 2, size=n) + np.floor(x1) % 2.0
+    return 2.0 * np.stack([x1, x2], axis=1)
+
+
+_GENERATORS: dict[str, _Generator] = {
+    "swissroll": _swissroll,
+    "circles": _circles,
+    "rings": _rings,
+    "moons": _moons,
+    "8gaussians": _eight_gaussians,
+    "pinwheel": _pinwheel,
+    "2spirals": _two_spirals,
+    "checkerboard": _checkerboard,
+}
+
+#: Names accepted by `make_dataset`, in a stable order (for menus and the CLI).
+DATASETS: tuple[str, ...] = tuple(_GENERATORS)
+
+
+def make_dataset(name: str, n: int, seed: int = 0) -> np.ndarray:
+    """Draw n points of a toy dataset, reproducibly, so that a name and a seed identify the data.
+
+    Args:
+        name: one of `DATASETS`.
+        n: number of points, at least 1; exactly n rows are returned.
+        seed: seed of the `numpy.random.Generator(PCG64(seed))` that all draws come from (>= 0).
+
+    Returns:
+        float32 array [n, 2], rows in random order.
+
+    Raises:
+        ValueError: unknown name (the message lists the valid ones), n < 1 or a negative seed.
+        TypeError: n or seed is not an integer.
+    """
+    generator = _GENERATORS.get(name)
+    if generator is None:
+        raise ValueError(f"unknown dataset {name!r}; valid names: {', '.join(DATASETS)}")
+    n, seed = operator.index(n), operator.index(seed)
+    if n < 1:
+        raise ValueError(f"n must be at least 1, got {n}")
+    if seed < 0:
+        raise ValueError(f"seed must be non-negative, got {seed}")
+    x = generator(np.random.Generator(np.random.PCG64(seed)), n)
+    return x.astype(np.float32)
+
+
+def dataset_hash(x: np.ndarray) -> str:
+    """Short fingerprint of a data array, stored with a model to record which data it was trained on.
+
+    Args:
+        x: array of any numeric dtype; it is hashed as C-contiguous float32, so a float64 copy of the same
+            float32 data gets the same hash.
+
+    Returns:
+        the first 16 hex digits of sha256 over the shape and the float32 bytes.
+    """
+    arr = np.ascontiguousarray(x, dtype=np.float32)
+    digest = hashlib.sha256(f"float32{arr.shape}".encode())
+    digest.update(arr.tobytes())
+    return digest.hexdigest()[:16]

@@ -1,0 +1,442 @@
+"""Tests of flowscope.loader: the bad-file corpus, the formats it accepts, fuzzing and round trips."""
+
+from __future__ import annotations
+
+import io
+import pickle
+import re
+import time
+import tracemalloc
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from corpus_cases import CASES, CORPUS_DIR, CORPUS_LIMITS, GOOD_FILES, STATIC_CASES, Case, materialize_corpus
+from flowscope.loader import (
+    SUPPORTED_SUFFIXES,
+    DataError,
+    Limits,
+    Table,
+    load_array,
+    load_bytes,
+    load_table,
+    load_table_bytes,
+)
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def npy_bytes(array: np.ndarray) -> bytes:
+    """`array` in .npy format."""
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    return buffer.getvalue()
+
+
+def npz_bytes(**arrays: np.ndarray) -> bytes:
+    """`arrays` in .npz format."""
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)  # type: ignore[arg-type]
+    return buffer.getvalue()
+
+
+def refused(data: bytes, name: str, limits: Limits = CORPUS_LIMITS) -> str:
+    """The message of the DataError that loading `data` as `name` must raise."""
+    with pytest.raises(DataError) as info:
+        load_bytes(data, name, limits=limits)
+    return str(info.value)
+
+
+# --- the corpus -----------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Case]:
+    """Every bad case, written once for the module, by file name."""
+    return {case.path.name: case for case in materialize_corpus(tmp_path_factory.mktemp("corpus"))}
+
+
+@pytest.mark.parametrize("filename", [name for name, _ in CASES])
+def test_corpus_case_is_refused_from_disk(corpus: dict[str, Case], filename: str) -> None:
+    case = corpus[filename]
+    with pytest.raises(DataError) as info:
+        load_array(case.path, limits=CORPUS_LIMITS)
+    assert case.expected in str(info.value)
+    assert filename in str(info.value)
+
+
+@pytest.mark.parametrize("filename", [name for name, _ in CASES])
+def test_corpus_case_is_refused_from_memory(corpus: dict[str, Case], filename: str) -> None:
+    case = corpus[filename]
+    if not case.path.is_file():
+        pytest.skip("no content to upload")
+    with pytest.raises(DataError) as info:
+        load_bytes(case.path.read_bytes(), filename, limits=CORPUS_LIMITS)
+    assert case.expected in str(info.value)
+    assert str(info.value).startswith(f"{filename}: ")
+
+
+def test_corpus_readme_matches_corpus_cases() -> None:
+    readme = (CORPUS_DIR / "README.md").read_text(encoding="utf-8")
+    rows = re.findall(r"^\| (\S+) \| .* \| `(.*)` \|$", readme, flags=re.MULTILINE)
+    assert [(name, fragment.replace("\\|", "|")) for name, fragment in rows] == CASES
+
+
+def test_static_corpus_files_are_small_and_present() -> None:
+    for name, _ in STATIC_CASES:
+        assert (CORPUS_DIR / name).stat().st_size < 4096, name
+
+
+def test_corpus_with_default_limits(tmp_path: Path) -> None:
+    """The generated cases can be sized for the default limits too (for callers that cannot set them)."""
+    for case in materialize_corpus(tmp_path, Limits()):
+        with pytest.raises(DataError, match=re.escape(case.expected)):
+            load_table(case.path)
+
+
+@pytest.mark.parametrize("filename, shape, columns", GOOD_FILES)
+def test_good_files_load(filename: str, shape: tuple[int, int], columns: tuple[str, ...]) -> None:
+    table = load_table(CORPUS_DIR / filename)
+    assert table.values.shape == shape
+    assert table.values.dtype == np.float32
+    assert table.values.flags.c_contiguous
+    assert table.columns == columns
+    from_memory = load_table_bytes((CORPUS_DIR / filename).read_bytes(), filename)
+    np.testing.assert_array_equal(from_memory.values, table.values)
+    assert from_memory.columns == columns
+
+
+# --- API details ----------------------------------------------------------------------------------------
+
+
+def test_display_name_and_format_come_from_name(tmp_path: Path) -> None:
+    upload = tmp_path / "upload-1234"  # a temporary file without an extension
+    upload.write_bytes(b"x,y\n1,2\n3,abc\n")
+    with pytest.raises(DataError, match=r"^my data\.csv: line 3, column 2"):
+        load_array(upload, name="my data.csv")
+
+
+def test_path_message_names_the_path(tmp_path: Path) -> None:
+    path = tmp_path / "points.csv"
+    path.write_bytes(b"1,2\n")
+    with pytest.raises(DataError) as info:
+        load_array(path)
+    assert info.value.file == str(path)
+    assert str(info.value) == f"{path}: {info.value.problem}"
+
+
+def test_size_checked_before_reading(tmp_path: Path) -> None:
+    path = tmp_path / "big.csv"
+    path.write_bytes(b"1,2\n3,4\n")
+    with pytest.raises(DataError, match=r"is 0\.00 MB \(8 bytes\), over the size limit of 0\.00 MB \(7 bytes\)"):
+        load_array(path, limits=Limits(max_bytes=7))
+
+
+def test_data_error_is_a_value_error_and_pickles() -> None:
+    error = DataError("a.csv", "too few rows")
+    assert isinstance(error, ValueError)
+    copy = pickle.loads(pickle.dumps(error))
+    assert (copy.file, copy.problem, str(copy)) == ("a.csv", "too few rows", "a.csv: too few rows")
+
+
+def test_limits_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="max_rows"):
+        Limits(max_rows=0)
+
+
+def test_unsupported_or_missing_extension() -> None:
+    assert "unsupported file type (no extension)" in refused(b"1,2\n3,4\n", "points")
+    assert "expected one of .csv, .tsv, .txt, .npy, .npz" in refused(b"", "points.json")
+
+
+def test_extension_is_case_insensitive() -> None:
+    assert load_bytes(b"1,2\n3,4\n", "POINTS.CSV").shape == (2, 2)
+
+
+# --- text tables ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("1,2\n3,4", [[1, 2], [3, 4]]),  # no final newline
+        ("1;2\n3;4\n", [[1, 2], [3, 4]]),
+        ("1\t2\n3\t4\n", [[1, 2], [3, 4]]),
+        ("  1   2\n3 4  \n", [[1, 2], [3, 4]]),
+        ("1, 2\r\n3 ,4\r\n", [[1, 2], [3, 4]]),  # CRLF, spaces around cells
+        ("1,2\r3,4\r", [[1, 2], [3, 4]]),  # old Mac line ends
+        ("\ufeffx,y\n1,2\n3,4\n", [[1, 2], [3, 4]]),  # byte order mark
+        ("# comment\n\n1 2\n\n# another\n3 4\n", [[1, 2], [3, 4]]),
+        ('"1","2"\n"3","4"\n', [[1, 2], [3, 4]]),
+        ("1e3,-2.5E-1\n+3,1_000\n", [[1000, -0.25], [3, 1000]]),
+        ("1\n2\n3\n", [[1], [2], [3]]),
+        ("True,1\n0,1\n", None),  # not numbers: refused below
+    ],
+)
+def test_text_dialects(text: str, expected: list[list[float]] | None) -> None:
+    if expected is None:
+        assert "expected a number, found 'True'" in refused(text.encode(), "t.csv")
+    else:
+        np.testing.assert_array_equal(load_bytes(text.encode(), "t.csv"), np.array(expected, np.float32))
+
+
+@pytest.mark.parametrize(
+    "text, columns",
+    [
+        ("x,y\n1,2\n3,4\n", ("x", "y")),
+        ('"x","y"\n1,2\n3,4\n', ("x", "y")),
+        ("x,\n1,2\n3,4\n", ("x", "x1")),  # a blank name gets a generated one
+        ("x,x,y,x\n1,2,3,4\n5,6,7,8\n", ("x", "x.1", "y", "x.2")),  # names are made unique
+        ("nan,inf\n1,2\n3,4\n", None),  # numbers (though not finite): data, not a header
+    ],
+)
+def test_header_detection(text: str, columns: tuple[str, ...] | None) -> None:
+    if columns is None:
+        assert "line 1, column 1: found NaN" in refused(text.encode(), "h.csv")
+    else:
+        assert load_table_bytes(text.encode(), "h.csv").columns == columns
+
+
+def test_first_row_with_some_text_is_data_not_header() -> None:
+    assert "line 1, column 2: expected a number, found 'b'" in refused(b"1,b\n2,3\n4,5\n", "h.csv")
+
+
+def test_earliest_error_wins_between_text_and_ragged_rows() -> None:
+    assert "line 2, column 1" in refused(b"1,2\nabc,3\n4,5,6\n", "e.csv")
+    assert "line 2: expected 2 fields" in refused(b"1,2\n4,5,6\nabc,3\n", "e.csv")
+
+
+def test_stray_tab_in_space_separated_file() -> None:
+    assert load_bytes(b"1 2\n3 4\n5\t6\n", "w.txt").shape == (3, 2)
+
+
+def test_ragged_row_missing_a_delimiter_is_reported_as_ragged() -> None:
+    assert "line 3: expected 2 fields (as on line 1), found 1" in refused(b"x,y\n1,2\n3\n4,5\n", "r.csv")
+
+
+def test_errors_in_later_chunks_name_the_right_line() -> None:
+    lines = [f"{i},{i + 1}" for i in range(300_000)]  # more rows than one chunk converts at a time
+    lines[280_000] = "1,oops"
+    text = "x,y\n" + "\n".join(lines)
+    assert "line 280002, column 2 ('y'): expected a number, found 'oops'" in refused(text.encode(), "c.csv", Limits())
+
+
+@pytest.mark.parametrize(
+    ("data", "fragment"),
+    [
+        (b"0.5 " * 300_000, "too many columns: 300,000"),
+        (b"1 2\n3 4\n" + b"0.5 " * 300_000, "line 3: expected 2 fields (as on line 1), found 300000"),
+    ],
+    ids=["one line", "a long third line"],
+)
+def test_a_huge_row_is_counted_not_split(data: bytes, fragment: str) -> None:
+    """A one-line hostile file must not become millions of Python strings (splitting this one: 18 MB)."""
+    tracemalloc.start()
+    try:
+        assert fragment in refused(data, "wide.txt", Limits())
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 * 2**20, f"{peak / 2**20:.1f} MB"
+
+
+def test_long_bad_cell_is_shortened() -> None:
+    message = refused(b"1,2\n3," + b"z" * 500 + b"\n", "l.csv")
+    assert "found 'zzzzz" in message and "...'" in message and len(message) < 200
+
+
+def test_too_many_rows_is_found_before_the_whole_text_is_split() -> None:
+    text = b"0,1\n" * 3_000_000  # 12 MB of one-short-line rows
+    start = time.perf_counter()
+    assert "too many rows: more than 1,000 data rows" in refused(text, "many.csv", Limits(max_rows=1000))
+    assert time.perf_counter() - start < 1.0
+
+
+def test_million_rows_load_in_a_few_seconds() -> None:
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((1_000_000, 2)).astype(np.float32)
+    text = "x,y\n" + "\n".join(map("{:.7g},{:.7g}".format, x[:, 0].tolist(), x[:, 1].tolist())) + "\n"
+    start = time.perf_counter()
+    y = load_bytes(text.encode(), "big.csv")
+    elapsed = time.perf_counter() - start
+    np.testing.assert_allclose(y, x, rtol=1e-6)
+    assert elapsed < 6.0, f"{elapsed:.1f} s"  # about 1 s on an idle laptop core
+
+
+# --- arrays ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "array",
+    [
+        np.array([True, False, True]),
+        np.array([[1, 2], [3, 4]], dtype=np.int64),
+        np.array([[1, 2], [3, 4]], dtype=np.uint8),
+        np.array([[1.5, 2], [3, 4]], dtype=np.float16),
+        np.array([[1.5, 2], [3, 4]], dtype=">f8"),  # big-endian
+        np.asfortranarray(np.arange(6.0).reshape(3, 2)),
+        np.arange(5.0),  # 1-D: one column
+    ],
+)
+def test_numeric_arrays_are_converted(array: np.ndarray) -> None:
+    expected = array.reshape(len(array), -1).astype(np.float32)
+    np.testing.assert_array_equal(load_bytes(npy_bytes(array), "a.npy"), expected)
+    np.testing.assert_array_equal(load_bytes(npz_bytes(only=array), "a.npz"), expected)
+
+
+@pytest.mark.parametrize(
+    "array, fragment",
+    [
+        (np.zeros(()), "shape (); expected a 1-D or 2-D array"),
+        (np.zeros((0, 2)), "too few rows: found 0"),
+        (np.zeros((3, 0)), "no columns"),
+        (np.array([[1, 2], [3, 4]], dtype="datetime64[s]"), "non-numeric dtype datetime64[s]"),
+        (np.zeros(2, dtype=[("a", "f8"), ("b", "f8")]), "non-numeric dtype"),
+        (
+            np.array([[1.0, 2.0], [3.0, -np.inf]]),
+            "row 2, column 2 (index [1, 1]): found infinite value (-inf)",
+        ),
+    ],
+)
+def test_bad_arrays(array: np.ndarray, fragment: str) -> None:
+    assert fragment in refused(npy_bytes(array), "a.npy")
+
+
+def test_object_array_is_never_unpickled(monkeypatch: pytest.MonkeyPatch) -> None:
+    buffer = io.BytesIO()
+    np.save(buffer, np.array([{"a": 1}, None], dtype=object), allow_pickle=True)
+
+    def no_pickle(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the loader unpickled something")
+
+    monkeypatch.setattr(pickle, "load", no_pickle)
+    monkeypatch.setattr(pickle, "loads", no_pickle)
+    assert "object dtype" in refused(buffer.getvalue(), "o.npy")
+    assert "object dtype" in refused(npz_bytes(o=np.array([None, 1], dtype=object)), "o.npz")
+
+
+def test_npz_member_that_is_not_npy() -> None:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("notes.txt", "hello")
+    assert "member 'notes.txt' of the .npz is not a .npy array" in refused(buffer.getvalue(), "z.npz")
+
+
+def test_npz_not_a_zip() -> None:
+    assert "not a .npz archive" in refused(npy_bytes(np.arange(4.0)), "z.npz")
+
+
+def test_corrupt_npz_member() -> None:
+    data = bytearray(npz_bytes(a=np.arange(40.0)))
+    data[60:70] = b"x" * 10
+    assert "corrupt .npz archive" in refused(bytes(data), "z.npz")
+
+
+def test_npy_header_with_negative_dimension() -> None:
+    data = npy_bytes(np.arange(4.0)).replace(b"(4,)", b"(-4,)")
+    assert "corrupt .npy header" in refused(data, "n.npy")
+
+
+# --- fuzzing --------------------------------------------------------------------------------------------
+
+
+def check_outcome(data: bytes, name: str) -> None:
+    """Loading must either give a usable array or raise DataError naming the file; nothing else."""
+    try:
+        table = load_table_bytes(data, name, limits=CORPUS_LIMITS)
+    except DataError as error:
+        assert str(error).startswith(f"{name}: ")
+        return
+    x = table.values
+    assert x.dtype == np.float32 and x.ndim == 2 and x.shape[0] >= 2 and x.shape[1] >= 1
+    assert np.isfinite(x).all() and not (x == x[0]).all()
+    assert len(table.columns) == x.shape[1]
+
+
+@FUZZ
+@given(data=st.binary(max_size=512), suffix=st.sampled_from(SUPPORTED_SUFFIXES))
+def test_fuzz_arbitrary_bytes(data: bytes, suffix: str) -> None:
+    check_outcome(data, "fuzz" + suffix)
+
+
+@FUZZ
+@given(
+    text=st.text(alphabet=st.sampled_from(list('0123456789.,;\t \n\r-+eE_#"xnaif\u00e9\x0c')), max_size=200),
+    suffix=st.sampled_from([".csv", ".tsv", ".txt"]),
+)
+def test_fuzz_table_like_text(text: str, suffix: str) -> None:
+    check_outcome(text.encode(), "fuzz" + suffix)
+
+
+VALID_ARRAYS = [
+    npy_bytes(np.arange(12.0).reshape(6, 2)),
+    npy_bytes(np.arange(5, dtype=np.int16)),
+    npz_bytes(a=np.arange(8.0).reshape(4, 2)),
+]
+
+
+@FUZZ
+@given(
+    base=st.sampled_from(range(len(VALID_ARRAYS))),
+    edits=st.lists(st.tuples(st.integers(0, 400), st.integers(0, 255)), max_size=4),
+    cut=st.integers(0, 400),
+)
+def test_fuzz_mutated_arrays(base: int, edits: list[tuple[int, int]], cut: int) -> None:
+    data = bytearray(VALID_ARRAYS[base])
+    for position, value in edits:
+        if position < len(data):
+            data[position] = value
+    suffix = ".npz" if data.startswith(b"PK") else ".npy"
+    check_outcome(bytes(data[: len(data) - cut]), "fuzz" + suffix)
+
+
+# --- round trips ----------------------------------------------------------------------------------------
+
+finite_arrays = hnp.arrays(
+    dtype=np.float32,
+    shape=st.tuples(st.integers(2, 12), st.integers(1, 4)),
+    elements=st.floats(-1e6, 1e6, width=32, allow_nan=False, allow_infinity=False),
+)
+
+
+def as_text(x: np.ndarray, delimiter: str, header: bool) -> bytes:
+    """`x` as a delimited table; float64 repr of each float32 value, so it reads back exactly."""
+    rows = [delimiter.join(repr(float(v)) for v in row) for row in x]
+    names = [delimiter.join(f"col{j}" for j in range(x.shape[1]))] if header else []
+    return "\n".join(names + rows).encode()
+
+
+@settings(max_examples=60, deadline=None)
+@given(x=finite_arrays, fmt=st.sampled_from(["csv", "csv+header", "tsv", "tsv+header", "txt", "npy", "npz"]))
+def test_round_trip(x: np.ndarray, fmt: str) -> None:
+    assume(not (x == x[0]).all())
+    suffix, _, header = fmt.partition("+")
+    if suffix == "npy":
+        data = npy_bytes(x)
+    elif suffix == "npz":
+        data = npz_bytes(points=x)
+    else:
+        data = as_text(x, {"csv": ",", "tsv": "\t", "txt": " "}[suffix], bool(header))
+    table = load_table_bytes(data, "round." + suffix)
+    np.testing.assert_allclose(table.values, x, rtol=1e-7, atol=0)
+    expected = tuple(f"col{j}" if header else f"x{j}" for j in range(x.shape[1]))
+    assert table.columns == expected
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".npy", ".npz"])
+def test_round_trip_through_a_file(tmp_path: Path, suffix: str) -> None:
+    x = np.random.default_rng(1).standard_normal((50, 3)).astype(np.float32)
+    path = tmp_path / f"points{suffix}"
+    if suffix == ".csv":
+        np.savetxt(path, x, delimiter=",", header="a,b,c", fmt="%.9g")  # '# a,b,c': a comment line
+    elif suffix == ".npy":
+        np.save(path, x)
+    else:
+        np.savez_compressed(path, x=x)
+    table = load_table(path)
+    np.testing.assert_array_equal(table.values, x)
+    assert isinstance(table, Table)
