@@ -124,6 +124,7 @@ def _add_zoo(p: argparse.ArgumentParser) -> None:
     build = zoo.add_parser("build", help="train every zoo model (or --only NAME) into pretrained/")
     build.add_argument("--only", action="append", default=None, help="build just this model (repeatable)")
     build.add_argument("--out", type=Path, default=None, help="folder (default: the checkout's pretrained/)")
+    build.add_argument("--jobs", type=int, default=None, help="models trained in parallel (default: one per core)")
     build.set_defaults(handler=cmd_zoo_build)
 
 
@@ -281,7 +282,7 @@ def cmd_zoo_build(args: argparse.Namespace) -> int:
     """flowscope zoo build: train the zoo's models reproducibly and write pretrained/ and its manifest."""
     from . import zoo
 
-    zoo.build(only=args.only, out=args.out)
+    zoo.build(only=args.only, out=args.out, jobs=args.jobs)
     return 0
 
 

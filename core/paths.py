@@ -182,27 +182,29 @@ class VPPath(AffinePath):
         self.beta_max = float(beta_max)
         self.t_max = 1.0 - SINGULAR_EPS
 
-    def _a(self, t: Tensor) -> Tensor:
+    def _T(self, t: Tensor) -> Tensor:
+        """T(1 - t) = beta_min r + (beta_max - beta_min) r^2 / 2 with r = 1 - t."""
         r = 1.0 - t
-        return torch.exp(-0.5 * (self.beta_min * r + 0.5 * (self.beta_max - self.beta_min) * r**2))
+        return self.beta_min * r + 0.5 * (self.beta_max - self.beta_min) * r**2
 
-    def _da(self, t: Tensor) -> Tensor:
-        # d/dt a(1 - t) = a * T'(1 - t) / 2 with T'(r) = beta_min + (beta_max - beta_min) r.
-        r = 1.0 - t
-        return self._a(t) * 0.5 * (self.beta_min + (self.beta_max - self.beta_min) * r)
+    def _dT(self, t: Tensor) -> Tensor:
+        """T'(r) at r = 1 - t (so d/dt T(1 - t) = -T'(r))."""
+        return self.beta_min + (self.beta_max - self.beta_min) * (1.0 - t)
 
     def alpha(self, t: Tensor) -> Tensor:
-        return self._a(t)
+        return torch.exp(-0.5 * self._T(t))
 
     def d_alpha(self, t: Tensor) -> Tensor:
-        return self._da(t)
+        # d/dt a(1 - t) = a(1 - t) T'(1 - t) / 2.
+        return self.alpha(t) * 0.5 * self._dT(t)
 
     def beta(self, t: Tensor) -> Tensor:
-        return torch.sqrt(1.0 - self._a(t) ** 2)
+        # 1 - a^2 = -expm1(-T): exact near t = 1, where a -> 1 and 1 - a^2 would cancel.
+        return torch.sqrt(-torch.expm1(-self._T(t)))
 
     def d_beta(self, t: Tensor) -> Tensor:
-        a = self._a(t)
-        return -a * self._da(t) / torch.sqrt(1.0 - a**2)
+        # d/dt sqrt(1 - a^2) = -a a' / sigma = -exp(-T) T' / (2 sigma).
+        return -torch.exp(-self._T(t)) * 0.5 * self._dT(t) / self.beta(t)
 
     def params(self) -> dict[str, float]:
         return {"beta_min": self.beta_min, "beta_max": self.beta_max}

@@ -22,7 +22,7 @@ from .paths import AffinePath, make_path, ve_smax_for
 class TrainConfig:
     """Optimisation settings; every field is stored in the checkpoint."""
 
-    steps: int = 3000
+    steps: int = 10000
     batch_size: int = 512
     lr: float = 3e-3
     weight_decay: float = 0.0

@@ -1,0 +1,61 @@
+"""Issue 2's figure: `flowscope train --dataset moons --path ot` with default settings, its wall time on
+this machine and the W2 of its samples (exact EMD, 2000 samples vs 2000 fresh data points) against the
+floor (W2 between two independent 2000-point draws of the data).
+
+    python bench/bench_train_default.py [--seeds 0 1 2] [--out bench/results_train_default.md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from flowscope import checkpoint
+from flowscope.data import make_dataset
+from flowscope.evaluation import REFERENCE_SOLVER
+from flowscope.metrics import w2
+
+
+def run(seed: int, folder: Path) -> dict[str, float]:
+    """Time the CLI's default training for one seed and measure W2 to fresh data and the floor."""
+    out = folder / f"moons-{seed}.safetensors"
+    start = time.perf_counter()
+    subprocess.run(["flowscope", "train", "--dataset", "moons", "--path", "ot", "--seed", str(seed), "--quiet",
+                    "--no-eval", "--out", str(out)], check=True)
+    seconds = time.perf_counter() - start
+    flow = checkpoint.load(out)
+    samples = flow.sample(2000, solver=REFERENCE_SOLVER, generator=torch.Generator().manual_seed(100 + seed))
+    distance = w2(samples.samples.numpy(), make_dataset("moons", 2000, seed=1000 + seed))
+    floor = w2(make_dataset("moons", 2000, seed=2000 + seed), make_dataset("moons", 2000, seed=3000 + seed))
+    return {"seed": seed, "seconds": seconds, "w2": distance, "floor": floor, "ratio": distance / floor,
+            "nfe": samples.nfe}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--out", type=Path, default=Path(__file__).with_name("results_train_default.md"))
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        rows = [run(seed, Path(tmp)) for seed in args.seeds]
+    lines = ["# `flowscope train --dataset moons --path ot` (defaults)", "",
+             f"{time.strftime('%Y-%m-%d')}, torch {torch.__version__}, {torch.get_num_threads()} threads. "
+             "Target: <= 60 s, W2 <= 1.5 x floor.", "",
+             "| seed | wall time (s, incl. start-up) | W2 | floor | W2 / floor | NFE (dopri5 1e-5) |",
+             "|---|---|---|---|---|---|"]
+    lines += [f"| {r['seed']} | {r['seconds']:.1f} | {r['w2']:.4f} | {r['floor']:.4f} | {r['ratio']:.2f} | "
+              f"{r['nfe']} |" for r in rows]
+    lines += ["", f"Median ratio {np.median([r['ratio'] for r in rows]):.2f}, "
+              f"worst {max(r['ratio'] for r in rows):.2f}; slowest run {max(r['seconds'] for r in rows):.1f} s."]
+    args.out.write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
