@@ -16,6 +16,7 @@ from torch import Tensor
 
 CouplingName = Literal["independent", "ot", "sinkhorn"]
 COUPLINGS: tuple[str, ...] = ("independent", "ot", "sinkhorn")
+_NO_WEIGHTS = np.empty(0)  # POT's spelling of uniform marginals
 
 
 def squared_distances(x0: Tensor, x1: Tensor) -> np.ndarray:
@@ -26,15 +27,14 @@ def squared_distances(x0: Tensor, x1: Tensor) -> np.ndarray:
 
 
 def exact_ot_permutation(x0: Tensor, x1: Tensor) -> Tensor:
-    """Exact minibatch OT for equal batch sizes: the assignment minimising sum ||x0_perm[j] - x1_j||^2.
+    """Exact minibatch OT for equal batch sizes: the pairing minimising sum ||x0_perm[j] - x1_j||^2.
 
-    With uniform weights on n + n points the optimal plan is a permutation (Birkhoff), so the linear
-    assignment solver gives the exact optimum without forming or sampling a dense plan.
+    With uniform weights on n + n points the optimal plan is a permutation matrix / n (Birkhoff), and
+    POT's network simplex returns such a vertex; it is several times faster than a linear-assignment
+    solver on 2-D squared-Euclidean costs (many near ties). The permutation is one argmax per column.
     """
-    rows, cols = linear_sum_assignment(squared_distances(x0, x1))
-    perm = np.empty_like(rows)
-    perm[cols] = rows
-    return torch.from_numpy(perm).to(x0.device)
+    plan = ot.emd(_NO_WEIGHTS, _NO_WEIGHTS, squared_distances(x0, x1), numItermax=10_000_000)
+    return torch.from_numpy(plan.argmax(axis=0)).to(x0.device)
 
 
 def sinkhorn_permutation(x0: Tensor, x1: Tensor, reg: float = 0.05) -> Tensor:

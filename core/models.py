@@ -26,7 +26,7 @@ class MLPConfig:
     width: int = 128
     depth: int = 3
     activation: str = "silu"
-    time_features: int = 8
+    time_features: int = 2
 
     def __post_init__(self) -> None:
         if self.dim < 1:
@@ -44,7 +44,12 @@ class MLPConfig:
 
 
 class SinusoidalTimeEmbedding(nn.Module):
-    """t -> [t, sin(2 pi f_k t), cos(2 pi f_k t)] with fixed frequencies f_k = 2^k / 2 (k < n)."""
+    """t -> [t, sin(2 pi f_k t), cos(2 pi f_k t)] with fixed frequencies f_k = 2^k / 2 (k < n).
+
+    Few, low frequencies by default (MLPConfig.time_features = 2): high ones let the network fit each
+    t-slice's noise separately; on the VP path, whose field lives near t = 1, 8 frequencies left the
+    learned field ~0 there (circles: W2 4.4x the floor, 1.3x with 2), and they raised dopri5's NFE.
+    """
 
     freqs: Tensor
 

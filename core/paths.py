@@ -166,6 +166,16 @@ class OTPath(AffinePath):
     def params(self) -> dict[str, float]:
         return {"sigma_min": self.sigma_min, "noise_std": self.noise_std}
 
+    def sample(self, x0: Tensor, x1: Tensor, t: Tensor, generator: torch.Generator | None = None) -> PathSample:
+        """The generic sample in two fused ops (the training hot path): u = x1 - (1 - sigma_min) x0,
+        x_t = x0 + t u."""
+        u_t = torch.sub(x1, x0, alpha=1.0 - self.sigma_min)
+        x_t = torch.addcmul(x0, _col(t, x0), u_t)
+        if self.noise_std > 0:
+            noise = torch.randn(x_t.shape, generator=generator, dtype=x_t.dtype).to(x_t.device)
+            x_t = x_t + self.noise_std * noise
+        return PathSample(t=t, x0=x0, x1=x1, x_t=x_t, u_t=u_t)
+
 
 class VPPath(AffinePath):
     """The paper's VP diffusion path: mu_t = a(1-t) x1, sigma_t = sqrt(1 - a(1-t)^2).

@@ -31,8 +31,8 @@ from .training import TrainConfig, train
 MANIFEST = "manifest.json"
 N_TRAIN = 20000
 GAUSSIAN_PATHS = ("ot", "vp", "ve")
-#: Steps per path; the diffusion paths' fields are stiffer near t = 1 and get more steps.
-STEPS = {"ot": 10000, "vp": 20000, "ve": 20000, "icfm": 10000}
+#: Training steps per path (the same for all: the defaults of `flowscope train`).
+STEPS = {"ot": 20000, "vp": 20000, "ve": 20000, "icfm": 20000}
 
 
 class ZooError(RuntimeError):

@@ -112,3 +112,14 @@ def test_sample_adds_interpolant_noise_only_to_x_t() -> None:
     torch.testing.assert_close(s.u_t, x1 - x0)
     assert float((s.x_t - 0.5).std()) == pytest.approx(0.5, rel=0.05)
     assert not math.isnan(float(s.x_t.sum()))
+
+
+def test_ot_fast_sample_matches_the_generic_formula() -> None:
+    """OTPath.sample's fused form equals psi_t and d/dt psi_t of the generic affine path."""
+    path = OTPath(sigma_min=0.05)
+    gen = torch.Generator().manual_seed(3)
+    x0, x1 = torch.randn(64, 2, generator=gen, dtype=torch.float64), torch.randn(64, 2, generator=gen, dtype=torch.float64)
+    t = torch.rand(64, generator=gen, dtype=torch.float64)
+    s = path.sample(x0, x1, t)
+    torch.testing.assert_close(s.x_t, AffinePath.psi(path, x0, x1, t))
+    torch.testing.assert_close(s.u_t, AffinePath.pair_velocity(path, x0, x1, t))
