@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+
 from flowscope import FlowModel, MLPConfig, TrainConfig, train
 from flowscope.data import make_dataset
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
+
 from flowscope.loader import Limits
 
 CORPUS_DIR = Path(__file__).parent / "corpus"

@@ -8,11 +8,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from flowscope import FlowModel, SolverConfig
-from flowscope.checkpoint import CheckpointError, config_of, from_bytes, load, read_metadata, save, to_bytes
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from safetensors.torch import save as save_tensors
+
+from flowscope import FlowModel, SolverConfig
+from flowscope.checkpoint import CheckpointError, config_of, from_bytes, load, read_metadata, save, to_bytes
 
 
 def _metadata_bytes(flow: FlowModel, mutate: object) -> bytes:

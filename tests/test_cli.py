@@ -104,7 +104,6 @@ def test_help_lists_every_command() -> None:
 def test_bad_input_corpus_through_the_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """Every corpus file given to `flowscope train --data` exits 2 with the loader's named message."""
     from corpus_cases import materialize_corpus
-
     from flowscope.loader import Limits
 
     for case in materialize_corpus(tmp_path, Limits()):

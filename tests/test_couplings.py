@@ -6,6 +6,7 @@ import itertools
 
 import pytest
 import torch
+
 from flowscope.couplings import exact_ot_permutation, pair, sinkhorn_permutation, transport_cost
 
 

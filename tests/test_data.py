@@ -12,8 +12,9 @@ from typing import Any
 
 import numpy as np
 import pytest
-from flowscope.data import DATASETS, dataset_hash, make_dataset
 from scipy.spatial import cKDTree
+
+from flowscope.data import DATASETS, dataset_hash, make_dataset
 
 N = 4000
 TWO_PI = 2.0 * np.pi

@@ -12,6 +12,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
 from corpus_cases import CASES, CORPUS_DIR, CORPUS_LIMITS, GOOD_FILES, STATIC_CASES, Case, materialize_corpus
 from flowscope.loader import (
     SUPPORTED_SUFFIXES,
@@ -23,9 +27,6 @@ from flowscope.loader import (
     load_table,
     load_table_bytes,
 )
-from hypothesis import HealthCheck, assume, given, settings
-from hypothesis import strategies as st
-from hypothesis.extra import numpy as hnp
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -6,9 +6,10 @@ import math
 
 import pytest
 import torch
-from flowscope.paths import SINGULAR_EPS, AffinePath, CosinePath, OTPath, VEPath, VPPath, make_path
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+from flowscope.paths import SINGULAR_EPS, AffinePath, CosinePath, OTPath, VEPath, VPPath, make_path
 
 PATHS: list[AffinePath] = [
     OTPath(sigma_min=1e-3),
@@ -118,7 +119,8 @@ def test_ot_fast_sample_matches_the_generic_formula() -> None:
     """OTPath.sample's fused form equals psi_t and d/dt psi_t of the generic affine path."""
     path = OTPath(sigma_min=0.05)
     gen = torch.Generator().manual_seed(3)
-    x0, x1 = torch.randn(64, 2, generator=gen, dtype=torch.float64), torch.randn(64, 2, generator=gen, dtype=torch.float64)
+    x0 = torch.randn(64, 2, generator=gen, dtype=torch.float64)
+    x1 = torch.randn(64, 2, generator=gen, dtype=torch.float64)
     t = torch.rand(64, generator=gen, dtype=torch.float64)
     s = path.sample(x0, x1, t)
     torch.testing.assert_close(s.x_t, AffinePath.psi(path, x0, x1, t))

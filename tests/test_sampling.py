@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+
 from flowscope import FlowModel, SolverConfig, integrate
 
 
