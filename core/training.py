@@ -187,6 +187,16 @@ def _initial_flow(
     return FlowModel(net=net, path=built, normalizer=normalizer, source=source, coupling=coupling)
 
 
+def _optimizer(net: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    """Adam(W) with the fused kernel (one op for all parameters; ~3x less optimiser time than the default
+    per-parameter loop for these small MLPs), or torch's default where a device has no fused kernel."""
+    opt_class = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
+    try:
+        return opt_class(net.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=True)
+    except (RuntimeError, TypeError):
+        return opt_class(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+
+
 def _fit(
     flow: FlowModel, data: Tensor, config: TrainConfig, device: torch.device, callback: Callback | None
 ) -> TrainResult:
@@ -202,8 +212,7 @@ def _fit(
     net = flow.net.train().requires_grad_(True)
     ema = copy.deepcopy(net).eval().requires_grad_(False)
     ema_flow = replace(flow, net=ema)
-    opt_class = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
-    optimizer = opt_class(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    optimizer = _optimizer(net, config)
     params: list[Tensor] = list(net.parameters())
     ema_params: list[Tensor] = list(ema.parameters())
     path, batch, dim = flow.path, config.batch_size, z1_all.shape[1]
