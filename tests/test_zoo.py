@@ -18,7 +18,7 @@ BAR = {"ot": 1.5, "icfm": 1.5, "vp": 2.5, "ve": 2.5}
 #: Models that miss their bar today, with the W2/floor they must still stay under (their recorded ratio
 #: + 10%), so that a rebuild can only keep or improve them; see the zoo issue's note.
 KNOWN_MISSES = {"rings-ot": 2.8, "rings-vp": 2.8, "rings-ve": 3.5, "pinwheel-ot": 1.76,
-                "8gaussians-to-moons-independent": 1.88}
+                "8gaussians-to-moons-independent": 1.88, "8gaussians-to-moons-ot": 1.8}
 N_CHECK = 1000
 
 
