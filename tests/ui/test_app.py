@@ -1,0 +1,315 @@
+"""The explorer's pages under streamlit.testing's AppTest: every page, uploads, training, errors, isolation."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from streamlit.testing.v1 import AppTest
+from ui_support import APP, csv_bytes, write_manifest
+
+from corpus_cases import materialize_corpus
+from flowscope import MLPConfig, TrainConfig, checkpoint, train
+from flowscope.data import make_dataset
+from flowscope.zoo import entries
+from flowscope_ui import startpage, state, uploads
+
+PAGES = ["gallery", "paths", "fields", "train", "compare", "learn"]
+TIMEOUT = 120
+
+
+def start(page: str | None = None) -> AppTest:
+    """A fresh session of the app, run once (on `page` if given)."""
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()
+    if page is not None:
+        at.switch_page(f"views/{page}.py").run()
+    return at
+
+
+def assert_clean(at: AppTest) -> None:
+    """No exception element on the page."""
+    assert not at.exception, [e.value for e in at.exception]
+
+
+def charts(at: AppTest) -> int:
+    """Number of plotly charts on the page."""
+    return len(at.get("plotly_chart"))
+
+
+def errors(at: AppTest) -> list[str]:
+    """The texts of st.error elements."""
+    return [str(e.value) for e in at.error]
+
+
+def upload_data(at: AppTest, name: str, data: bytes) -> AppTest:
+    """Choose 'Upload a file' on the Train page and upload `data` as `name`."""
+    at.radio(key="train_kind").set_value("Upload a file").run()
+    return at.file_uploader(key="train_upload").set_value((name, data, "application/octet-stream")).run()
+
+
+def train_now(at: AppTest, steps: int = 100, lr: float | None = None) -> AppTest:
+    """Set the steps (and learning rate) and press Train."""
+    at.number_input(key="train_steps").set_value(steps)
+    if lr is not None:
+        at.select_slider(key="train_lr").set_value(lr)
+    return at.button(key="train_go").click().run()
+
+
+def own_models(at: AppTest) -> dict[str, state.ModelView]:
+    """The session's own models of an AppTest session."""
+    models: dict[str, state.ModelView] = at.session_state[state.SESSION_MODELS] if state.SESSION_MODELS in \
+        at.session_state else {}
+    return models
+
+
+def test_home_shows_a_pretrained_flow(zoo_env: Path, ui_cache: Path) -> None:
+    at = start()
+    assert_clean(at)
+    assert charts(at) == 2  # the animated flow and the learned field
+    assert at.session_state[state.MODEL_KEY] == "zoo:moons-ot"
+    assert at.title[0].value.startswith("flowscope")
+    assert "moons-ot" in at.caption[0].value
+    (cached,) = ui_cache.glob("start-*.npz")  # kept for the next start, which draws it before importing torch
+    again = start()
+    assert_clean(again)
+    assert charts(again) == 2 and "moons-ot" in again.caption[0].value
+    assert list(ui_cache.glob("start-*.npz")) == [cached]
+
+
+def test_start_page_cache_roundtrip_and_staleness(tmp_path: Path, ui_cache: Path) -> None:
+    model = tmp_path / "m.safetensors"
+    model.write_bytes(b"weights v1")
+    picture = startpage.CachedFlow(np.zeros((3, 4, 2)), np.linspace(0, 1, 3), np.ones((5, 2)),
+                                   ((-1.0, 1.0), (-2.0, 2.0)), "caption")
+    assert startpage.load(model, "s") is None
+    startpage.save(model, "s", picture)
+    loaded = startpage.load(model, "s")
+    assert loaded is not None and loaded.caption == "caption" and loaded.bounds == ((-1.0, 1.0), (-2.0, 2.0))
+    assert loaded.points.shape == (3, 4, 2) and startpage.load(model, "other settings") is None
+    model.write_bytes(b"weights v2")  # a rebuilt model: the old picture no longer applies
+    assert startpage.load(model, "s") is None
+
+
+def test_start_page_cache_that_cannot_be_written_is_skipped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("x")
+    monkeypatch.setenv("FLOWSCOPE_UI_CACHE", str(blocker))
+    model = tmp_path / "m.safetensors"
+    model.write_bytes(b"weights")
+    picture = startpage.CachedFlow(np.zeros((2, 1, 2)), np.zeros(2), np.zeros((1, 2)), ((0.0, 1.0), (0.0, 1.0)), "")
+    startpage.save(model, "s", picture)  # no error: the page just computes again next time
+    assert startpage.load(model, "s") is None
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_renders(zoo_env: Path, page: str) -> None:
+    at = start(page)
+    assert_clean(at)
+    assert not errors(at)
+    assert at.title[0].value.lower() == page  # the page's title, then its one-sentence description
+    assert len(at.markdown[0].value.split(". ")) == 1 or page == "learn"
+    expected = {"gallery": 3, "paths": 2, "fields": 3, "train": 0, "compare": 2, "learn": 0}[page]
+    assert charts(at) == expected
+    if page == "gallery":
+        assert [b.label for b in at.button] == ["Open"] * 3
+    if page == "paths":
+        assert len(at.metric) == 4
+    if page == "compare":
+        assert len(at.dataframe) == 1
+    if page == "learn":
+        assert len(at.latex) >= 8
+    if page == "train":
+        assert at.file_uploader(key="train_upload").label.startswith("A CSV")
+
+
+def test_fields_slider_index_probe_and_noise_source_model(zoo_env: Path) -> None:
+    at = start("fields")
+    key = at.session_state[state.MODEL_KEY]
+    at.slider(key=f"fields_t_{key}").set_value(0.9).run()
+    at.number_input(key=f"fields_x1_{key}").set_value(7).run()
+    at.number_input(key=f"fields_px_{key}").set_value(1.0).run()
+    assert_clean(at)
+    assert charts(at) == 3
+    at.session_state[state.MODEL_KEY] = "zoo:8gaussians-to-moons-ot"  # stored source: the pairs version
+    at.run()
+    assert_clean(at)
+    assert charts(at) == 3
+
+
+def test_paths_slider_and_solver(zoo_env: Path) -> None:
+    at = start("paths")
+    at.slider(key="paths_t").set_value(0.25).run()
+    at.selectbox(key="paths_method").set_value("dopri5").run()
+    assert_clean(at)
+    assert at.metric[0].value != "0"
+
+
+def test_gallery_open_selects_the_model_and_opens_paths(zoo_env: Path) -> None:
+    at = start("gallery")
+    at.button(key="gallery_open_moons-vp").click().run()
+    assert_clean(at)
+    assert at.session_state[state.MODEL_KEY] == "zoo:moons-vp"
+    assert at.title[0].value == "Paths"
+
+
+def test_gallery_filters(zoo_env: Path) -> None:
+    at = start("gallery")
+    at.multiselect(key="gallery_path").set_value(["vp"]).run()
+    assert [b.label for b in at.button] == ["Open"]
+
+
+def test_upload_csv_train_and_explore(zoo_env: Path) -> None:
+    at = start("train")
+    points = make_dataset("circles", 800, seed=3)
+    upload_data(at, "circles.csv", csv_bytes(points))
+    assert_clean(at)
+    assert not errors(at)
+    assert charts(at) == 1  # the preview
+    train_now(at, steps=150)
+    assert_clean(at)
+    assert any("trained 150 steps" in s.value for s in at.success)
+    assert charts(at) >= 3  # preview, loss curve, samples
+    assert len(at.get("download_button")) == 1
+    (key, view), = own_models(at).items()
+    assert at.session_state[state.MODEL_KEY] == key and view.flow.dim == 2 and len(view.data) == 800
+    for page in ("fields", "paths", "compare", "home"):
+        at.switch_page(f"views/{page}.py").run()
+        assert_clean(at)
+        assert charts(at) >= 2
+
+
+def test_upload_with_more_columns_and_standardisation(zoo_env: Path) -> None:
+    at = start("train")
+    rng = np.random.default_rng(0)
+    table = np.column_stack([rng.normal(size=300), 1000 * rng.normal(size=300), rng.normal(size=300)])
+    text = "p,q,r\n" + "\n".join(",".join(f"{v:.4f}" for v in row) for row in table)
+    upload_data(at, "three.csv", text.encode())
+    assert at.checkbox(key="train_std").value  # scales differ 1000x: standardising is suggested
+    at.selectbox(key="train_cy").set_value("r").run()
+    at.selectbox(key="train_cx").set_value("r").run()
+    assert "choose two different columns" in errors(at)
+
+
+def test_every_bad_corpus_file_shows_the_loaders_message(zoo_env: Path, tmp_path: Path) -> None:
+    at = start("train")
+    at.radio(key="train_kind").set_value("Upload a file").run()
+    for case in materialize_corpus(tmp_path, uploads.UPLOAD_LIMITS):
+        if not case.path.is_file():
+            continue  # missing.csv / folder.csv: not something a browser can upload
+        at.file_uploader(key="train_upload").set_value((case.path.name, case.path.read_bytes(), "text/plain")).run()
+        assert_clean(at)
+        shown = errors(at)
+        assert len(shown) == 1 and case.expected in shown[0] and case.path.name in shown[0], (case, shown)
+        assert "Traceback" not in shown[0]
+
+
+def test_one_column_file_is_refused_clearly(zoo_env: Path) -> None:
+    at = start("train")
+    upload_data(at, "one.csv", b"v\n1\n2\n3\n")
+    assert any("needs at least 2" in e for e in errors(at))
+
+
+def test_diverging_training_keeps_the_last_good_weights(zoo_env: Path) -> None:
+    at = start("train")
+    at.radio(key="train_kind").set_value("Toy dataset").run()
+    train_now(at, steps=300, lr=1e4)
+    assert_clean(at)
+    assert any("the loss became" in e and "last good weights are kept" in e for e in errors(at))
+    (view,) = own_models(at).values()
+    assert all(torch.isfinite(p).all() for p in view.flow.net.parameters())
+    at.switch_page("views/paths.py").run()
+    assert_clean(at)
+
+
+def _model_bytes(dim: int) -> bytes:
+    """A tiny trained model of dimension `dim`, as checkpoint bytes."""
+    data = torch.randn(200, dim)
+    config = TrainConfig(steps=5, device="cpu", threads=1)
+    flow = train(data, model=MLPConfig(dim=dim, width=16, depth=1), config=config,
+                 dataset="moons" if dim == 2 else "custom").model
+    return checkpoint.to_bytes(flow)
+
+
+def test_model_file_uploads(zoo_env: Path) -> None:
+    at = start("train")
+    uploader = at.file_uploader(key="train_model_upload")
+    uploader.set_value(("junk.safetensors", b"\x00" * 64, "application/octet-stream")).run()
+    assert any("junk.safetensors" in e and "header" in e for e in errors(at)), errors(at)
+    good = _model_bytes(2)
+    at.file_uploader(key="train_model_upload").set_value(("cut.safetensors", good[:-40], "x")).run()
+    assert any("cut.safetensors" in e for e in errors(at)), errors(at)
+    at.file_uploader(key="train_model_upload").set_value(("three.safetensors", _model_bytes(3), "x")).run()
+    assert any("3-dimensional" in e for e in errors(at)), errors(at)
+    assert not own_models(at)
+    at.file_uploader(key="train_model_upload").set_value(("good.safetensors", good, "x")).run()
+    assert_clean(at)
+    assert [v.label for v in own_models(at).values()] == ["good.safetensors (this session)"]
+    at.switch_page("views/fields.py").run()
+    assert_clean(at)
+    assert charts(at) == 3
+
+
+def test_two_sessions_see_only_their_own_models(zoo_env: Path) -> None:
+    alice = start("train")
+    upload_data(alice, "alice.csv", csv_bytes(make_dataset("moons", 500, seed=1)))
+    train_now(alice, steps=100)
+    bob = start()  # a second browser session, opened after Alice trained
+    picker = bob.sidebar.selectbox(key="_model_picker")
+    assert not any("alice" in option for option in picker.options) and len(picker.options) == 3
+    assert not own_models(bob)
+    bob.switch_page("views/train.py").run()
+    upload_data(bob, "bob.csv", csv_bytes(make_dataset("rings", 500, seed=2)))
+    train_now(bob, steps=100)
+    assert [v.label.split(" · ")[0] for v in own_models(bob).values()] == ["bob.csv"]
+    assert [v.label.split(" · ")[0] for v in own_models(alice).values()] == ["alice.csv"]
+    assert own_models(alice)[alice.session_state[state.MODEL_KEY]].data.shape == (500, 2)
+
+
+def test_missing_zoo_degrades_gracefully(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FLOWSCOPE_ZOO_DIR", str(tmp_path))
+    at = start()
+    assert_clean(at)
+    assert any("flowscope zoo build" in i.value for i in at.info)
+    at.switch_page("views/gallery.py").run()
+    assert any("no zoo manifest" in w.value for w in at.warning)
+    at.switch_page("views/train.py").run()  # training still works without a zoo
+    at.radio(key="train_kind").set_value("Toy dataset").run()
+    train_now(at, steps=100)
+    assert_clean(at)
+    at.switch_page("views/fields.py").run()
+    assert_clean(at)
+    assert charts(at) == 3
+
+
+def test_corrupt_zoo_model_shows_a_message(tiny_zoo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    rows = entries(tiny_zoo)
+    for row in rows:
+        (tmp_path / row.file).write_bytes((tiny_zoo / row.file).read_bytes())
+    (tmp_path / "moons-ot.safetensors").write_bytes(b"not a model at all")
+    write_manifest(tmp_path, rows)
+    monkeypatch.setenv("FLOWSCOPE_ZOO_DIR", str(tmp_path))
+    at = start()
+    assert_clean(at)
+    assert any("moons-ot" in e and "corrupt" in e for e in errors(at)), errors(at)
+    at.switch_page("views/gallery.py").run()
+    assert_clean(at)
+    assert len(errors(at)) == 1 and charts(at) == 2  # the broken card says why; the others render
+
+
+def test_upload_helpers_directly() -> None:
+    table = uploads.read_table(b"x,y\n0,1\n1,0\n2,2\n", "ok.csv")
+    points = uploads.select_columns(table, ("x", "y"), standardise=True)
+    assert points.shape == (3, 2) and np.allclose(points.mean(0), 0, atol=1e-6)
+    big = io.BytesIO(b"0" * (uploads.UPLOAD_LIMITS.max_bytes + 1)).getvalue()
+    with pytest.raises(ValueError, match="over the size limit"):
+        uploads.read_table(big, "big.csv")
+
+
+def test_upload_limit_in_config_matches_the_code() -> None:
+    tomllib = pytest.importorskip("tomllib")
+    config = tomllib.loads((APP.parent / ".streamlit" / "config.toml").read_text())
+    assert config["server"]["maxUploadSize"] == uploads.MAX_UPLOAD_MB
+    assert uploads.UPLOAD_LIMITS.max_bytes == uploads.MAX_UPLOAD_MB * 2**20

@@ -1,0 +1,312 @@
+"""The explorer in headless Chromium, as a new user tries it: pages, upload and train, errors, Stop, two users.
+
+Starts `streamlit run ui/app.py` on a free port (against the tests' tiny zoo) and drives Debian's chromium
+through Playwright. Screenshots go to tests/artifacts/ (git-ignored). Skipped with a reason when chromium or
+Playwright is missing, unless FLOWSCOPE_REQUIRE_BROWSER=1 (CI), which turns that into a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from ui_support import APP
+
+from corpus_cases import CORPUS_DIR
+from flowscope.data import make_dataset
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--no-first-run"]
+ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
+EXCEPTION = '[data-testid="stException"]'
+PLOT = ".js-plotly-plot"
+TIMEOUT_MS = 120_000
+
+
+def _browser_or_skip() -> Any:
+    """Playwright's sync API, or skip (fail under FLOWSCOPE_REQUIRE_BROWSER=1) when it or chromium is missing."""
+    problem = None if CHROMIUM.exists() else f"{CHROMIUM} is missing (apt-get install chromium)"
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        problem = problem or "the playwright package is missing (pip install playwright)"
+    if problem:
+        if os.environ.get("FLOWSCOPE_REQUIRE_BROWSER") == "1":
+            pytest.fail(f"browser tests required (FLOWSCOPE_REQUIRE_BROWSER=1) but {problem}")
+        pytest.skip(problem)
+    return sync_playwright
+
+
+def _free_port() -> int:
+    """A TCP port nobody listens on now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def server(tiny_zoo: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The explorer served by `streamlit run` on a free port; stopped (its whole process group) at the end."""
+    _browser_or_skip()
+    port = _free_port()
+    log = tmp_path_factory.mktemp("streamlit") / "server.log"
+    command = [sys.executable, "-m", "streamlit", "run", str(APP), "--server.headless", "true",
+               "--server.port", str(port), "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false"]
+    with open(log, "wb") as out:
+        env = {**os.environ, "FLOWSCOPE_ZOO_DIR": str(tiny_zoo), "FLOWSCOPE_UI_CACHE": str(log.parent / "cache")}
+        proc = subprocess.Popen(command, env=env, stdout=out,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"streamlit did not start:\n{log.read_text()[-3000:]}")
+            time.sleep(0.3)
+        yield url
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+@pytest.fixture(scope="module")
+def browser(server: str) -> Iterator[Any]:
+    """A headless Debian chromium."""
+    sync_playwright = _browser_or_skip()
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        yield chromium
+        chromium.close()
+
+
+def new_page(browser: Any) -> Any:
+    """A page in a fresh browser context (its own cookies: a separate Streamlit session)."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1700})
+    context.set_default_timeout(TIMEOUT_MS)
+    return context.new_page()
+
+
+def settle(page: Any, quiet_s: float = 1.2) -> None:
+    """Wait until the app has stopped running its script for `quiet_s` seconds."""
+    deadline, quiet_since = time.monotonic() + TIMEOUT_MS / 1000, None
+    while time.monotonic() < deadline:
+        running = page.locator('[data-testid="stStatusWidget"]').count() > 0
+        started = page.locator('[data-testid="stMainBlockContainer"] h1').count() > 0
+        if running or not started:
+            quiet_since = None
+        elif quiet_since is None:
+            quiet_since = time.monotonic()
+        elif time.monotonic() - quiet_since >= quiet_s:
+            return
+        page.wait_for_timeout(200)
+    raise AssertionError("the app kept running")
+
+
+def wait_plots(page: Any, n: int) -> None:
+    """Wait for at least n rendered plotly charts, then for the script to finish."""
+    page.wait_for_function(f"document.querySelectorAll('{PLOT}').length >= {n}", timeout=TIMEOUT_MS)
+    settle(page)
+    assert page.locator(PLOT).first.is_visible()
+
+
+def assert_no_exception(page: Any) -> None:
+    """No Streamlit exception box on the page."""
+    boxes = page.locator(EXCEPTION)
+    assert boxes.count() == 0, boxes.first.inner_text()
+
+
+def shot(page: Any, name: str) -> None:
+    """Save a screenshot in tests/artifacts/."""
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def upload(page: Any, path: Path) -> None:
+    """Upload a data file on the Train page."""
+    uploader = page.get_by_test_id("stFileUploader").filter(has_text="A CSV")
+    uploader.locator('input[type="file"]').set_input_files(str(path))
+
+
+def set_steps(page: Any, steps: int) -> None:
+    """Type a number of training steps and commit it."""
+    box = page.get_by_label("Steps (at most 10,000)")
+    box.fill(str(steps))
+    box.press("Enter")
+    settle(page)
+
+
+def write_csv(path: Path, name: str, n: int = 2000, seed: int = 0) -> Path:
+    """A 2-column CSV of a toy dataset, with a header."""
+    np.savetxt(path, make_dataset(name, n, seed=seed), delimiter=",", header="x,y", comments="")
+    return path
+
+
+def picker_options(page: Any) -> list[str]:
+    """The entries of the sidebar's model menu."""
+    page.get_by_test_id("stSidebar").get_by_test_id("stSelectbox").click()
+    options = page.get_by_role("option").all_inner_texts()
+    page.keyboard.press("Escape")
+    return options
+
+
+@pytest.mark.parametrize(("slug", "plots"), [("", 2), ("gallery", 3), ("paths", 2), ("fields", 3), ("compare", 2),
+                                             ("learn", 0), ("train", 0)])
+def test_every_page_renders_its_plots(server: str, browser: Any, slug: str, plots: int) -> None:
+    page = new_page(browser)
+    page.goto(f"{server}/{slug}")
+    if plots:
+        wait_plots(page, plots)
+    elif slug == "learn":
+        page.wait_for_function("document.querySelectorAll('.katex').length >= 8")
+        settle(page)
+    else:
+        page.get_by_test_id("stFileUploader").first.wait_for()
+        settle(page)
+    assert_no_exception(page)
+    assert page.locator("h1").first.is_visible()
+    shot(page, f"page-{slug or 'home'}")
+    page.context.close()
+
+
+def test_upload_train_and_explore(server: str, browser: Any, tmp_path: Path) -> None:
+    page = new_page(browser)
+    page.goto(f"{server}/train")
+    settle(page)
+    upload(page, write_csv(tmp_path / "pinwheel.csv", "pinwheel", 5000, seed=4))
+    page.get_by_text("pinwheel.csv: 5,000 rows × 2 columns").wait_for()
+    wait_plots(page, 1)  # the data preview
+    set_steps(page, 300)
+    page.get_by_role("button", name="Train").click()
+    page.get_by_text("trained 300 steps").wait_for()
+    wait_plots(page, 3)  # preview, loss curve, samples
+    assert page.get_by_text("training loss").first.is_visible() and page.get_by_text("Download the model").is_visible()
+    assert_no_exception(page)
+    shot(page, "train-result")
+    page.get_by_role("link", name="Open Fields").click()
+    page.get_by_role("heading", name="Fields").wait_for()
+    wait_plots(page, 3)
+    assert page.get_by_text("pinwheel.csv · ot · 300 steps (this session)").first.is_visible()
+    slider = page.locator('[data-testid="stSlider"] input[type="range"]').first
+    slider.focus()
+    for _ in range(10):
+        slider.press("ArrowRight")
+    settle(page)
+    wait_plots(page, 3)
+    assert page.get_by_text("at t = 0.60").first.is_visible()
+    assert_no_exception(page)
+    shot(page, "train-fields")
+    page.context.close()
+
+
+def test_bad_upload_shows_the_loaders_message(server: str, browser: Any) -> None:
+    page = new_page(browser)
+    page.goto(f"{server}/train")
+    settle(page)
+    upload(page, CORPUS_DIR / "text_in_numeric.csv")
+    alert = page.get_by_test_id("stAlert").filter(has_text="text_in_numeric.csv")
+    alert.wait_for()
+    assert "line 3, column 2 ('y'): expected a number, found 'abc'" in alert.inner_text()
+    settle(page)
+    assert_no_exception(page)
+    assert "Traceback" not in page.inner_text("body")
+    shot(page, "bad-upload")
+    page.context.close()
+
+
+def test_stop_keeps_the_model_trained_so_far(server: str, browser: Any) -> None:
+    page = new_page(browser)
+    page.goto(f"{server}/train")
+    settle(page)
+    page.get_by_test_id("stRadioGroup").get_by_text("Toy dataset").click()
+    settle(page)
+    set_steps(page, 10_000)
+    page.get_by_role("button", name="Train").click()
+    page.get_by_text(re.compile(r"step [\d,]+ / 10,000")).wait_for()  # the first live update
+    page.get_by_role("button", name="Stop").click()
+    page.get_by_text("the model is kept as it was then").wait_for()
+    settle(page)
+    wait_plots(page, 3)
+    assert_no_exception(page)
+    shot(page, "train-stopped")
+    page.context.close()
+
+
+def test_two_users_training_at_once_see_only_their_own(server: str, browser: Any, tmp_path: Path) -> None:
+    alice, bob = new_page(browser), new_page(browser)
+    for page, name, data in ((alice, "alice.csv", "moons"), (bob, "bob.csv", "rings")):
+        page.goto(f"{server}/train")
+        settle(page)
+        upload(page, write_csv(tmp_path / name, data, 3000))
+        page.get_by_text(f"{name}: 3,000 rows").wait_for()
+        settle(page)
+        set_steps(page, 600)
+    alice.get_by_role("button", name="Train").click()
+    bob.get_by_role("button", name="Train").click()  # both train at the same time
+    for page in (alice, bob):
+        page.get_by_text("trained 600 steps").wait_for()
+        wait_plots(page, 3)
+        assert_no_exception(page)
+    shot(alice, "two-users-alice")
+    shot(bob, "two-users-bob")
+    alice_options, bob_options = picker_options(alice), picker_options(bob)
+    assert any("alice.csv" in o for o in alice_options) and not any("bob" in o for o in alice_options)
+    assert any("bob.csv" in o for o in bob_options) and not any("alice" in o for o in bob_options)
+    assert "bob.csv" not in alice.inner_text("body") and "alice.csv" not in bob.inner_text("body")
+    alice.context.close()
+    bob.context.close()
+
+
+def _points_of_trace_with(chart: Any, count: int) -> Any:
+    """The markers of the scatter trace that has exactly `count` of them."""
+    traces = chart.locator("g.trace.scatter")
+    for i in range(traces.count()):
+        points = traces.nth(i).locator("path.point")
+        if points.count() == count:
+            return points
+    raise AssertionError(f"no trace with {count} markers")
+
+
+def test_fields_clicks_pick_the_data_point_and_the_probe(server: str, browser: Any) -> None:
+    page = new_page(browser)
+    page.goto(f"{server}/fields")
+    wait_plots(page, 3)
+    chart = page.locator(PLOT).first
+    x1 = page.get_by_role("spinbutton", name="data point x1")
+    probe_x = page.get_by_role("spinbutton", name="probe x")
+    assert x1.input_value() == "0"
+    before = probe_x.input_value()
+    box = _points_of_trace_with(chart, 300).nth(150).bounding_box()  # a grey data point of the left panel
+    page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.wait_for_function("() => document.querySelector('input[aria-label=\"data point x1\"]').value !== '0'")
+    settle(page)
+    box = _points_of_trace_with(chart, 40 * 40).nth(130).bounding_box()  # a grid node of the middle panel
+    page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.wait_for_function(f"() => document.querySelector('input[aria-label=\"probe x\"]').value !== '{before}'")
+    settle(page)
+    wait_plots(page, 3)
+    assert_no_exception(page)
+    shot(page, "fields-clicked")
+    page.context.close()

@@ -1,0 +1,356 @@
+"""Pure plotting functions of the explorer: numpy arrays in, plotly figures out (no Streamlit import here).
+
+Every 2-D view uses data coordinates, equal aspect and explicit axis ranges (`Bounds`), so that panels
+drawn side by side share their axes exactly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+Bounds = tuple[tuple[float, float], tuple[float, float]]
+
+DATA_COLOR = "rgba(120, 120, 120, 0.35)"
+SAMPLE_COLOR = "#1f5fbf"
+SOURCE_COLOR = "#e07b00"
+ARROW_COLOR = "rgba(20, 20, 20, 0.75)"
+PROBE_COLOR = "#d62728"
+PALETTE = ("#1f5fbf", "#d62728", "#2ca02c", "#9467bd", "#e07b00", "#17becf")
+DENSITY_SCALE = "Blues"
+ERROR_SCALE = "Reds"
+MARGIN = {"l": 10, "r": 10, "t": 40, "b": 10}
+
+
+@dataclass(frozen=True)
+class Markers:
+    """A set of points drawn on a 2-D panel (data, samples, a probe, weighted data points)."""
+
+    points: np.ndarray
+    name: str
+    color: str = SAMPLE_COLOR
+    size: float | np.ndarray = 5.0
+    symbol: str = "circle"
+    opacity: float = 1.0
+    customdata: np.ndarray | None = None
+    hover: str | None = None
+
+
+@dataclass(frozen=True)
+class Panel:
+    """One 2-D panel: an optional heatmap on the grid, an optional arrow field and marker overlays."""
+
+    title: str
+    heat: np.ndarray | None = None
+    heat_name: str = ""
+    colorscale: str = DENSITY_SCALE
+    show_scale: bool = False
+    arrows: tuple[np.ndarray, np.ndarray] | None = None
+    markers: Sequence[Markers] = field(default_factory=tuple)
+
+
+def bounds_of(*clouds: np.ndarray, pad: float = 0.12, quantile: float = 0.005) -> Bounds:
+    """Square axis ranges that hold (almost) all points of the clouds, with padding; robust to outliers."""
+    points = np.concatenate([np.asarray(c, dtype=np.float64).reshape(-1, 2) for c in clouds])
+    points = points[np.isfinite(points).all(axis=1)]
+    if len(points) == 0:
+        return (-1.0, 1.0), (-1.0, 1.0)
+    lo = np.quantile(points, quantile, axis=0)
+    hi = np.quantile(points, 1.0 - quantile, axis=0)
+    centre = (lo + hi) / 2.0
+    half = max(float(np.max(hi - lo)) / 2.0, 1e-6) * (1.0 + pad)
+    return (float(centre[0] - half), float(centre[0] + half)), (float(centre[1] - half), float(centre[1] + half))
+
+
+def union_bounds(*boxes: Bounds) -> Bounds:
+    """The smallest axis ranges holding every box."""
+    return ((min(b[0][0] for b in boxes), max(b[0][1] for b in boxes)),
+            (min(b[1][0] for b in boxes), max(b[1][1] for b in boxes)))
+
+
+def quiver_segments(
+    points: np.ndarray, vectors: np.ndarray, length: float, head: float = 0.35
+) -> tuple[np.ndarray, np.ndarray]:
+    """x, y arrays of arrows (tail, tip, barb, tip, barb, gap) for a single go.Scatter line trace.
+
+    Arrow lengths are normalised: `length` for vectors at or above the 90th percentile of the norms,
+    shrinking with the norm down to a quarter of it, so both direction and relative speed stay readable.
+    """
+    points = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+    vectors = np.asarray(vectors, dtype=np.float64).reshape(-1, 2)
+    norms = np.linalg.norm(vectors, axis=1)
+    finite = np.isfinite(norms) & (norms > 0)
+    reference = float(np.quantile(norms[finite], 0.9)) if finite.any() else 1.0
+    scale = np.where(finite, np.clip(norms / max(reference, 1e-12), 0.25, 1.0) * length, 0.0)
+    unit = np.where(finite[:, None], vectors / np.where(finite, norms, 1.0)[:, None], 0.0)
+    tips = points + unit * scale[:, None]
+    barb = head * scale[:, None]
+    cos, sin = np.cos(np.pi / 7), np.sin(np.pi / 7)
+    back = -unit
+    left = np.stack([back[:, 0] * cos - back[:, 1] * sin, back[:, 0] * sin + back[:, 1] * cos], axis=1)
+    right = np.stack([back[:, 0] * cos + back[:, 1] * sin, -back[:, 0] * sin + back[:, 1] * cos], axis=1)
+    gap = np.full((len(points), 2), np.nan)
+    stacked = np.stack([points, tips, tips + barb * left, tips, tips + barb * right, gap], axis=1)
+    stacked = stacked[finite].reshape(-1, 2)
+    return stacked[:, 0], stacked[:, 1]
+
+
+def clicked_customdata(point: Mapping[str, Any]) -> list[float]:
+    """The customdata of a clicked point as a list, whether the browser sent a list or an indexed object."""
+    data = point.get("customdata")
+    if isinstance(data, Mapping):  # a typed array arrives as {"0": .., "1": ..}
+        return [float(data[k]) for k in sorted(data, key=int)]
+    return [float(v) for v in data] if isinstance(data, Sequence) and not isinstance(data, str) else []
+
+
+def _marker_trace(m: Markers, showlegend: bool = False) -> go.Scatter:
+    """A scatter trace for a Markers overlay (customdata as plain lists, which clicks send back as lists)."""
+    return go.Scatter(
+        x=m.points[:, 0], y=m.points[:, 1], mode="markers", name=m.name, showlegend=showlegend,
+        marker={"color": m.color, "size": m.size, "symbol": m.symbol, "opacity": m.opacity,
+                "line": {"width": 0}},
+        customdata=None if m.customdata is None else np.asarray(m.customdata).tolist(),
+        hovertemplate=m.hover or f"{m.name}<br>(%{{x:.2f}}, %{{y:.2f}})<extra></extra>",
+        selected={"marker": {"opacity": m.opacity}}, unselected={"marker": {"opacity": m.opacity}},
+    )
+
+
+def _heat_trace(panel: Panel, xs: np.ndarray, ys: np.ndarray, colorbar_x: float) -> go.Heatmap:
+    """The heatmap of a panel on the grid (xs along columns, ys along rows)."""
+    return go.Heatmap(
+        x=xs, y=ys, z=panel.heat, colorscale=panel.colorscale, showscale=panel.show_scale, name=panel.heat_name,
+        zsmooth="best", hoverinfo="skip",  # clicks and hovers go to the points drawn over it
+        colorbar={"title": {"text": panel.heat_name, "side": "right"}, "x": colorbar_x, "len": 0.8, "thickness": 12},
+    )
+
+
+def _square_axes(fig: go.Figure, bounds: Bounds, n_cols: int) -> None:
+    """Give every subplot the same ranges, linked zoom and equal aspect."""
+    (x0, x1), (y0, y1) = bounds
+    for col in range(1, n_cols + 1):
+        suffix = "" if col == 1 else str(col)
+        fig.update_xaxes(range=[x0, x1], matches="x", showgrid=False, zeroline=False, row=1, col=col,
+                         constrain="domain")
+        fig.update_yaxes(range=[y0, y1], matches="y", showgrid=False, zeroline=False, row=1, col=col,
+                         scaleanchor=f"x{suffix}", scaleratio=1.0, constrain="domain")
+
+
+def panels_figure(panels: Sequence[Panel], xs: np.ndarray, ys: np.ndarray, bounds: Bounds,
+                  arrow_length: float, height: int = 430) -> go.Figure:
+    """Panels side by side on shared axes: heatmaps on the (xs, ys) grid, arrows and marker overlays."""
+    n = len(panels)
+    fig = make_subplots(rows=1, cols=n, subplot_titles=[p.title for p in panels], horizontal_spacing=0.03)
+    for col, panel in enumerate(panels, start=1):
+        if panel.heat is not None:
+            fig.add_trace(_heat_trace(panel, xs, ys, colorbar_x=1.0 + 0.01), row=1, col=col)
+        if panel.arrows is not None:
+            ax, ay = quiver_segments(panel.arrows[0], panel.arrows[1], arrow_length)
+            fig.add_trace(go.Scatter(x=ax, y=ay, mode="lines", name="field", showlegend=False, hoverinfo="skip",
+                                     line={"color": ARROW_COLOR, "width": 1.1}), row=1, col=col)
+        for markers in panel.markers:
+            fig.add_trace(_marker_trace(markers), row=1, col=col)
+    _square_axes(fig, bounds, n)
+    fig.update_annotations(font={"size": 13})
+    fig.update_layout(height=height, margin={**MARGIN, "t": 60}, template="plotly_white", dragmode="pan",
+                      clickmode="event+select", uirevision="fields")
+    return fig
+
+
+def scatter(points: np.ndarray, *, bounds: Bounds | None = None, data: np.ndarray | None = None,
+            title: str = "", labels: tuple[str, str] = ("x", "y"), height: int = 360,
+            name: str = "samples") -> go.Figure:
+    """Points (optionally over the data in grey) with equal aspect: previews and sample plots."""
+    fig = go.Figure()
+    if data is not None:
+        fig.add_trace(_marker_trace(Markers(data, "data", DATA_COLOR, 4.0), showlegend=True))
+    fig.add_trace(_marker_trace(Markers(points, name, SAMPLE_COLOR, 4.0, opacity=0.7), showlegend=data is not None))
+    (x0, x1), (y0, y1) = bounds or bounds_of(points if data is None else np.concatenate([points, data]))
+    fig.update_xaxes(range=[x0, x1], title=labels[0], constrain="domain")
+    fig.update_yaxes(range=[y0, y1], title=labels[1], scaleanchor="x", scaleratio=1.0, constrain="domain")
+    fig.update_layout(title=title, height=height, margin=MARGIN, template="plotly_white",
+                      legend={"orientation": "h", "y": -0.15})
+    return fig
+
+
+def thumbnail(points: np.ndarray, height: int = 190) -> go.Figure:
+    """A small, static picture of a model's samples for gallery cards (no axes, no interaction)."""
+    fig = go.Figure(go.Scatter(x=points[:, 0], y=points[:, 1], mode="markers", hoverinfo="skip",
+                               marker={"size": 3, "color": SAMPLE_COLOR, "opacity": 0.6}))
+    (x0, x1), (y0, y1) = bounds_of(points, pad=0.08)
+    fig.update_xaxes(visible=False, range=[x0, x1])
+    fig.update_yaxes(visible=False, range=[y0, y1], scaleanchor="x", scaleratio=1.0)
+    fig.update_layout(height=height, margin={"l": 0, "r": 0, "t": 0, "b": 0}, template="plotly_white",
+                      showlegend=False)
+    return fig
+
+
+def _segments(paths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Polylines [T, n, 2] as x, y arrays for one line trace, NaN between paths."""
+    t, n, _ = paths.shape
+    padded = np.concatenate([paths, np.full((1, n, 2), np.nan)], axis=0)  # [T + 1, n, 2]
+    flat = padded.transpose(1, 0, 2).reshape(-1, 2)
+    return flat[:, 0], flat[:, 1]
+
+
+def flow_animation(trajectory: np.ndarray, times: np.ndarray, bounds: Bounds, *, data: np.ndarray | None = None,
+                   n_lines: int = 60, height: int = 520, start_frame: int = -1) -> go.Figure:
+    """Particles moving from the source (t = 0) to the data (t = 1), their trajectories, Play/Pause and a t slider.
+
+    Args:
+        trajectory: positions [T, n, 2] at `times` [T].
+        bounds: axis ranges.
+        data: data points drawn faintly behind the particles.
+        n_lines: how many particles also show their whole trajectory.
+        start_frame: the frame shown before Play (default: the last, the samples).
+    """
+    traj = np.round(np.asarray(trajectory, dtype=np.float64), 4)
+    k = int(start_frame) % len(times)
+    fig = go.Figure()
+    background = data if data is not None else np.empty((0, 2))
+    fig.add_trace(_marker_trace(Markers(background, "data", DATA_COLOR, 4.0), showlegend=data is not None))
+    lx, ly = _segments(traj[:, :n_lines])
+    fig.add_trace(go.Scatter(x=lx, y=ly, mode="lines", name="trajectories", hoverinfo="skip",
+                             line={"color": "rgba(31, 95, 191, 0.35)", "width": 1}))
+    fig.add_trace(go.Scatter(x=traj[k, :, 0], y=traj[k, :, 1], mode="markers", name="particles x_t",
+                             marker={"size": 5, "color": SAMPLE_COLOR, "opacity": 0.8}, hoverinfo="skip"))
+    names = [f"{t:.2f}" for t in times]
+    fig.frames = [go.Frame(name=name, traces=[2], data=[go.Scatter(x=traj[i, :, 0], y=traj[i, :, 1])])
+                  for i, name in enumerate(names)]
+    frame_args = {"frame": {"duration": 60, "redraw": False}, "transition": {"duration": 0}, "mode": "immediate"}
+    fig.update_layout(
+        updatemenus=[{
+            "type": "buttons", "direction": "left", "x": 0.0, "y": -0.14, "xanchor": "left", "yanchor": "top",
+            "pad": {"r": 8, "t": 0}, "showactive": False,
+            "buttons": [
+                {"label": "▶ Play", "method": "animate", "args": [None, {**frame_args, "fromcurrent": False}]},
+                {"label": "❚❚ Pause", "method": "animate",
+                 "args": [[None], {"frame": {"duration": 0, "redraw": False}, "mode": "immediate"}]},
+            ],
+        }],
+        sliders=[{
+            "active": k, "x": 0.3, "len": 0.7, "y": -0.08, "yanchor": "top", "pad": {"t": 0, "b": 0},
+            "currentvalue": {"prefix": "t = ", "font": {"size": 13, "color": "#333333"}, "xanchor": "left"},
+            "font": {"color": "rgba(0, 0, 0, 0)"}, "ticklen": 3, "minorticklen": 0,
+            "steps": [{"label": name, "method": "animate",
+                       "args": [[name], {"frame": {"duration": 0, "redraw": False}, "mode": "immediate"}]}
+                      for name in names],
+        }],
+    )
+    (x0, x1), (y0, y1) = bounds
+    fig.update_xaxes(range=[x0, x1], showgrid=False, zeroline=False, constrain="domain")
+    fig.update_yaxes(range=[y0, y1], showgrid=False, zeroline=False, scaleanchor="x", scaleratio=1.0,
+                     constrain="domain")
+    fig.update_layout(height=height, margin={"l": 10, "r": 10, "t": 30, "b": 120}, template="plotly_white",
+                      legend={"orientation": "h", "y": 1.06, "x": 0.0})
+    return fig
+
+
+def density_pair(samples_t: np.ndarray, exact_density: np.ndarray, xs: np.ndarray, ys: np.ndarray,
+                 bounds: Bounds, t: float, height: int = 380) -> go.Figure:
+    """Histogram of the model's particles x_t beside the exact p_t of the data, on shared axes."""
+    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.04, subplot_titles=[
+        f"model: histogram of x_t, t = {t:.2f}", f"exact p_t of the data, t = {t:.2f}"])
+    (x0, x1), (y0, y1) = bounds
+    nbins = len(xs)
+    fig.add_trace(go.Histogram2d(
+        x=samples_t[:, 0], y=samples_t[:, 1], colorscale=DENSITY_SCALE, showscale=False,
+        histnorm="probability density", hovertemplate="density %{z:.3g}<extra></extra>",
+        xbins={"start": x0, "end": x1, "size": (x1 - x0) / nbins},
+        ybins={"start": y0, "end": y1, "size": (y1 - y0) / nbins}), row=1, col=1)
+    fig.add_trace(go.Heatmap(x=xs, y=ys, z=exact_density, colorscale=DENSITY_SCALE, showscale=False, zsmooth="best",
+                             hovertemplate="p_t %{z:.3g}<extra></extra>"), row=1, col=2)
+    _square_axes(fig, bounds, 2)
+    fig.update_layout(height=height, margin=MARGIN, template="plotly_white")
+    return fig
+
+
+def loss_curve(losses: Sequence[float], *, height: int = 280, title: str = "training loss") -> go.Figure:
+    """The CFM loss per step (faint) and its running mean, on a log scale."""
+    values = np.asarray(losses, dtype=np.float64)
+    steps = np.arange(1, len(values) + 1)
+    fig = go.Figure()
+    if len(values):
+        window = max(1, min(100, len(values) // 10))
+        smooth = np.convolve(values, np.ones(window) / window, mode="valid")
+        fig.add_trace(go.Scatter(x=steps, y=values, mode="lines", name="per step",
+                                 line={"color": "rgba(31, 95, 191, 0.25)", "width": 1}))
+        fig.add_trace(go.Scatter(x=steps[window - 1:], y=smooth, mode="lines", name=f"mean of {window}",
+                                 line={"color": SAMPLE_COLOR, "width": 2}))
+    fig.update_xaxes(title="step")
+    fig.update_yaxes(title="CFM loss", type="log")
+    fig.update_layout(title=title, height=height, margin=MARGIN, template="plotly_white",
+                      legend={"orientation": "h", "y": 1.12, "x": 1.0, "xanchor": "right"})
+    return fig
+
+
+def loss_by_t(ts: np.ndarray, irreducible: np.ndarray, model: np.ndarray | None, t: float,
+              height: int = 300) -> go.Figure:
+    """The irreducible CFM loss E||u_t(x|x1) - u_t(x)||^2 by t, the model's CFM loss by t and a marker at t."""
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=ts, y=irreducible, mode="lines+markers", name="irreducible (exact field)",
+                             line={"color": "#555555", "width": 2}, marker={"size": 4}))
+    if model is not None:
+        fig.add_trace(go.Scatter(x=ts, y=model, mode="lines+markers", name="model v_theta",
+                                 line={"color": SAMPLE_COLOR, "width": 2}, marker={"size": 4}))
+    fig.add_vline(x=t, line={"color": PROBE_COLOR, "dash": "dot"})
+    values = np.concatenate([irreducible, model if model is not None else []])
+    values = values[np.isfinite(values) & (values > 0)]
+    top = float(values.max()) if len(values) else 1.0
+    bottom = max(float(values.min()) if len(values) else 1e-3, top * 1e-3)  # no decades of near-zero at t = 1
+    fig.update_xaxes(title="t", range=[0.0, 1.0])
+    fig.update_yaxes(title="CFM loss at t (normalised units)", type="log",
+                     range=[np.log10(bottom) - 0.1, np.log10(top) + 0.1])
+    fig.update_layout(height=height, margin=MARGIN, template="plotly_white",
+                      legend={"orientation": "h", "y": 1.12, "x": 0.0})
+    return fig
+
+
+def posterior_bars(weights: np.ndarray, labels: Sequence[str], height: int = 300) -> go.Figure:
+    """Posterior weights w_i(x, t) of the data points that dominate the marginal field at a probe point."""
+    fig = go.Figure(go.Bar(x=list(labels), y=weights, marker={"color": PROBE_COLOR},
+                           hovertemplate="%{x}: w = %{y:.3f}<extra></extra>"))
+    fig.update_xaxes(title="data point", type="category")
+    fig.update_yaxes(title="posterior weight w_i", range=[0.0, max(float(np.max(weights, initial=0.0)) * 1.1, 1e-3)])
+    fig.update_layout(height=height, margin=MARGIN, template="plotly_white")
+    return fig
+
+
+def trajectories_side_by_side(trajectories: Sequence[np.ndarray], titles: Sequence[str], bounds: Bounds,
+                              data: Sequence[np.ndarray | None] | None = None, height: int = 460) -> go.Figure:
+    """Trajectories [T, n, 2] of several models from the same noise, side by side on shared axes."""
+    n = len(trajectories)
+    fig = make_subplots(rows=1, cols=n, subplot_titles=list(titles), horizontal_spacing=0.03)
+    for col, traj in enumerate(trajectories, start=1):
+        points = data[col - 1] if data is not None else None
+        if points is not None:
+            fig.add_trace(_marker_trace(Markers(points, "data", DATA_COLOR, 3.0)), row=1, col=col)
+        lx, ly = _segments(np.asarray(traj))
+        fig.add_trace(go.Scatter(x=lx, y=ly, mode="lines", showlegend=False, hoverinfo="skip",
+                                 line={"color": "rgba(31, 95, 191, 0.45)", "width": 1}), row=1, col=col)
+        fig.add_trace(_marker_trace(Markers(traj[0], "x0 (noise)", SOURCE_COLOR, 4.0)), row=1, col=col)
+        fig.add_trace(_marker_trace(Markers(traj[-1], "x1 (sample)", SAMPLE_COLOR, 4.0)), row=1, col=col)
+    _square_axes(fig, bounds, n)
+    fig.update_layout(height=height, margin=MARGIN, template="plotly_white")
+    return fig
+
+
+def sweep_figure(series: Sequence[tuple[str, np.ndarray, np.ndarray]], floor: float | None = None,
+                 height: int = 340) -> go.Figure:
+    """W2 to the data against NFE (log scale) for each (name, nfe, w2) series; a dotted line at the W2 floor."""
+    fig = go.Figure()
+    for i, (name, nfe, values) in enumerate(series):
+        fig.add_trace(go.Scatter(x=nfe, y=values, mode="lines+markers", name=name,
+                                 line={"color": PALETTE[i % len(PALETTE)], "width": 2}))
+    if floor is not None:
+        fig.add_hline(y=floor, line={"color": "#777777", "dash": "dot"}, annotation_text="W2 floor (data vs data)")
+    ticks = sorted({int(v) for _, nfe, _ in series for v in nfe})
+    fig.update_xaxes(title="NFE (velocity evaluations)", type="log", tickvals=ticks, ticktext=[str(v) for v in ticks])
+    fig.update_yaxes(title="W2 to the data")
+    fig.update_layout(height=height, margin=MARGIN, template="plotly_white",
+                      legend={"orientation": "h", "y": 1.15, "x": 0.0})
+    return fig

@@ -1,0 +1,260 @@
+"""Session state and caches: the selected model, this session's own models, cached zoo loaders and results.
+
+Isolation rule: what a user uploads or trains lives in `st.session_state` only (never a module global or an
+st.cache_*), so two browser sessions never see each other's data or models. Shared caches hold only the
+pretrained zoo (st.cache_resource, never mutated) and arrays computed from it (st.cache_data, keyed by the
+model's name, its file's modification time and the settings).
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+import streamlit as st
+
+from flowscope import FlowModel, zoo
+from flowscope.data import DATASETS, make_dataset
+
+from .layout import MODEL_KEY
+
+T = TypeVar("T")
+
+SESSION_MODELS = "session_models"
+_MEMO = "_memo"
+_MEMO_SIZE = 48
+#: Points of a toy dataset that the views use as "the data" (exact fields, W2 reference).
+VIEW_POINTS = 5000
+#: Preferred model to show first.
+DEFAULT_ZOO_MODEL = "moons-ot"
+_counter = itertools.count(1)
+
+
+@dataclass
+class ModelView:
+    """What every view needs about the model it shows.
+
+    Attributes:
+        key: "zoo:<name>" for a pretrained model, "mine:<n>" for one of this session's models.
+        label: what the menus show.
+        flow: the model (a shared zoo object must never be mutated).
+        data: the data it is shown against, data coordinates, shuffled [n, 2].
+        dataset: the data's name.
+        cache_id: identifies the model and data in caches (zoo: name and file time).
+        info: manifest metrics or training summary, for captions.
+    """
+
+    key: str
+    label: str
+    flow: FlowModel
+    data: np.ndarray
+    dataset: str
+    cache_id: str
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_zoo(self) -> bool:
+        """Whether this is a shared pretrained model."""
+        return self.key.startswith("zoo:")
+
+
+def zoo_folder() -> Path:
+    """The pretrained models' folder: $FLOWSCOPE_ZOO_DIR if set (tests, custom zoos), else the package's."""
+    override = os.environ.get("FLOWSCOPE_ZOO_DIR")
+    return Path(override) if override else zoo.directory()
+
+
+def _mtime(path: Path) -> float:
+    """A file's modification time, or 0 when it is missing (cache keys change when a file is rebuilt)."""
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _entries(folder: str, mtime: float) -> list[zoo.ZooEntry]:
+    """The manifest's entries, cached until the manifest changes."""
+    return zoo.entries(Path(folder))
+
+
+def zoo_entries() -> tuple[list[zoo.ZooEntry], str | None]:
+    """(entries, None), or ([], a message saying why there is no zoo and how to build it)."""
+    folder = zoo_folder()
+    try:
+        return _entries(str(folder), _mtime(folder / zoo.MANIFEST)), None
+    except zoo.ZooError as err:
+        return [], str(err)
+
+
+@st.cache_resource(show_spinner=False, max_entries=64)
+def _zoo_model(folder: str, name: str, mtime: float) -> FlowModel:
+    """A validated zoo model, loaded once per file version and shared by all sessions (never mutated)."""
+    return zoo.load(name, Path(folder))
+
+
+def zoo_model(entry: zoo.ZooEntry) -> FlowModel:
+    """Load a zoo model; raises zoo.ZooError with a readable message when it is missing or corrupt."""
+    folder = zoo_folder()
+    return _zoo_model(str(folder), entry.name, _mtime(folder / entry.file))
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def toy_data(name: str, n: int, seed: int = 0) -> np.ndarray:
+    """Points of a built-in dataset (cached; the same for everyone)."""
+    return make_dataset(name, n, seed=seed)
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def _shared_memo(kind: str, cache_id: str, settings: tuple[Any, ...], _compute: Callable[[], Any]) -> Any:
+    """Results computed from zoo models, shared across sessions, keyed by kind, model and settings."""
+    return _compute()
+
+
+def memo(kind: str, view: ModelView, settings: tuple[Any, ...], compute: Callable[[], T]) -> T:
+    """compute() once per (kind, model, settings): shared for zoo models, per session for the session's own."""
+    if view.is_zoo:
+        result: T = _shared_memo(kind, view.cache_id, settings, compute)
+        return result
+    cache: OrderedDict[tuple[Any, ...], Any] = st.session_state.setdefault(_MEMO, OrderedDict())
+    key = (kind, view.cache_id, settings)
+    if key in cache:
+        cache.move_to_end(key)
+        value: T = cache[key]
+        return value
+    value = compute()
+    cache[key] = value
+    while len(cache) > _MEMO_SIZE:
+        cache.popitem(last=False)
+    return value
+
+
+# --- this session's own models --------------------------------------------------------------------------
+
+
+def session_models() -> dict[str, ModelView]:
+    """This session's trained and uploaded models, by key (in st.session_state only)."""
+    models: dict[str, ModelView] = st.session_state.setdefault(SESSION_MODELS, {})
+    return models
+
+
+def _new_view(flow: FlowModel, data: np.ndarray, label: str, dataset: str, info: dict[str, Any] | None) -> ModelView:
+    """A session model with a fresh key; the data are shuffled once for the views (no Streamlit calls)."""
+    key = f"mine:{next(_counter)}"
+    order = np.random.default_rng(0).permutation(len(data))
+    return ModelView(key=key, label=f"{label} (this session)", flow=flow, data=np.asarray(data)[order],
+                     dataset=dataset, cache_id=key, info=dict(info or {}))
+
+
+def add_session_model(flow: FlowModel, data: np.ndarray, label: str, dataset: str,
+                      info: dict[str, Any] | None = None) -> ModelView:
+    """Keep a model in this session and select it."""
+    view = _new_view(flow, data, label, dataset, info)
+    session_models()[view.key] = view
+    st.session_state[MODEL_KEY] = view.key
+    return view
+
+
+# --- a training running in this session ------------------------------------------------------------------
+#
+# A click during training (Stop, or any widget) makes Streamlit start a new script run at once, in another
+# thread, and stop the training run at its next Streamlit call, where every further st.* call (even
+# st.session_state) raises again. So the training run keeps its model with plain Python on objects it took
+# from the session beforehand (`TrainingJob`), and the new run waits for it (`settle_training`).
+
+_JOB = "_training_job"
+LAST_TRAINED = "train_last"
+
+
+@dataclass
+class TrainingJob:
+    """A training of this session: where its model goes, and an event set when it is finished or abandoned."""
+
+    models: dict[str, ModelView]
+    done: threading.Event = field(default_factory=threading.Event)
+    result: str | None = None
+
+
+def start_training() -> TrainingJob:
+    """Register a training about to run in this script run."""
+    job = TrainingJob(models=session_models())
+    st.session_state[_JOB] = job
+    return job
+
+
+def finish_training(job: TrainingJob, flow: FlowModel, data: np.ndarray, label: str, dataset: str,
+                    info: dict[str, Any]) -> ModelView:
+    """Keep a trained model in the session (no Streamlit calls: this works in a run Streamlit has stopped)."""
+    view = _new_view(flow, data, label, dataset, info)
+    job.models[view.key] = view
+    job.result = view.key
+    job.done.set()
+    return view
+
+
+def settle_training(timeout: float = 60.0) -> None:
+    """At the start of a run: wait for a training that a click interrupted to keep its model, then select it."""
+    job: TrainingJob | None = st.session_state.get(_JOB)
+    if job is None:
+        return
+    if not job.done.wait(timeout):
+        return  # still running (a very slow step): look again on the next run
+    del st.session_state[_JOB]
+    if job.result is not None:
+        st.session_state[MODEL_KEY] = job.result
+        st.session_state[LAST_TRAINED] = job.result
+
+
+# --- the selected model ----------------------------------------------------------------------------------
+
+
+def model_options() -> dict[str, str]:
+    """Every model a user can pick: key -> label (pretrained first, then this session's)."""
+    entries, _ = zoo_entries()
+    options = {f"zoo:{e.name}": f"{e.name}  ({e.dataset}, {e.path})" for e in entries}
+    options.update({key: view.label for key, view in session_models().items()})
+    return options
+
+
+def model_datasets() -> dict[str, str]:
+    """key -> dataset name of every model (to pair models trained on the same data)."""
+    entries, _ = zoo_entries()
+    datasets = {f"zoo:{e.name}": e.dataset for e in entries}
+    datasets.update({key: view.dataset for key, view in session_models().items()})
+    return datasets
+
+
+def default_key(options: dict[str, str]) -> str | None:
+    """The model shown before the user picks one: moons-ot if present, else the first one."""
+    if f"zoo:{DEFAULT_ZOO_MODEL}" in options:
+        return f"zoo:{DEFAULT_ZOO_MODEL}"
+    return next(iter(options), None)
+
+
+def select(key: str) -> None:
+    """Make `key` the model the views show (used by the gallery's buttons, as a callback)."""
+    st.session_state[MODEL_KEY] = key
+
+
+def resolve(key: str) -> ModelView:
+    """The ModelView of a key; raises zoo.ZooError (missing/corrupt zoo model) or KeyError (unknown key)."""
+    if key.startswith("mine:"):
+        return session_models()[key]
+    name = key.removeprefix("zoo:")
+    entries, message = zoo_entries()
+    entry = next((e for e in entries if e.name == name), None)
+    if entry is None:
+        raise zoo.ZooError(message or f"no zoo model named {name!r}")
+    flow = zoo_model(entry)
+    data = toy_data(entry.dataset, VIEW_POINTS, 0) if entry.dataset in DATASETS else np.empty((0, 2))
+    cache_id = f"{zoo_folder() / entry.file}@{_mtime(zoo_folder() / entry.file)}"
+    return ModelView(key=key, label=entry.name, flow=flow, data=data, dataset=entry.dataset, cache_id=cache_id,
+                     info={"metrics": entry.metrics, "path": entry.path, "coupling": entry.coupling,
+                           "source": entry.source})

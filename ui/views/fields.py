@@ -1,0 +1,101 @@
+"""Fields: conditional vs exact marginal vs learned vector fields at time t, and the irreducible CFM loss."""
+
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+
+from flowscope_ui import compute, plots, state, widgets
+
+widgets.header("Fields", "At a time t, on shared axes: the conditional field u_t(x | x1) of one data point with its "
+               "Gaussian p_t(x | x1); the exact marginal field u_t(x), which averages all conditional fields with "
+               "the posterior weights w_i(x, t); and the learned field v_theta with its error |v_theta - u_t|.")
+view = widgets.current_model()
+widgets.model_caption(view)
+pairs = widgets.field_pairs(view)
+if pairs is not None:
+    st.info(f"This model starts from samples, not from a Gaussian: its exact fields are those of the interpolant over "
+            f"{len(pairs[0]):,} (x0, x1) pairs drawn by its coupling ({view.flow.coupling}), with kernel width "
+            f"{view.flow.path.noise_std:g}; “conditional” means given x1"
+            + (" and its OT partner x0." if view.flow.coupling != "independent" else ", averaged over the sources."))
+n_points = min(len(view.data), compute.FIELD_POINTS) if pairs is None else len(pairs[1])
+shown = min(n_points, 300)
+bounds = compute.view_bounds(view.flow, view.data)
+centre = np.array([sum(bounds[0]), sum(bounds[1])]) / 2
+losses = state.memo("loss_by_t", view, (), lambda: compute.loss_by_t(view.flow, view.data, pairs))
+keys = {name: f"fields_{name}_{view.key}" for name in ("t", "x1", "px", "py", "chart")}
+DATA_POINT, GRID_NODE, WEIGHTED = 0, 1, 2  # customdata[0] of clickable points
+
+
+def on_click() -> None:
+    """A click on a data point picks x1; a click on the marginal panel moves the probe there."""
+    for point in st.session_state[keys["chart"]].selection.points:
+        kind, index = (plots.clicked_customdata(point) + [-1.0, -1.0])[:2]
+        if kind in (DATA_POINT, WEIGHTED):
+            st.session_state[keys["x1"]] = int(index)
+        elif kind == GRID_NODE:
+            st.session_state[keys["px"]], st.session_state[keys["py"]] = float(point["x"]), float(point["y"])
+
+
+def conditional_markers(f: compute.FieldsAtT) -> list[plots.Markers]:
+    """x1 (star), the centre of p_t(x | x1) at t, and x1's source partner under an OT coupling."""
+    markers = [plots.Markers(f.x1[None], "x1", plots.PROBE_COLOR, 14.0, "star")]
+    if f.centre is not None:
+        markers.append(plots.Markers(f.centre[None], "centre of p_t(x | x1)", "#111111", 10.0, "circle-open-dot"))
+    if f.partner is not None:
+        markers.append(plots.Markers(f.partner[None], "x0 paired with x1 (OT)", plots.SOURCE_COLOR, 12.0, "diamond"))
+    return markers
+
+
+@st.fragment
+def fields_at_t() -> None:
+    """The t slider, the choice of x1 and probe, and every plot that depends on them (reruns alone)."""
+    top = st.columns([3, 1, 1, 1])
+    t = top[0].slider("t", 0.0, 1.0, 0.5, 0.01, key=keys["t"])
+    x1 = top[1].number_input("data point x1", 0, n_points - 1, 0, key=keys["x1"],
+                             help="Its index in the data; or click a grey point in the left panel.")
+    px = top[2].number_input("probe x", value=float(centre[0]), format="%.2f", key=keys["px"],
+                             help="Where the aggregation is shown; or click anywhere in the middle panel.")
+    py = top[3].number_input("probe y", value=float(centre[1]), format="%.2f", key=keys["py"])
+    f = compute.fields_at(view.flow, view.data, bounds, t, int(x1), (px, py), pairs)
+    data = view.data[:shown] if pairs is None else compute.decoded(view.flow, pairs[1][:shown])
+    clickable = np.stack([np.full(shown, DATA_POINT), np.arange(shown)], axis=1)
+    nodes = np.stack([np.full(len(f.points), GRID_NODE), np.arange(len(f.points))], axis=1)
+    weights = np.sqrt(f.top_weights / max(float(f.top_weights.max()), 0.02))  # spread-out weights stay small
+    weighted = np.stack([np.full(len(weights), WEIGHTED), f.top_indices, f.top_weights], axis=1)
+    panels = [
+        plots.Panel(f"conditional u_t(x | x1) at t = {f.t:.2f}<br>over p_t(x | x1); star: x1", f.conditional_density,
+                    "p_t(x|x1)",
+                    arrows=compute.coarse(f.points, f.conditional), markers=[
+                        plots.Markers(data, "data point (click to pick x1)", "rgba(90, 90, 90, 0.55)", 5.0,
+                                      customdata=clickable, hover="data point %{customdata[1]}<extra></extra>"),
+                        *conditional_markers(f)]),
+        plots.Panel("exact marginal u_t(x) over p_t(x)<br>orange: weights w_i at the probe (star)", f.marginal_density,
+                    "p_t",
+                    arrows=compute.coarse(f.points, f.marginal), markers=[
+                        plots.Markers(f.points, "grid", "rgba(0, 0, 0, 0)", 8.0, customdata=nodes,
+                                      hover="click: move the probe here<extra></extra>"),
+                        plots.Markers(f.top_points, "weighted data points", plots.SOURCE_COLOR, 3.0 + 15.0 * weights,
+                                      opacity=0.85, customdata=weighted,
+                                      hover="data point %{customdata[1]}: w = %{customdata[2]:.3f}<extra></extra>"),
+                        plots.Markers(f.probe[None], "probe", plots.PROBE_COLOR, 14.0, "star")]),
+        plots.Panel("learned v_theta(x, t)<br>over the error |v_theta - u_t|", f.error, "|v - u|", plots.ERROR_SCALE,
+                    show_scale=True, arrows=compute.coarse(f.points, f.learned)),
+    ]
+    figure = plots.panels_figure(panels, f.xs, f.ys, bounds, compute.arrow_length(bounds))
+    st.plotly_chart(figure, key=keys["chart"], on_select=on_click, selection_mode="points")
+    left, right = st.columns(2)
+    with left:
+        st.markdown(f"**The aggregation at the probe** ({px:.2f}, {py:.2f}): u_t(probe) = Σ_i w_i u_t(probe | x1_i) "
+                    f"= ({f.probe_velocity[0]:.2f}, {f.probe_velocity[1]:.2f}). The {len(f.top_weights)} largest of "
+                    f"the {n_points:,} weights (orange in the middle panel) sum to {f.top_weights.sum():.0%}; "
+                    "the 12 largest:")
+        labels = [f"#{i}" for i in f.top_indices[:12]]
+        st.plotly_chart(plots.posterior_bars(f.top_weights[:12], labels), key="fields_weights")
+    with right:
+        st.markdown("**Irreducible CFM loss by t**: E‖u_t(x|x1) − u_t(x)‖², which no model can go below, "
+                    "beside the model's own CFM loss at each t.")
+        st.plotly_chart(plots.loss_by_t(*losses, t=f.t), key="fields_loss")
+
+
+fields_at_t()

@@ -1,0 +1,52 @@
+"""Gallery: every pretrained model as a card with its samples, dataset, path and metrics."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from flowscope import zoo
+from flowscope_ui import compute, plots, state, widgets
+
+widgets.header("Gallery", "Every pretrained model as a card: a picture of its samples, its dataset, probability path "
+               "and measured quality; filter them, and Open one to see it in every view.")
+entries, problem = state.zoo_entries()
+if problem:
+    st.warning(f"No pretrained models to show. {problem}")
+    st.stop()
+left, right = st.columns(2)
+datasets = left.multiselect("Dataset", sorted({e.dataset for e in entries}), key="gallery_dataset",
+                            placeholder="all datasets")
+paths = right.multiselect("Path", sorted({e.path for e in entries}), key="gallery_path", placeholder="all paths")
+chosen = [e for e in entries if (not datasets or e.dataset in datasets) and (not paths or e.path in paths)]
+st.caption(f"{len(chosen)} of {len(entries)} models. W2/floor: distance of 2,000 samples to fresh data, divided by "
+           "that of two fresh draws of the data (1 is as good as it gets); NFE: velocity evaluations of dopri5 at "
+           "tolerance 1e-5; S: straightness of the trajectories (0 = straight).")
+
+
+def card(entry: zoo.ZooEntry) -> None:
+    """One model: thumbnail, facts, metrics and an Open button (errors stay inside the card)."""
+    st.markdown(f"**{entry.name}**")
+    try:
+        view = state.resolve(f"zoo:{entry.name}")
+    except zoo.ZooError as err:
+        st.error(str(err))
+        return
+    samples = state.memo("thumbnail", view, (), lambda: compute.preview_samples(view.flow, 600))
+    st.plotly_chart(plots.thumbnail(samples), config={"staticPlot": True}, key=f"gallery_thumb_{entry.name}")
+    source = f" · source {entry.source}" if entry.source else ""
+    st.caption(f"data **{entry.dataset}** · path **{entry.path}** · coupling {entry.coupling}{source}")
+    m = entry.metrics
+    facts = [f"W2/floor {m['w2_ratio']:.2f}" if "w2_ratio" in m else "",
+             f"NFE {m['nfe_dopri5']}" if "nfe_dopri5" in m else "",
+             f"S {m['straightness']:.3f}" if "straightness" in m else "",
+             f"NLL {m['nll']:.2f}" if "nll" in m else ""]
+    st.caption(" · ".join(f for f in facts if f) + f" · {entry.steps:,} steps")
+    if st.button("Open", key=f"gallery_open_{entry.name}", on_click=state.select, args=(f"zoo:{entry.name}",),
+                 icon=":material/open_in_new:"):
+        st.switch_page("views/paths.py")
+
+
+for start in range(0, len(chosen), 4):
+    for column, entry in zip(st.columns(4), chosen[start : start + 4], strict=False):
+        with column.container(border=True):
+            card(entry)

@@ -1,0 +1,56 @@
+"""Flow (the start page): a pretrained model's noise flowing into data, and the field that moves it.
+
+Its first plot comes from the start-page cache (see startpage.py) when there is one, before torch is imported.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from flowscope_ui import layout, plots, startpage
+
+layout.header("flowscope: flow matching, made visible",
+              "Noise at t = 0 flowing into data at t = 1 along the velocity field that a flow matching model "
+              "learned (Lipman et al., ICLR 2023); press ▶ Play, or drag the t slider.")
+caption = st.empty()
+left, right = st.columns([3, 2])
+flow_slot = left.empty()
+SETTINGS = "rk4-30|500|41"
+default = startpage.default_model()
+cached = None
+if default is not None and st.session_state.get(layout.MODEL_KEY) in (None, f"zoo:{default[0]}"):
+    cached = startpage.load(default[1], SETTINGS)
+if cached is not None:
+    caption.caption(cached.caption)
+    flow_slot.plotly_chart(plots.flow_animation(cached.points, cached.times, cached.bounds, data=cached.data),
+                           key="home_flow")
+
+from flowscope import SolverConfig  # noqa: E402  (torch: only after the first plot)
+from flowscope_ui import compute, state, widgets  # noqa: E402
+
+widgets.sidebar()
+view = widgets.current_model()
+bounds = compute.view_bounds(view.flow, view.data)
+if cached is None or default is None or view.key != f"zoo:{default[0]}":
+    caption.caption(widgets.caption_text(view))
+    traj = widgets.trajectories(view, SolverConfig(method="rk4", steps=30), n=500)
+    flow_slot.plotly_chart(plots.flow_animation(traj.points, traj.times, bounds, data=view.data[:1500]),
+                           key="home_flow")
+    if default is not None and view.key == f"zoo:{default[0]}":
+        startpage.save(default[1], SETTINGS, startpage.CachedFlow(traj.points, traj.times, view.data[:1500], bounds,
+                                                                  widgets.caption_text(view)))
+with right:
+    fields = state.memo("home_fields", view, (bounds,), lambda: compute.fields_at(
+        view.flow, view.data, bounds, 0.8, 0, (0.0, 0.0), widgets.field_pairs(view)))
+    panel = plots.Panel(title="learned field v_theta(x, t = 0.8) over the exact p_t", heat=fields.marginal_density,
+                        heat_name="p_t", arrows=compute.coarse(fields.points, fields.learned))
+    figure = plots.panels_figure([panel], fields.xs, fields.ys, bounds, compute.arrow_length(bounds), height=420)
+    st.plotly_chart(figure, key="home_field")
+    st.markdown("**Where next**")
+    st.page_link("views/gallery.py", label="Gallery: every pretrained model", icon=":material/grid_view:")
+    st.page_link("views/paths.py", label="Paths: samples over time, solver cost and accuracy",
+                 icon=":material/timeline:")
+    st.page_link("views/fields.py", label="Fields: conditional vs marginal vs learned", icon=":material/explore:")
+    st.page_link("views/train.py", label="Train: on your own data", icon=":material/model_training:")
+    st.page_link("views/compare.py", label="Compare: two models on the same noise", icon=":material/compare:")
+    st.page_link("views/learn.py", label="Learn: the paper's ideas in plain words", icon=":material/school:")
