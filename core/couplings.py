@@ -9,9 +9,7 @@ from __future__ import annotations
 from typing import Literal
 
 import numpy as np
-import ot
 import torch
-from scipy.optimize import linear_sum_assignment
 from torch import Tensor
 
 CouplingName = Literal["independent", "ot", "sinkhorn"]
@@ -33,12 +31,17 @@ def exact_ot_permutation(x0: Tensor, x1: Tensor) -> Tensor:
     POT's network simplex returns such a vertex; it is several times faster than a linear-assignment
     solver on 2-D squared-Euclidean costs (many near ties). The permutation is one argmax per column.
     """
+    import ot  # POT (with scipy's optimisers) loads on first use: `import flowscope` stays quick
+
     plan = ot.emd(_NO_WEIGHTS, _NO_WEIGHTS, squared_distances(x0, x1), numItermax=10_000_000)
     return torch.from_numpy(plan.argmax(axis=0)).to(x0.device)
 
 
 def sinkhorn_permutation(x0: Tensor, x1: Tensor, reg: float = 0.05) -> Tensor:
     """Entropic OT (POT's Sinkhorn, reg relative to the mean cost), rounded to the nearest permutation."""
+    import ot
+    from scipy.optimize import linear_sum_assignment
+
     cost = squared_distances(x0, x1)
     cost = cost / max(float(cost.mean()), 1e-12)
     n = cost.shape[0]

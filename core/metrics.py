@@ -12,7 +12,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import ot
 import torch
 from torch import Tensor
 from torchdiffeq import odeint
@@ -60,6 +59,8 @@ def w2(a: ArrayLike, b: ArrayLike, *, num_iter_max: int = 10_000_000) -> float:
         num_iter_max: simplex iteration cap (large enough for several thousand points).
     """
     xa, xb = _as_float64(a), _as_float64(b)
+    import ot  # POT loads on first use: `import flowscope` stays quick
+
     cost = ot.dist(xa, xb, metric="sqeuclidean")
     wa = np.full(len(xa), 1.0 / len(xa))
     wb = np.full(len(xb), 1.0 / len(xb))

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -218,45 +220,55 @@ def _fit(
     path, batch, dim = flow.path, config.batch_size, z1_all.shape[1]
     result = TrainResult(model=ema_flow)
     start = time.perf_counter()
-    for step in range(config.steps):
-        if step % RANDOM_BLOCK == 0:
-            k = min(RANDOM_BLOCK, config.steps - step)
-            idx1 = torch.randint(len(z1_all), (k, batch), generator=generator).to(device)
-            if z0_all is None:
-                src = torch.randn(k, batch, dim, generator=generator).to(device)
-            else:
-                src = z0_all[torch.randint(len(z0_all), (k, batch), generator=generator).to(device)]
-            times = (torch.rand(k, batch, generator=generator) * path.t_max).to(device)
-        lr = _learning_rate(config, step)
-        if lr != optimizer.param_groups[0]["lr"]:
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-        z0, z1 = pair(src[step % RANDOM_BLOCK], z1_all[idx1[step % RANDOM_BLOCK]], flow.coupling)
-        t = times[step % RANDOM_BLOCK]
-        sample = path.sample(z0, z1, t, generator)
-        loss = cfm_loss(net, sample.x_t, t, sample.u_t)
-        loss_value = float(loss.detach())
-        if not math.isfinite(loss_value):
-            result.seconds = time.perf_counter() - start
-            raise TrainingDiverged(
-                f"training stopped at step {step + 1}: the loss became {loss_value} "
-                f"(learning rate {config.lr:g} too high?); the last good weights are kept",
-                result,
-            )
-        with torch.no_grad():  # these weights gave a finite loss: let the EMA absorb them
-            decay = min(config.ema_decay, (1.0 + step) / (10.0 + step))
-            torch._foreach_lerp_(ema_params, params, 1.0 - decay)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if config.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
-        optimizer.step()
-        result.losses.append(loss_value)
-        if callback is not None:
-            info = StepInfo(step + 1, config.steps, loss_value, lr, time.perf_counter() - start)
-            if callback(info, ema_flow):
-                result.stopped_early = True
-                break
+    # Minibatch-OT pairs do not depend on the model: solve a block's pairs on spare cores (POT releases
+    # the GIL) while this thread trains. Same pairs, same order as solving them step by step.
+    solver = ThreadPoolExecutor(max(1, min(4, (os.cpu_count() or 2) - 1))) if flow.coupling != "independent" else None
+    try:
+        for step in range(config.steps):
+            j = step % RANDOM_BLOCK
+            if j == 0:
+                k = min(RANDOM_BLOCK, config.steps - step)
+                idx1 = torch.randint(len(z1_all), (k, batch), generator=generator).to(device)
+                if z0_all is None:
+                    src = torch.randn(k, batch, dim, generator=generator).to(device)
+                else:
+                    src = z0_all[torch.randint(len(z0_all), (k, batch), generator=generator).to(device)]
+                times = (torch.rand(k, batch, generator=generator) * path.t_max).to(device)
+                if solver is not None:
+                    pairs = [solver.submit(pair, src[i], z1_all[idx1[i]], flow.coupling) for i in range(k)]
+            lr = _learning_rate(config, step)
+            if lr != optimizer.param_groups[0]["lr"]:
+                for group in optimizer.param_groups:
+                    group["lr"] = lr
+            z0, z1 = pairs[j].result() if solver is not None else (src[j], z1_all[idx1[j]])
+            t = times[j]
+            sample = path.sample(z0, z1, t, generator)
+            loss = cfm_loss(net, sample.x_t, t, sample.u_t)
+            loss_value = float(loss.detach())
+            if not math.isfinite(loss_value):
+                result.seconds = time.perf_counter() - start
+                raise TrainingDiverged(
+                    f"training stopped at step {step + 1}: the loss became {loss_value} "
+                    f"(learning rate {config.lr:g} too high?); the last good weights are kept",
+                    result,
+                )
+            with torch.no_grad():  # these weights gave a finite loss: let the EMA absorb them
+                decay = min(config.ema_decay, (1.0 + step) / (10.0 + step))
+                torch._foreach_lerp_(ema_params, params, 1.0 - decay)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if config.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
+            optimizer.step()
+            result.losses.append(loss_value)
+            if callback is not None:
+                info = StepInfo(step + 1, config.steps, loss_value, lr, time.perf_counter() - start)
+                if callback(info, ema_flow):
+                    result.stopped_early = True
+                    break
+    finally:
+        if solver is not None:
+            solver.shutdown(wait=False, cancel_futures=True)
     result.seconds = time.perf_counter() - start
     ema_flow.info["steps_done"] = int(flow.info.get("steps_done", 0)) + len(result.losses)
     ema_flow.info["train_seconds"] = round(result.seconds, 2)

@@ -188,6 +188,7 @@ def _write_manifest(folder: Path, rows: list[ZooEntry]) -> None:
     fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
     with os.fdopen(fd, "w") as handle:
         handle.write(payload)
+    os.chmod(tmp, 0o644)
     os.replace(tmp, folder / MANIFEST)
 
 

@@ -4,10 +4,6 @@ from __future__ import annotations
 
 import streamlit as st
 
-from flowscope_ui import lazy
-
-lazy.defer("ot")  # POT loads on first use (W2), not at start: the first plot comes sooner
-
 st.set_page_config(page_title="flowscope", page_icon=":material/air:", layout="wide")
 
 # The pages live in views/, not pages/: a pages/ folder beside the entry point switches Streamlit to its

@@ -217,6 +217,7 @@ def fields_at(flow: FlowModel, data: np.ndarray, bounds: Bounds, t: float, x1_in
     log_jac = d * math.log(scale)
     alpha, beta = (float(f(torch.tensor(t, dtype=torch.float64))) for f in (flow.path.alpha, flow.path.beta))
     partner = None
+    centre: torch.Tensor | None
     with torch.no_grad():
         if pairs is None:
             z_data = flow.normalizer.encode(_tensor(data[:FIELD_POINTS]))

@@ -18,6 +18,9 @@ if pairs is not None:
             f"{len(pairs[0]):,} (x0, x1) pairs drawn by its coupling ({view.flow.coupling}), with kernel width "
             f"{view.flow.path.noise_std:g}; “conditional” means given x1"
             + (" and its OT partner x0." if view.flow.coupling != "independent" else ", averaged over the sources."))
+elif view.flow.coupling != "independent":
+    st.info(f"This model was trained with the {view.flow.coupling} coupling of noise and data; the exact fields "
+            "drawn here are the paper's, for independent pairs (a Gaussian source has no finite set of pairs).")
 n_points = min(len(view.data), compute.FIELD_POINTS) if pairs is None else len(pairs[1])
 shown = min(n_points, 300)
 bounds = compute.view_bounds(view.flow, view.data)
