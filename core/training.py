@@ -222,7 +222,7 @@ def _fit(
     start = time.perf_counter()
     # Minibatch-OT pairs do not depend on the model: solve a block's pairs on spare cores (POT releases
     # the GIL) while this thread trains. Same pairs, same order as solving them step by step.
-    solver = ThreadPoolExecutor(max(1, min(4, (os.cpu_count() or 2) - 1))) if flow.coupling != "independent" else None
+    solver = ThreadPoolExecutor(min(4, os.cpu_count() or 1)) if flow.coupling != "independent" else None
     try:
         for step in range(config.steps):
             j = step % RANDOM_BLOCK
