@@ -184,8 +184,8 @@ def main() -> None:
         f"Model on the Fields page: {slider['model']}. Time to first plot: {cold:.2f} s on the first start, then "
         f"{np.round(first, 2).tolist()} s; the page itself (HTML) was served after {served:.2f} s (median). The "
         "rest is the browser loading Streamlit's frontend, the script's first run and plotly.js (a 4.7 MB chunk) "
-        "starting in headless chromium. On the first start the script imports torch and flowscope (POT deferred "
-        "to first use, ui/lazy.py) and integrates the flow before its first plot; later starts draw the start "
+        "starting in headless chromium. On the first start the script imports torch and flowscope (POT is "
+        "imported on first use by core) and integrates the flow before its first plot; later starts draw the start "
         "page's flow from its cache (ui/startpage.py, keyed by the model file's hash) before importing torch. "
         "All of it scales with the machine's load.",
     ]
