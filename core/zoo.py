@@ -16,7 +16,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from . import checkpoint
@@ -190,8 +189,3 @@ def _write_manifest(folder: Path, rows: list[ZooEntry]) -> None:
         handle.write(payload)
     os.chmod(tmp, 0o644)
     os.replace(tmp, folder / MANIFEST)
-
-
-def reference_samples(entry: ZooEntry, n: int, seed: int = 0) -> np.ndarray:
-    """Fresh points of an entry's dataset (for recomputing its metrics)."""
-    return make_dataset(entry.dataset, n, seed)
