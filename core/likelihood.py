@@ -53,15 +53,6 @@ class DensityGrid(NamedTuple):
     ys: Tensor
 
 
-def as_ode_func(v: VelocityModel) -> Callable[[Tensor, Tensor], Tensor]:
-    """Adapt a velocity model v(x [B, d], t [B]) to torchdiffeq's f(t: 0-dim, x) convention."""
-
-    def func(t: Tensor, x: Tensor) -> Tensor:
-        return v(x, t.to(dtype=x.dtype, device=x.device).expand(x.shape[0]))
-
-    return func
-
-
 def gaussian_log_prob(x: Tensor, std: float) -> Tensor:
     """log N(x; 0, std^2 I) per row, shape [B]: the prior's log-density."""
     d = x.shape[1]

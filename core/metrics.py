@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 from torchdiffeq import odeint
 
-from .likelihood import as_ode_func
+from .sampling import VelocityODE
 
 VelocityModel = Callable[[Tensor, Tensor], Tensor]
 ArrayLike = Tensor | np.ndarray
@@ -160,19 +160,12 @@ def straightness(v: VelocityModel, x0: Tensor, t_grid: Tensor | int = 100, *, me
         TrajectoryMetrics; nfe counts the solver's model calls (not the extra evaluation on the grid).
     """
     grid = _uniform_grid(t_grid, x0) if isinstance(t_grid, int) else t_grid.to(x0)
-    calls = 0
-    func = as_ode_func(v)
-
-    def counted(t: Tensor, x: Tensor) -> Tensor:
-        nonlocal calls
-        calls += 1
-        return func(t, x)
-
-    traj = odeint(counted, x0, grid, method=method)  # [K + 1, B, d]
+    ode = VelocityODE(v)
+    traj = odeint(ode, x0, grid, method=method)  # [K + 1, B, d]
     n_times, batch, d = traj.shape
     times = grid[:, None].expand(n_times, batch).reshape(-1)
     vel = v(traj.reshape(-1, d), times).reshape(n_times, batch, d)
     deviation = (traj[-1] - traj[0])[None] - vel
     straight = torch.trapezoid(deviation.pow(2).sum(-1).mean(1), grid)
     energy = torch.trapezoid(vel.pow(2).sum(-1).mean(1), grid)
-    return TrajectoryMetrics(straightness=float(straight), path_energy=float(energy), nfe=calls)
+    return TrajectoryMetrics(straightness=float(straight), path_energy=float(energy), nfe=ode.nfe)

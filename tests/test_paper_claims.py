@@ -17,8 +17,9 @@ from torch import Tensor, nn
 from torchdiffeq import odeint
 
 from flowscope.fields import MarginalField, MarginalVelocity, grid_2d, marginal_field, marginal_field_pairs
-from flowscope.likelihood import as_ode_func, exact_divergence, gaussian_log_prob, log_likelihood
+from flowscope.likelihood import exact_divergence, gaussian_log_prob, log_likelihood
 from flowscope.paths import AffinePath, OTPath, VEPath, VPPath, make_path
+from flowscope.sampling import VelocityODE
 
 
 class TinyMLP(nn.Module):
@@ -142,7 +143,7 @@ def test_exact_marginal_field_memorises_the_training_points() -> None:
     data, path = _dataset(10), OTPath(sigma_min=1e-4)
     x0 = torch.randn(64, 2, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
     times = torch.tensor([0.0, 1.0], dtype=torch.float64)
-    x1 = odeint(as_ode_func(MarginalVelocity(path, data)), x0, times, method="dopri5", atol=1e-6, rtol=1e-6)[-1]
+    x1 = odeint(VelocityODE(MarginalVelocity(path, data)), x0, times, method="dopri5", atol=1e-6, rtol=1e-6)[-1]
     nearest = torch.cdist(x1, data).min(dim=1).values
     assert nearest.max() < 1e-2
     assert torch.cdist(x1, data).argmin(dim=1).unique().numel() > 5  # several training points are reached
