@@ -643,8 +643,8 @@ def details(results: dict[str, Any]) -> list[str]:
             "## Training step (same MLP)",
             "",
             "MLP on concat(x, t): 2+1 -> 64 -> 64 -> 64 -> 2, SELU (TorchCFM's 2-D MLP, built as "
-            "`VelocityMLP(MLPConfig(width=64, depth=3, activation='selu', time_features=0))` for all); Adam lr "
-            "1e-3 constant, no clipping; data: moons, 20,000 points; source N(0, I). flowscope runs "
+            "`VelocityMLP(MLPConfig(width=64, depth=3, activation='selu', time_features=0, fourier_features=0))` "
+            "for all); Adam lr 1e-3 constant, no clipping; data: moons, 20,000 points; source N(0, I). flowscope runs "
             "`flowscope.train` (its EMA and normalisation included, its loop timed by `TrainResult.seconds`); "
             "TorchCFM runs its `ConditionalFlowMatcher(sigma=0)` / `ExactOptimalTransportConditionalFlowMatcher"
             "(sigma=0)` loop; flow_matching its `AffineProbPath(CondOTScheduler())` loop (it has no OT coupling). "

@@ -92,7 +92,7 @@ class CountingVelocity(nn.Module):
 
 def same_mlp_config(width: int = 64, depth: int = 3) -> MLPConfig:
     """The shared architecture: MLP on concat(x, t), SELU, `depth` hidden layers (TorchCFM's 2-D MLP)."""
-    return MLPConfig(dim=2, width=width, depth=depth, activation="selu", time_features=0)
+    return MLPConfig(dim=2, width=width, depth=depth, activation="selu", time_features=0, fourier_features=0)
 
 
 def _draw_batch(pool: Tensor, batch: int) -> Tensor:
@@ -197,7 +197,8 @@ class Flowscope:
         trained.info["recipe"] = (
             f"TrainConfig() defaults: {config.steps} steps, batch {config.batch_size}, {config.optimizer} "
             f"lr {config.lr:g} {config.schedule}, EMA {config.ema_decay}; MLPConfig(width {mlp.width}, depth "
-            f"{mlp.depth}, {mlp.activation}, time_features {mlp.time_features})"
+            f"{mlp.depth}, {mlp.activation}, time_features {mlp.time_features}, "
+            f"fourier_features {mlp.fourier_features})"
         )
         return trained
 

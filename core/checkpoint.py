@@ -138,6 +138,9 @@ def _parse_config(metadata: Mapping[str, str], name: str) -> dict[str, Any]:
     for key in ("dim", "width", "depth", "time_features"):
         _require(model, key, int, name, "config.model")
     _require(model, "activation", str, name, "config.model")
+    if "fourier_features" in model:
+        _require(model, "fourier_features", int, name, "config.model")
+        _require(model, "fourier_scale", (int, float), name, "config.model")
     _require(config["path"], "name", str, name, "config.path")
     norm = config["normalization"]
     _require(norm, "mean", list, name, "config.normalization")
@@ -167,6 +170,7 @@ def _require(obj: Mapping[str, Any], key: str, kind: type | tuple[type, ...], na
 def _build(config: dict[str, Any], tensors: dict[str, torch.Tensor], name: str) -> FlowModel:
     """Rebuild the FlowModel from a validated config and check every tensor's name and shape."""
     model_cfg = {k: v for k, v in config["model"].items() if k != "type"}
+    model_cfg.setdefault("fourier_features", 0)  # files written before Fourier features had none
     path_cfg = {k: v for k, v in config["path"].items() if k != "name"}
     try:
         net = VelocityMLP(MLPConfig(**model_cfg))

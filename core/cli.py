@@ -81,8 +81,10 @@ def _add_train(p: argparse.ArgumentParser) -> None:
     p.add_argument("--steps", type=int, default=DEFAULTS.steps)
     p.add_argument("--batch-size", type=int, default=DEFAULTS.batch_size)
     p.add_argument("--lr", type=float, default=DEFAULTS.lr)
-    p.add_argument("--width", type=int, default=128)
-    p.add_argument("--depth", type=int, default=3)
+    p.add_argument("--width", type=int, default=MLPConfig.width)
+    p.add_argument("--depth", type=int, default=MLPConfig.depth)
+    p.add_argument("--fourier-features", type=int, default=MLPConfig.fourier_features,
+                   help="random Fourier features of x fed to the MLP (0: raw coordinates only)")
     p.add_argument("--device", default=None, help="cuda, mps or cpu (default: best available)")
     p.add_argument("--resume", type=Path, help="continue training this checkpoint")
     p.add_argument("--no-eval", action="store_true", help="skip measuring W2 after training")
@@ -175,7 +177,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     path_arg = args.path if not path_params else _path_with(args.path, path_params, data)
     try:
         result = train(torch.from_numpy(data), path=path_arg, config=config, source=source,
-                       model=MLPConfig(dim=data.shape[1], width=args.width, depth=args.depth),
+                       model=MLPConfig(dim=data.shape[1], width=args.width, depth=args.depth,
+                                       fourier_features=args.fourier_features),
                        coupling=args.coupling, dataset=name, dataset_hash=digest, callback=on_step,
                        resume=resume)
     except TrainingDiverged as err:

@@ -27,6 +27,8 @@ class MLPConfig:
     depth: int = 3
     activation: str = "silu"
     time_features: int = 2
+    fourier_features: int = 32
+    fourier_scale: float = 4.0
 
     def __post_init__(self) -> None:
         if self.dim < 1:
@@ -37,8 +39,12 @@ class MLPConfig:
             raise ValueError(f"unknown activation {self.activation!r}; expected one of {sorted(ACTIVATIONS)}")
         if self.time_features < 0:
             raise ValueError(f"time_features must be >= 0, got {self.time_features}")
+        if self.fourier_features < 0:
+            raise ValueError(f"fourier_features must be >= 0, got {self.fourier_features}")
+        if not (self.fourier_scale > 0 and math.isfinite(self.fourier_scale)):
+            raise ValueError(f"fourier_scale must be > 0 and finite, got {self.fourier_scale}")
 
-    def to_dict(self) -> dict[str, int | str]:
+    def to_dict(self) -> dict[str, int | float | str]:
         """Plain dict for JSON."""
         return asdict(self)
 
@@ -70,15 +76,45 @@ class SinusoidalTimeEmbedding(nn.Module):
         return torch.cat([t, torch.sin(angles), torch.cos(angles)], dim=1)
 
 
+class FourierFeatures(nn.Module):
+    """x -> [sin(x B), cos(x B)] with B ~ N(0, scale^2) [d, m] drawn once (Tancik et al., NeurIPS 2020).
+
+    A plain MLP on raw coordinates is biased towards smooth functions of x: on rings (four thin circles)
+    it learned a blurred disk whatever its width, depth or training length, because the field near t = 1
+    flips sign between rings 0.5 normalised units apart. These features let it resolve such detail. B is a
+    saved buffer, so a checkpoint carries the exact features it was trained with.
+    """
+
+    frequencies: Tensor
+
+    def __init__(self, dim: int, count: int, scale: float) -> None:
+        super().__init__()
+        self.register_buffer("frequencies", torch.randn(dim, count) * scale)
+
+    @property
+    def out_features(self) -> int:
+        """Width of the embedding: a sin and a cos per frequency."""
+        return 2 * int(self.frequencies.shape[1])
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Embed points [B, d] into [B, out_features]."""
+        angles = x @ self.frequencies.to(x.dtype)
+        return torch.cat([torch.sin(angles), torch.cos(angles)], dim=1)
+
+
 class VelocityMLP(nn.Module):
-    """An MLP velocity field v_theta(x, t) on concat(x, embed(t)); the interface every sampler uses."""
+    """An MLP velocity field v_theta(x, t) on concat(x, fourier(x), embed(t)); the interface every sampler
+    uses."""
 
     def __init__(self, config: MLPConfig) -> None:
         super().__init__()
         self.config = config
         self.time_embedding = SinusoidalTimeEmbedding(config.time_features)
+        self.fourier = (FourierFeatures(config.dim, config.fourier_features, config.fourier_scale)
+                        if config.fourier_features else None)
         act = ACTIVATIONS[config.activation]
-        layers: list[nn.Module] = [nn.Linear(config.dim + self.time_embedding.out_features, config.width), act()]
+        inputs = config.dim + self.time_embedding.out_features + (self.fourier.out_features if self.fourier else 0)
+        layers: list[nn.Module] = [nn.Linear(inputs, config.width), act()]
         for _ in range(config.depth - 1):
             layers += [nn.Linear(config.width, config.width), act()]
         layers.append(nn.Linear(config.width, config.dim))
@@ -89,7 +125,8 @@ class VelocityMLP(nn.Module):
         t = torch.as_tensor(t, dtype=x.dtype, device=x.device)
         if t.dim() == 0 or t.numel() == 1:
             t = t.reshape(1).expand(x.shape[0])
-        return self.net(torch.cat([x, self.time_embedding(t)], dim=1))
+        features = [x, self.fourier(x), self.time_embedding(t)] if self.fourier else [x, self.time_embedding(t)]
+        return self.net(torch.cat(features, dim=1))
 
 
 @dataclass(frozen=True)

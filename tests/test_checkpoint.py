@@ -6,13 +6,14 @@ import json
 import struct
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from safetensors.torch import save as save_tensors
 
-from flowscope import FlowModel, SolverConfig
+from flowscope import FlowModel, MLPConfig, SolverConfig, TrainConfig, train
 from flowscope.checkpoint import CheckpointError, config_of, from_bytes, load, read_metadata, save, to_bytes
 
 
@@ -73,6 +74,9 @@ BROKEN_CONFIGS = [
     (_set("model", "depth", 5), "tensors do not match the config's model"),
     (_set("normalization", "scale", -1.0), "scale must be > 0"),
     (_set("path", "name", "warp"), "unknown path 'warp'"),
+    (_set("model", "fourier_scale", "big"), "config.model.fourier_scale must be int or float, got str"),
+    (_set("model", "fourier_features", 16), "tensor 'fourier.frequencies' has shape"),
+    (_without("fourier_features", "model"), r"unexpected \['fourier.frequencies'\]"),
 ]
 
 
@@ -80,6 +84,21 @@ BROKEN_CONFIGS = [
 def test_bad_config_is_named(small_flow: FlowModel, mutate: object, message: str) -> None:
     with pytest.raises(CheckpointError, match=message.replace("(", r"\(").replace(")", r"\)")):
         from_bytes(_metadata_bytes(small_flow, mutate), "bad.safetensors")
+
+
+def test_files_from_before_fourier_features_still_load(moons: np.ndarray) -> None:
+    """Their config has no fourier_* fields and their tensors no frequencies: the plain MLP they were."""
+    plain = train(torch.from_numpy(moons), model=MLPConfig(dim=2, width=16, depth=1, fourier_features=0),
+                  config=TrainConfig(steps=5, batch_size=8, device="cpu")).model
+
+    def drop_fourier_fields(config: dict) -> dict:  # type: ignore[type-arg]
+        for key in ("fourier_features", "fourier_scale"):
+            config["model"].pop(key)
+        return config
+
+    back = from_bytes(_metadata_bytes(plain, drop_fourier_fields), "old.safetensors")
+    x, t = torch.randn(7, 2), torch.rand(7)
+    assert back.net.fourier is None and torch.equal(back.net(x, t), plain.net(x, t))
 
 
 def test_corrupt_files_are_named(small_flow: FlowModel, tmp_path: Path) -> None:

@@ -63,6 +63,19 @@ def test_train_on_a_file_with_a_source_file(tmp_path: Path) -> None:
     assert main(["sample", str(out), "-n", "20", "--out", str(samples), "--method", "euler", "--steps", "4"]) == 0
 
 
+def test_fourier_features_are_a_training_option(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    for count in (0, 8):
+        out = tmp_path / f"ff{count}.safetensors"
+        assert main(["train", "--dataset", "moons", "--steps", "5", "--fourier-features", str(count), "--no-eval",
+                     "--quiet", "--out", str(out)]) == 0
+        capsys.readouterr()
+        assert main(["info", str(out)]) == 0
+        assert json.loads(capsys.readouterr().out)["model"]["fourier_features"] == count
+    assert main(["train", "--dataset", "moons", "--steps", "5", "--fourier-features", "-1", "--quiet",
+                 "--out", str(tmp_path / "bad.safetensors")]) == 2
+    assert "fourier_features must be >= 0, got -1" in capsys.readouterr().err
+
+
 def test_eval_reports_metrics(trained: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["eval", str(trained), "--dataset", "moons", "--samples", "300", "--method", "rk4",
                  "--steps", "10"]) == 0

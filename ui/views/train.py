@@ -6,7 +6,7 @@ import numpy as np
 import streamlit as st
 from streamlit.runtime.uploaded_file_manager import UploadedFile
 
-from flowscope import FlowModel, StepInfo, checkpoint
+from flowscope import FlowModel, MLPConfig, StepInfo, checkpoint
 from flowscope.data import DATASETS
 from flowscope.loader import DataError, Table
 from flowscope_ui import compute, plots, state, trainer, uploads, widgets
@@ -80,7 +80,8 @@ def choose_settings() -> trainer.TrainSettings:
                               key="train_steps")
     width = c[3].select_slider(f"Model width (at most {uploads.MAX_WIDTH})", trainer.WIDTHS, 128, key="train_width")
     lr = c[4].select_slider("Learning rate", LR_OPTIONS, 3e-3, format_func="{:g}".format, key="train_lr")
-    st.caption(f"An MLP of depth 3, batches of {trainer.TrainSettings.batch_size}, AdamW with warm-up and cosine "
+    st.caption(f"An MLP of depth {trainer.TrainSettings.depth} on x, {MLPConfig.fourier_features} random Fourier "
+               f"features of x and t; batches of {trainer.TrainSettings.batch_size}, AdamW with warm-up and cosine "
                "decay, EMA weights; one CPU thread per training.")
     return trainer.TrainSettings(path=path, coupling=coupling, steps=int(steps), width=int(width), lr=float(lr))
 
