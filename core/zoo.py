@@ -32,9 +32,6 @@ N_TRAIN = 20000
 GAUSSIAN_PATHS = ("ot", "vp", "ve")
 #: Training steps per path (the same for all: the defaults of `flowscope train`).
 STEPS = {"ot": 20000, "vp": 20000, "ve": 20000, "icfm": 20000}
-#: Per-dataset network width, where one differs from MLPConfig's (none at present; a width of 256 made
-#: rings worse, not better).
-WIDTH: dict[str, int] = {}
 
 
 class ZooError(RuntimeError):
@@ -52,6 +49,7 @@ class ZooSpec:
     source: str | None = None
     path_params: dict[str, float] = field(default_factory=dict)
     width: int = MLPConfig.width
+    fourier_features: int = MLPConfig.fourier_features
 
 
 @dataclass(frozen=True)
@@ -73,7 +71,7 @@ class ZooEntry:
 
 def specs() -> list[ZooSpec]:
     """Every zoo model: each 2D dataset under each of the paper's paths, plus 8gaussians -> moons."""
-    models = [ZooSpec(f"{d}-{p}", d, p, width=WIDTH.get(d, MLPConfig.width)) for d in DATASETS for p in GAUSSIAN_PATHS]
+    models = [ZooSpec(f"{d}-{p}", d, p) for d in DATASETS for p in GAUSSIAN_PATHS]
     for coupling in ("independent", "ot"):
         models.append(ZooSpec(f"8gaussians-to-moons-{coupling}", "moons", "icfm", coupling, "8gaussians",
                               {"sigma": 0.02}))
@@ -157,8 +155,9 @@ def build_one(spec: ZooSpec, folder: Path, seed: int = 0) -> ZooEntry:
         source = torch.from_numpy(make_dataset(spec.source, N_TRAIN, seed=seed + 1))
     config = TrainConfig(steps=STEPS[spec.path], seed=seed, device="cpu")
     path = make_path(spec.path, **spec.path_params) if spec.path_params else spec.path
-    result = train(torch.from_numpy(data), path=path, model=MLPConfig(dim=2, width=spec.width), config=config,
-                   source=source, coupling=spec.coupling, dataset=spec.dataset, dataset_hash=dataset_hash(data))
+    model = MLPConfig(dim=2, width=spec.width, fourier_features=spec.fourier_features)
+    result = train(torch.from_numpy(data), path=path, model=model, config=config, source=source,
+                   coupling=spec.coupling, dataset=spec.dataset, dataset_hash=dataset_hash(data))
     flow = result.model
     if flow.source is not None:
         flow.source = flow.source[:2000].clone()  # enough to sample and show the source; keeps files small
