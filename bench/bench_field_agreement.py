@@ -46,7 +46,8 @@ def agreement(name: str, n_probe: int = 2000) -> list[tuple[float, float, float]
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--models", nargs="+", default=["moons-ot", "8gaussians-ot", "checkerboard-ot", "moons-vp"])
+    parser.add_argument("--models", nargs="+",
+                        default=["moons-ot", "8gaussians-ot", "checkerboard-ot", "rings-ot", "moons-vp"])
     parser.add_argument("--out", type=Path, default=Path(__file__).with_name("results_field_agreement.md"))
     args = parser.parse_args()
     lines = ["# Learned field vs exact marginal field (zoo models, core defaults)", "",
