@@ -41,7 +41,8 @@ def build(name: str, fourier_features: int) -> dict[str, float | str | int]:
     with tempfile.TemporaryDirectory() as tmp:
         entry = zoo.build_one(spec, Path(tmp))
         row: dict[str, float | str | int] = {"name": name, "fourier_features": fourier_features,
-                                             "seconds": entry.train_seconds, **entry.metrics}
+                                             "steps": entry.steps, "seconds": entry.train_seconds,
+                                             **entry.metrics}
         if spec.dataset == "rings":
             row["off_ring"] = off_ring_share(Path(tmp), name)
     return row
@@ -59,11 +60,11 @@ def main() -> None:
     lines = ["# Zoo models with and without random Fourier features of x", "",
              f"{time.strftime('%Y-%m-%d')}, torch {torch.__version__}, one thread per model, {args.jobs} at once. "
              "Built as `flowscope zoo build` builds them; only `MLPConfig.fourier_features` differs.", "",
-             "| model | Fourier features | W2 / floor | held-out NLL (nats) | dopri5 NFE | off-ring share | "
-             "train s |", "|---|---|---|---|---|---|---|"]
+             "| model | Fourier features | steps | W2 / floor | held-out NLL (nats) | dopri5 NFE | off-ring share | "
+             "train s |", "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         off = f"{r['off_ring']:.1%}" if "off_ring" in r else ""
-        lines.append(f"| {r['name']} | {r['fourier_features']} | {r['w2_ratio']:.2f} | {r['nll']:.3f} | "
+        lines.append(f"| {r['name']} | {r['fourier_features']} | {r['steps']} | {r['w2_ratio']:.2f} | {r['nll']:.3f} | "
                      f"{r['nfe_dopri5']} | {off} | {r['seconds']:.0f} |")
     args.out.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
