@@ -21,17 +21,17 @@ import numpy as np
 import torch
 
 from flowscope import checkpoint, zoo
+from flowscope.data import distance_to_rings
 from flowscope.models import MLPConfig
 
 DEFAULT_MODELS = ["rings-ot", "rings-vp", "rings-ve", "checkerboard-ot", "moons-ot", "pinwheel-ot"]
 
 
 def off_ring_share(folder: Path, name: str) -> float:
-    """Share of 2000 samples of a rings model lying further than 0.2 from every ring (radii .75 k)."""
+    """Share of 2000 samples of a rings model lying further than 0.2 from every ring."""
     flow = checkpoint.load(folder / f"{name}.safetensors")
     samples = flow.sample(2000, generator=torch.Generator().manual_seed(0)).samples.numpy()
-    radius = np.linalg.norm(samples, axis=1)
-    return float(np.mean(np.abs(radius - 0.75 * np.clip(np.round(radius / 0.75), 1, 4)) > 0.2))
+    return float(np.mean(distance_to_rings(samples) > 0.2))
 
 
 def build(name: str, fourier_features: int) -> dict[str, float | str | int]:

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from scipy.spatial import cKDTree
 
-from flowscope.data import DATASETS, dataset_hash, make_dataset
+from flowscope.data import DATASETS, dataset_hash, distance_to_rings, make_dataset
 from flowscope.metrics import w2
 
 N = 4000
@@ -174,6 +174,12 @@ def test_radial_noise(name: str, radii: tuple[float, ...], noise: float) -> None
     radius = np.linalg.norm(make_dataset(name, N, seed=3).astype(np.float64), axis=1)
     nearest = np.array(radii)[np.argmin(np.abs(radius[:, None] - np.array(radii)), axis=1)]
     np.testing.assert_allclose((radius - nearest).std(), noise, rtol=0.1)
+
+
+def test_distance_to_rings() -> None:
+    np.testing.assert_allclose(distance_to_rings(np.array([[0.0, 0.0], [0.0, 2.0], [4.0, 0.0]])), [0.75, 0.25, 1.0])
+    distance = distance_to_rings(make_dataset("rings", N, seed=7).astype(np.float64))
+    assert np.median(distance) == pytest.approx(0.674 * 0.08, rel=0.1)  # the median of |N(0, .08^2)|
 
 
 @pytest.mark.parametrize("name", DATASETS)
