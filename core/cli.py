@@ -9,18 +9,23 @@ import subprocess
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import torch
 
 from . import checkpoint
+from .couplings import COUPLINGS
 from .data import DATASETS, dataset_hash, make_dataset
-from .flow import FlowModel
+from .files import write_atomic
+from .flow import FlowModel, resolve_device
 from .loader import DataError, load_array
 from .models import MLPConfig, Normalizer
 from .paths import PATHS, AffinePath
 from .sampling import METHODS, SolverConfig
 from .training import StepInfo, TrainConfig, TrainingDiverged, path_for_data, train
+
+__all__ = ["CLIError", "build_parser", "load_data", "main", "save_array", "streamlit_command"]
 
 DEFAULTS = TrainConfig()
 
@@ -32,7 +37,11 @@ class CLIError(Exception):
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns the exit status."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if args.command == "ui":
+        args.streamlit_options = extra  # Streamlit's own options, checked by Streamlit
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         result: int = args.handler(args)
         return result
@@ -55,10 +64,10 @@ def build_parser() -> argparse.ArgumentParser:
     info.set_defaults(handler=cmd_info)
     _add_eval(sub.add_parser("eval", help="measure a model against data (W2, MMD, NLL, straightness, NFE)"))
     _add_zoo(sub.add_parser("zoo", help="list or build the pretrained models"))
-    ui = sub.add_parser("ui", help="start the Streamlit explorer")
-    ui.add_argument("--port", type=int, default=8501)
-    ui.add_argument("--headless", action="store_true", help="do not open a browser")
-    ui.set_defaults(handler=cmd_ui)
+    _add_ui(sub.add_parser("ui", help="start the Streamlit explorer (takes Streamlit's options too)",
+                           allow_abbrev=False, formatter_class=argparse.RawDescriptionHelpFormatter,
+                           usage="flowscope ui [-h] [--port PORT] [--headless] [STREAMLIT OPTION ...]",
+                           description=UI_HELP))
     return parser
 
 
@@ -77,7 +86,7 @@ def _add_train(p: argparse.ArgumentParser) -> None:
     p.add_argument("--source-dataset", choices=DATASETS, help="a built-in dataset as the source")
     p.add_argument("--path", choices=sorted([*PATHS, "icfm"]), default="ot")
     p.add_argument("--sigma", type=float, default=None, help="I-CFM noise / OT sigma_min")
-    p.add_argument("--coupling", choices=("independent", "ot", "sinkhorn"), default="independent")
+    p.add_argument("--coupling", choices=COUPLINGS, default="independent")
     p.add_argument("--steps", type=int, default=DEFAULTS.steps)
     p.add_argument("--batch-size", type=int, default=DEFAULTS.batch_size)
     p.add_argument("--lr", type=float, default=DEFAULTS.lr)
@@ -98,7 +107,7 @@ def _add_solver_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--steps", type=int, default=100, help="steps of a fixed-step method")
     p.add_argument("--atol", type=float, default=1e-5)
     p.add_argument("--rtol", type=float, default=1e-5)
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", default=None, help="cuda, mps or cpu (default: best available)")
 
 
 def _add_sample(p: argparse.ArgumentParser) -> None:
@@ -128,6 +137,21 @@ def _add_zoo(p: argparse.ArgumentParser) -> None:
     build.add_argument("--out", type=Path, default=None, help="folder (default: the checkout's pretrained/)")
     build.add_argument("--jobs", type=int, default=None, help="models trained in parallel (default: one per core)")
     build.set_defaults(handler=cmd_zoo_build)
+
+
+UI_HELP = """Start the Streamlit explorer; stopping this command (Ctrl+C, SIGTERM) stops the server.
+
+Every other option is passed on to `streamlit run` as it is, for example:
+  flowscope ui --server.port 8601 --server.headless true
+  flowscope ui --theme.base dark --server.address 0.0.0.0
+(`streamlit run --help` lists them.) --port and --headless are shorthands for --server.port and
+--server.headless true; giving a shorthand together with the option it stands for is an error."""
+
+
+def _add_ui(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--port", type=int, default=None, help="shorthand for --server.port PORT (Streamlit's default 8501)")
+    p.add_argument("--headless", action="store_true", help="shorthand for --server.headless true: open no browser")
+    p.set_defaults(handler=cmd_ui, streamlit_options=[])
 
 
 def load_data(args: argparse.Namespace, n: int | None = None) -> tuple[np.ndarray, str, str]:
@@ -219,7 +243,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
     """flowscope sample: integrate the ODE from the prior (or --source) and save the end points."""
     if args.n < 1:
         raise CLIError(f"-n must be >= 1, got {args.n}")
-    flow = checkpoint.load(args.model, device=args.device)
+    flow = checkpoint.load(args.model, device=resolve_device(args.device))
     generator = torch.Generator().manual_seed(args.seed)
     x0 = None
     if args.source is not None:
@@ -234,13 +258,12 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
 
 def save_array(points: np.ndarray, out: Path) -> None:
-    """Write points as .npy, .npz or .csv, atomically (temporary file, then rename)."""
+    """Write points as .npy, .npz or .csv, atomically: a failed write leaves the old file and no temporary."""
     suffix = out.suffix.lower()
     if suffix not in (".npy", ".npz", ".csv"):
         raise CLIError(f"{out}: output must end in .npy, .npz or .csv")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    with open(tmp, "wb") as handle:
+
+    def write(handle: BinaryIO) -> None:
         if suffix == ".npy":
             np.save(handle, points)
         elif suffix == ".npz":
@@ -248,7 +271,8 @@ def save_array(points: np.ndarray, out: Path) -> None:
         else:
             header = ",".join(f"x{i}" for i in range(points.shape[1]))
             np.savetxt(handle, points, delimiter=",", header=header, comments="")
-    os.replace(tmp, out)
+
+    write_atomic(out, write)
 
 
 def cmd_info(args: argparse.Namespace) -> int:
@@ -262,7 +286,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     """flowscope eval: W2 and its floor, MMD, energy distance, NLL, straightness, NFE against data."""
     from .evaluation import evaluate
 
-    flow = checkpoint.load(args.model, device=args.device)
+    flow = checkpoint.load(args.model, device=resolve_device(args.device))
     data, name, _ = load_data(args, n=2 * args.samples)
     if data.shape[1] != flow.dim:
         raise CLIError(f"{name}: data has {data.shape[1]} columns, the model needs {flow.dim}")
@@ -290,15 +314,40 @@ def cmd_zoo_build(args: argparse.Namespace) -> int:
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
-    """flowscope ui: run the Streamlit explorer (needs the `ui` extra)."""
+    """flowscope ui: run the Streamlit explorer (needs the `ui` extra) as this very process."""
     try:
         import flowscope_ui
     except ImportError:
         raise CLIError("the explorer is not installed; pip install 'flowscope[ui]'") from None
     app = Path(flowscope_ui.__file__).with_name("app.py")
-    command = [sys.executable, "-m", "streamlit", "run", str(app), "--server.port", str(args.port)]
-    if args.headless:
-        command += ["--server.headless", "true"]
+    return _run_in_place(streamlit_command(app, args.streamlit_options, port=args.port, headless=args.headless))
+
+
+def streamlit_command(app: Path, options: Sequence[str] = (), *, port: int | None = None,
+                      headless: bool = False) -> list[str]:
+    """`python -m streamlit run APP OPTIONS...`, with the --port / --headless shorthands translated."""
+    command = [sys.executable, "-m", "streamlit", "run", str(app)]
+    for name, value, given in (("--server.port", str(port), port is not None),
+                               ("--server.headless", "true", headless)):
+        if not given:
+            continue
+        if any(option == name or option.startswith(f"{name}=") for option in options):
+            shorthand = "--port" if name == "--server.port" else "--headless"
+            raise CLIError(f"give {shorthand} or {name}, not both")
+        command += [name, value]
+    return [*command, *options]
+
+
+def _run_in_place(command: list[str]) -> int:
+    """Replace this process by `command` (POSIX) so that a signal to `flowscope ui` reaches the server itself.
+
+    A child would outlive a killed parent and keep its port; where exec cannot replace the process
+    (Windows), wait for the child instead.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    if os.name == "posix":
+        os.execv(command[0], command)  # does not return
     return subprocess.call(command)
 
 

@@ -125,3 +125,42 @@ def test_bad_input_corpus_through_the_cli(tmp_path: Path, capsys: pytest.Capture
         err = capsys.readouterr().err
         assert case.path.name in err and case.expected in err, (case, err)
         assert not out.exists()  # nothing written, not even half
+
+
+def test_a_failing_write_leaves_the_old_file_and_no_temporary(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from flowscope.cli import save_array
+
+    out = tmp_path / "s.npy"
+    out.write_bytes(b"old")
+
+    def disk_full(*args: object, **kwargs: object) -> None:
+        raise OSError("no space left on device")
+
+    monkeypatch.setattr(np, "save", disk_full)
+    with pytest.raises(OSError, match="no space"):
+        save_array(np.zeros((3, 2)), out)
+    assert out.read_bytes() == b"old" and [p.name for p in tmp_path.iterdir()] == ["s.npy"]
+    monkeypatch.undo()
+    save_array(np.ones((3, 2)), tmp_path / "new" / "s.csv")  # a missing folder is made
+    assert np.loadtxt(tmp_path / "new" / "s.csv", delimiter=",", skiprows=1).shape == (3, 2)
+
+
+def test_sample_and_eval_default_to_the_best_device(trained: Path, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    from flowscope import checkpoint, cli
+    from flowscope.flow import resolve_device
+
+    for command in ("sample", "eval"):
+        assert cli.build_parser().parse_args([command, "m.safetensors"]).device is None
+    devices: list[object] = []
+    real_load = checkpoint.load
+
+    def load(path: Path, device: object = "cpu") -> object:
+        devices.append(device)
+        return real_load(path, device=device)
+
+    monkeypatch.setattr(cli.checkpoint, "load", load)
+    assert main(["sample", str(trained), "-n", "5", "--out", str(tmp_path / "s.npy"), "--method", "euler",
+                 "--steps", "2"]) == 0
+    assert main(["eval", str(trained), "--samples", "50", "--method", "euler", "--steps", "2"]) == 0
+    assert devices == [resolve_device(None)] * 2
