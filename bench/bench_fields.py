@@ -60,10 +60,10 @@ def _dense_reference(data: torch.Tensor, grid: torch.Tensor, t: float) -> torch.
     """The textbook computation (full [M, N] cdist + softmax) for comparison."""
     path = OTPath()
     tt = torch.tensor(t)
-    a, b = float(path.alpha(tt)), float(path.beta(tt))
+    a, b = float(path.alpha(tt)), float(path.sigma(tt))
     weights = torch.softmax(-torch.cdist(grid, a * data).pow(2) / (2 * b**2), dim=1)
     mean = weights @ data
-    return (float(path.d_beta(tt)) / b) * (grid - a * mean) + mean
+    return (float(path.d_sigma(tt)) / b) * (grid - a * mean) + mean
 
 
 def latency(device: str, n_data: int, grid: int, repeats: int) -> dict[str, float]:

@@ -5,20 +5,19 @@ their posterior average, the marginal field u_t(x) = sum_i w_i(x, t) u_t(x | x1_
 eq. 8 and Theorem 2). For an empirical dataset that average is computable exactly, which lets the explorer
 draw it, compare it with v_theta, and show why the CFM loss never reaches zero.
 
-Gaussian source (the paper's paths), x_t = alpha_t x1 + beta_t x0 + s eps with x0, eps ~ N(0, I):
+Gaussian source (the paper's paths), x_t = alpha_t x1 + sigma_t x0 + s eps with x0, eps ~ N(0, I):
 
-    p_t(x | x1) = N(x; alpha_t x1, sigma_t^2 I),  sigma_t^2 = beta_t^2 + s^2,
-    u_t(x | x1) = (sigma_t' / sigma_t)(x - alpha_t x1) + alpha_t' x1,
-    sigma_t' / sigma_t = beta_t beta_t' / sigma_t^2,
-    w_i(x, t)  = softmax_i(-||x - alpha_t x1_i||^2 / (2 sigma_t^2)),
-    u_t(x)     = (sigma_t' / sigma_t)(x - alpha_t E_w[x1]) + alpha_t' E_w[x1],
+    p_t(x | x1) = N(x; alpha_t x1, v_t I),  v_t = sigma_t^2 + s^2,
+    u_t(x | x1) = g_t (x - alpha_t x1) + alpha_t' x1,  g_t = sigma_t sigma_t' / v_t  (= sigma_t' / sigma_t for s = 0),
+    w_i(x, t)  = softmax_i(-||x - alpha_t x1_i||^2 / (2 v_t)),
+    u_t(x)     = g_t (x - alpha_t E_w[x1]) + alpha_t' E_w[x1],
 
 so one posterior mean E_w[x1] gives the whole field. With s = 0 this is the paper's Theorem 3 field
-(`AffinePath.conditional_field`); with s > 0 it is E[alpha' x1 + beta' x0 | x_t = x, x1], the regression
+(`AffinePath.conditional_field`); with s > 0 it is E[alpha' x1 + sigma' x0 | x_t = x, x1], the regression
 target of `AffinePath.sample` averaged over the source.
 
 General source with a coupling {(x0_j, x1_j)} (Tong et al. 2024) needs the interpolant's noise s > 0:
-kernel N(x; alpha_t x1_j + beta_t x0_j, s^2 I) and u_t(x) = sum_j w_j (alpha_t' x1_j + beta_t' x0_j).
+kernel N(x; alpha_t x1_j + sigma_t x0_j, s^2 I) and u_t(x) = sum_j w_j (alpha_t' x1_j + sigma_t' x0_j).
 
 Both cases are one streaming (online log-sum-exp) kernel average over chunks of centres, so memory is
 O(M * chunk) however many data points there are, and everything stays on the inputs' device.
@@ -27,14 +26,35 @@ O(M * chunk) however many data points there are, and everything stays on the inp
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NamedTuple
 
 import torch
 from torch import Tensor
 
+from . import gaussian
 from .paths import AffinePath, PathSample
+from .sampling import Velocity
+
+__all__ = [
+    "LOGITS_BUDGET_BYTES",
+    "FieldError",
+    "Grid2D",
+    "MarginalField",
+    "MarginalVelocity",
+    "Posterior",
+    "cfm_loss_by_t",
+    "exact_field",
+    "conditional_field_grid",
+    "conditional_log_density",
+    "field_error",
+    "grid_2d",
+    "irreducible_loss",
+    "marginal_field",
+    "marginal_field_pairs",
+    "pair_posterior_topk",
+    "posterior_topk",
+]
 
 #: Memory for one block of float logits [rows, chunk]. On CPU a block that stays in cache is faster than
 #: one big block (measured on 2 cores: 10k points x 1600 queries, 17 ms with 4 MiB blocks, 35 ms with one
@@ -43,7 +63,6 @@ LOGITS_BUDGET_BYTES: dict[str, int] = {"cpu": 4 * 2**20, "cuda": 64 * 2**20}
 #: Smallest automatic chunk of centres, so the Python loop never dominates.
 MIN_AUTO_CHUNK = 256
 
-VelocityModel = Callable[[Tensor, Tensor], Tensor]
 
 
 @dataclass(frozen=True)
@@ -91,23 +110,23 @@ class Grid2D(NamedTuple):
 
 @dataclass(frozen=True)
 class _Coefficients:
-    """alpha_t, beta_t, their derivatives and the interpolant noise at one time, as Python floats."""
+    """alpha_t, sigma_t, their derivatives and the interpolant noise at one time, as Python floats."""
 
     alpha: float
     d_alpha: float
-    beta: float
-    d_beta: float
+    sigma: float
+    d_sigma: float
     noise_std: float
 
     @property
     def var(self) -> float:
-        """sigma_t^2 = beta_t^2 + s^2: variance of p_t(x | x1) under a standard normal source."""
-        return self.beta**2 + self.noise_std**2
+        """v_t = sigma_t^2 + s^2: variance of p_t(x | x1) under a standard normal source."""
+        return self.sigma**2 + self.noise_std**2
 
     @property
     def gain(self) -> float:
-        """sigma_t' / sigma_t = beta_t beta_t' / sigma_t^2, the slope of u_t(x | x1) in x."""
-        return self.beta * self.d_beta / self.var
+        """g_t = sigma_t sigma_t' / v_t (sigma_t' / sigma_t without noise), the slope of u_t(x | x1) in x."""
+        return self.sigma * self.d_sigma / self.var
 
 
 def _coefficients(path: AffinePath, t: float) -> _Coefficients:
@@ -116,8 +135,8 @@ def _coefficients(path: AffinePath, t: float) -> _Coefficients:
     return _Coefficients(
         alpha=float(path.alpha(tt)),
         d_alpha=float(path.d_alpha(tt)),
-        beta=float(path.beta(tt)),
-        d_beta=float(path.d_beta(tt)),
+        sigma=float(path.sigma(tt)),
+        d_sigma=float(path.d_sigma(tt)),
         noise_std=float(path.noise_std),
     )
 
@@ -138,11 +157,6 @@ def _check_points(name: str, points: Tensor, like: Tensor) -> None:
         raise ValueError(f"{name}: expected shape [n, {like.shape[-1]}], got {list(points.shape)}")
     if points.dtype != like.dtype or points.device != like.device:
         raise ValueError(f"{name}: dtype/device {points.dtype}/{points.device} differ from {like.dtype}/{like.device}")
-
-
-def _gaussian_log_norm(d: int, var: float) -> float:
-    """log of the normalising constant of N(., var I) in d dimensions: -d/2 log(2 pi var)."""
-    return -0.5 * d * math.log(2.0 * math.pi * var)
 
 
 def _budget_elements(like: Tensor) -> int:
@@ -211,7 +225,7 @@ def _kernel_average(
     ]
     lse, avg = torch.cat([b[0] for b in blocks]), torch.cat([b[1] for b in blocks])
     sq_norm = xs.pow(2).sum(1)
-    log_mean = lse - 0.5 * sq_norm / var - math.log(n) + _gaussian_log_norm(d, var)
+    log_mean = lse - 0.5 * sq_norm / var - math.log(n) + gaussian.log_normalizer(d, var)
     return log_mean, avg
 
 
@@ -219,17 +233,16 @@ def conditional_field_grid(path: AffinePath, x1_point: Tensor, grid: Tensor, t: 
     """u_t(x | x1) of one data point on a grid, shape [M, d] (the per-sample field of the explorer).
 
     Equals `path.conditional_field` when path.noise_std = 0; with noise it is the field of
-    p_t(x | x1) = N(alpha x1, (beta^2 + s^2) I), whose posterior average is the marginal field.
+    p_t(x | x1) = N(alpha x1, (sigma^2 + s^2) I), whose posterior average is the marginal field.
     """
     coef = _gaussian_coefficients(path, t)
     return coef.gain * (grid - coef.alpha * x1_point) + coef.d_alpha * x1_point
 
 
 def conditional_log_density(path: AffinePath, x1_point: Tensor, grid: Tensor, t: float) -> Tensor:
-    """log N(x; alpha_t x1, sigma_t^2 I) on a grid, shape [M]; sigma_t^2 = beta_t^2 + noise_std^2."""
+    """log N(x; alpha_t x1, v_t I) on a grid, shape [M]; v_t = sigma_t^2 + noise_std^2."""
     coef = _gaussian_coefficients(path, t)
-    sq_dist = (grid - coef.alpha * x1_point).pow(2).sum(1)
-    return -0.5 * sq_dist / coef.var + _gaussian_log_norm(grid.shape[1], coef.var)
+    return gaussian.log_prob(grid - coef.alpha * x1_point, math.sqrt(coef.var))
 
 
 def marginal_field(
@@ -259,7 +272,7 @@ def marginal_field_pairs(
 ) -> MarginalField:
     """Exact marginal field of an interpolant over coupled pairs {(x0_j, x1_j)} (any source, any coupling).
 
-    Kernel N(x; alpha_t x1_j + beta_t x0_j, noise_std^2 I); u_t(x) = sum_j w_j (alpha_t' x1_j + beta_t' x0_j).
+    Kernel N(x; alpha_t x1_j + sigma_t x0_j, noise_std^2 I); u_t(x) = sum_j w_j (alpha_t' x1_j + sigma_t' x0_j).
 
     Args:
         path: an interpolant with path.noise_std > 0 (without noise the pairs' kernel is a Dirac).
@@ -283,8 +296,8 @@ def marginal_field_pairs(
     if x0.shape[0] != x1.shape[0]:
         raise ValueError(f"x0 and x1 must pair up row by row, got {x0.shape[0]} and {x1.shape[0]} rows")
     coef = _coefficients(path, t)
-    centres = coef.alpha * x1 + coef.beta * x0
-    targets = coef.d_alpha * x1 + coef.d_beta * x0
+    centres = coef.alpha * x1 + coef.sigma * x0
+    targets = coef.d_alpha * x1 + coef.d_sigma * x0
     log_density, velocity = _kernel_average(x, centres, targets, coef.noise_std**2, chunk_size)
     return MarginalField(velocity=velocity, log_density=log_density)
 
@@ -314,6 +327,14 @@ class MarginalVelocity:
         return marginal_field(self.path, self.data, x, t, chunk_size=self.chunk_size).velocity
 
 
+def _topk_softmax(probe: Tensor, centres: Tensor, var: float, k: int) -> Posterior:
+    """The k largest of softmax_i(-||probe - c_i||^2 / 2 var), in decreasing order."""
+    origin = centres.mean(0)
+    weights = torch.softmax(_logits((probe - origin)[None], centres - origin, var)[0], dim=0)
+    top = torch.topk(weights, min(k, centres.shape[0]))
+    return Posterior(indices=top.indices, weights=top.values)
+
+
 def posterior_topk(path: AffinePath, data: Tensor, probe: Tensor, t: float, k: int) -> Posterior:
     """The k data points a location `probe` [d] is pulled towards at time t, with posterior weights w_i.
 
@@ -321,11 +342,19 @@ def posterior_topk(path: AffinePath, data: Tensor, probe: Tensor, t: float, k: i
     decreasing order, shape [k] each.
     """
     coef = _gaussian_coefficients(path, t)
-    centres = coef.alpha * data
-    origin = centres.mean(0)
-    weights = torch.softmax(_logits((probe - origin)[None], centres - origin, coef.var)[0], dim=0)
-    top = torch.topk(weights, min(k, data.shape[0]))
-    return Posterior(indices=top.indices, weights=top.values)
+    return _topk_softmax(probe, coef.alpha * data, coef.var, k)
+
+
+def pair_posterior_topk(path: AffinePath, x0: Tensor, x1: Tensor, probe: Tensor, t: float, k: int) -> Posterior:
+    """The k coupled pairs (x0_j, x1_j) a location `probe` [d] is pulled towards at time t, with weights.
+
+    The weights of `marginal_field_pairs`: softmax of the interpolant's kernel N(alpha_t x1_j + sigma_t x0_j,
+    noise_std^2 I) at the probe; indices into the pairs, in decreasing order of weight.
+    """
+    if path.noise_std <= 0:
+        raise ValueError(f"pair_posterior_topk needs path.noise_std > 0 (got {path!r})")
+    coef = _coefficients(path, t)
+    return _topk_softmax(probe, coef.alpha * x1 + coef.sigma * x0, coef.noise_std**2, k)
 
 
 def field_error(learned: Tensor, exact: Tensor, *, tiny: float = 1e-8) -> FieldError:
@@ -343,15 +372,32 @@ def field_error(learned: Tensor, exact: Tensor, *, tiny: float = 1e-8) -> FieldE
 
 
 def _draw_path_samples(
-    path: AffinePath, data: Tensor, t: float, n: int, generator: torch.Generator | None
+    path: AffinePath, data: Tensor, t: float, n: int, generator: torch.Generator | None, source: Tensor | None
 ) -> PathSample:
-    """n draws of (x1 ~ data, x0 ~ N(0, I), x_t, CFM target) at one time t, on data's device."""
+    """n draws of (x0, x1, x_t, CFM target) at one time t, on data's device.
+
+    Gaussian source (`source` None): x1 ~ data, x0 ~ N(0, I). Coupled pairs: one pair (source[j], data[j])
+    drawn uniformly.
+    """
     rng = generator.device if generator is not None else data.device
     idx = torch.randint(data.shape[0], (n,), generator=generator, device=rng).to(data.device)
-    x0 = torch.randn(n, data.shape[1], generator=generator, device=rng, dtype=data.dtype).to(data.device)
+    if source is None:
+        x0 = torch.randn(n, data.shape[1], generator=generator, device=rng, dtype=data.dtype).to(data.device)
+    else:
+        x0 = source[idx]
     times = torch.full((n,), float(t), dtype=data.dtype, device=data.device)
     noise_gen = generator if rng == data.device else None
     return path.sample(x0, data[idx], times, generator=noise_gen)
+
+
+def exact_field(
+    path: AffinePath, data: Tensor, x: Tensor, t: float, *, source: Tensor | None = None,
+    chunk_size: int | None = None,
+) -> MarginalField:
+    """The exact marginal field of the data (Gaussian source) or of the pairs (source[j], data[j])."""
+    if source is None:
+        return marginal_field(path, data, x, t, chunk_size=chunk_size)
+    return marginal_field_pairs(path, source, data, x, t, chunk_size=chunk_size)
 
 
 @torch.no_grad()
@@ -362,34 +408,38 @@ def irreducible_loss(
     n_samples: int,
     generator: torch.Generator | None = None,
     *,
+    source: Tensor | None = None,
     chunk_size: int | None = None,
 ) -> Tensor:
     """E ||target - u_t(x_t)||^2 per time: the part of the CFM loss no model can remove, shape [T].
 
     The CFM target varies with x1 (and x0) at a fixed x_t, while a model can only output one vector there;
-    the best it can do is the exact marginal field, leaving this Monte Carlo estimated variance.
+    the best it can do is the exact marginal field, leaving this Monte Carlo estimated variance. `source`
+    [N, d] pairs row by row with `data` for a coupled, non-Gaussian source.
     """
     losses = []
     for t in ts.tolist():
-        sample = _draw_path_samples(path, data, t, n_samples, generator)
-        exact = marginal_field(path, data, sample.x_t, t, chunk_size=chunk_size).velocity
+        sample = _draw_path_samples(path, data, t, n_samples, generator, source)
+        exact = exact_field(path, data, sample.x_t, t, source=source, chunk_size=chunk_size).velocity
         losses.append((sample.u_t - exact).pow(2).sum(1).mean())
     return torch.stack(losses)
 
 
 @torch.no_grad()
 def cfm_loss_by_t(
-    model: VelocityModel,
+    model: Velocity,
     path: AffinePath,
     data: Tensor,
     ts: Tensor,
     n_samples: int,
     generator: torch.Generator | None = None,
+    *,
+    source: Tensor | None = None,
 ) -> Tensor:
-    """The CFM loss E ||v(x_t, t) - target||^2 of a model at each fixed time (Gaussian source), shape [T]."""
+    """The CFM loss E ||v(x_t, t) - target||^2 of a model at each fixed time, shape [T] (`source` as above)."""
     losses = []
     for t in ts.tolist():
-        sample = _draw_path_samples(path, data, t, n_samples, generator)
+        sample = _draw_path_samples(path, data, t, n_samples, generator, source)
         losses.append((model(sample.x_t, sample.t) - sample.u_t).pow(2).sum(1).mean())
     return torch.stack(losses)
 

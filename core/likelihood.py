@@ -11,7 +11,6 @@ and Hutchinson's estimator (Rademacher probes held fixed for the whole solve) ab
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple
@@ -20,9 +19,25 @@ import torch
 from torch import Tensor
 from torchdiffeq import odeint
 
+from . import gaussian
 from .fields import grid_2d
+from .sampling import SolverConfig, Velocity
 
-VelocityModel = Callable[[Tensor, Tensor], Tensor]
+__all__ = [
+    "EXACT_DIVERGENCE_MAX_DIM",
+    "LIKELIHOOD_SOLVER",
+    "DensityGrid",
+    "Divergence",
+    "LikelihoodResult",
+    "exact_divergence",
+    "hutchinson_divergence",
+    "log_density_grid",
+    "log_likelihood",
+    "rademacher",
+]
+
+#: The default solver of likelihoods: dopri5 at atol = rtol = 1e-5.
+LIKELIHOOD_SOLVER = SolverConfig(method="dopri5", atol=1e-5, rtol=1e-5)
 Divergence = Literal["auto", "exact", "hutchinson"]
 #: Under divergence="auto", dimensions up to this use the exact divergence.
 EXACT_DIVERGENCE_MAX_DIM = 8
@@ -51,12 +66,6 @@ class DensityGrid(NamedTuple):
     log_prob: Tensor
     xs: Tensor
     ys: Tensor
-
-
-def gaussian_log_prob(x: Tensor, std: float) -> Tensor:
-    """log N(x; 0, std^2 I) per row, shape [B]: the prior's log-density."""
-    d = x.shape[1]
-    return -0.5 * x.pow(2).sum(1) / std**2 - 0.5 * d * math.log(2.0 * math.pi * std**2)
 
 
 def exact_divergence(out: Tensor, x: Tensor) -> Tensor:
@@ -95,7 +104,7 @@ def rademacher(shape: tuple[int, ...], like: Tensor, generator: torch.Generator 
 class _AugmentedDynamics:
     """d/dt (x, delta) = (v(x, t), div v(x, t)), with graphs built per call and nothing kept between calls."""
 
-    def __init__(self, v: VelocityModel, divergence: _DivergenceFn) -> None:
+    def __init__(self, v: Velocity, divergence: _DivergenceFn) -> None:
         self.v = v
         self.divergence = divergence
         self.nfe = 0
@@ -130,20 +139,17 @@ def _prior(prior_std: float | None, prior_log_density: Callable[[Tensor], Tensor
     if prior_log_density is not None:
         return prior_log_density
     std = float(prior_std or 0.0)
-    return lambda x: gaussian_log_prob(x, std)
+    return lambda x: gaussian.log_prob(x, std)
 
 
 def log_likelihood(
-    v: VelocityModel,
+    v: Velocity,
     x1: Tensor,
     *,
     prior_std: float | None = None,
     prior_log_density: Callable[[Tensor], Tensor] | None = None,
     t1: float = 1.0,
-    method: str = "dopri5",
-    atol: float = 1e-5,
-    rtol: float = 1e-5,
-    options: dict[str, Any] | None = None,
+    solver: SolverConfig = LIKELIHOOD_SOLVER,
     divergence: Divergence = "auto",
     n_probes: int = 1,
     generator: torch.Generator | None = None,
@@ -158,8 +164,7 @@ def log_likelihood(
         prior_log_density: log p_0 per row [B] for any other source density (e.g. a prior in data
             coordinates); give exactly one of prior_std and prior_log_density.
         t1: end time of the flow; use `path.t_max` for paths singular at t = 1.
-        method, atol, rtol, options: passed to torchdiffeq.odeint (fixed-grid methods need
-            options={"step_size": h}).
+        solver: how to integrate from t1 back to 0 (the same description as sampling's).
         divergence: "exact" (d backward passes), "hutchinson" (Rademacher probes), or "auto"
             (exact for d <= EXACT_DIVERGENCE_MAX_DIM).
         n_probes: Hutchinson probes per point, held fixed over the whole solve.
@@ -178,7 +183,7 @@ def log_likelihood(
         dynamics = _AugmentedDynamics(v, _divergence_fn(divergence, chunk, n_probes, generator))
         start = (chunk.detach(), torch.zeros(chunk.shape[0], dtype=chunk.dtype, device=chunk.device))
         with torch.no_grad():
-            xs, deltas = odeint(dynamics, start, times, method=method, atol=atol, rtol=rtol, options=options)
+            xs, deltas = odeint(dynamics, start, times, **solver.odeint_kwargs(float(t1), 0.0))
         log_probs.append(log_prior(xs[-1]) + deltas[-1])
         latents.append(xs[-1])
         nfe += dynamics.nfe
@@ -186,7 +191,7 @@ def log_likelihood(
 
 
 def log_density_grid(
-    v: VelocityModel,
+    v: Velocity,
     xlim: tuple[float, float],
     ylim: tuple[float, float],
     n: int,

@@ -14,11 +14,20 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from torch import Tensor
-from torchdiffeq import odeint
 
-from .sampling import VelocityODE
+from .sampling import SolverConfig, Velocity, integrate
 
-VelocityModel = Callable[[Tensor, Tensor], Tensor]
+__all__ = [
+    "DEFAULT_BANDWIDTHS",
+    "STRAIGHTNESS_SOLVER",
+    "TrajectoryMetrics",
+    "energy_distance",
+    "median_distance",
+    "mmd",
+    "straightness",
+    "w2",
+]
+
 ArrayLike = Tensor | np.ndarray
 #: RBF bandwidths of `mmd`, as multiples of the median pairwise distance of the pooled samples.
 DEFAULT_BANDWIDTHS: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0, 4.0)
@@ -65,17 +74,6 @@ def w2(a: ArrayLike, b: ArrayLike, *, num_iter_max: int = 10_000_000) -> float:
     wa = np.full(len(xa), 1.0 / len(xa))
     wb = np.full(len(xb), 1.0 / len(xb))
     return math.sqrt(max(float(ot.emd2(wa, wb, cost, numItermax=num_iter_max)), 0.0))
-
-
-def w2_floor(sample_data: Callable[[int, int], np.ndarray], n: int, seed: int) -> float:
-    """W2 between two independent draws of size n of the data: the noise floor W2 ratios are taken to.
-
-    Args:
-        sample_data: sample_data(n, seed) -> array [n, d].
-        n: sample size (the same as the generated set being judged).
-        seed: seed of the first draw; the second uses seed + 1.
-    """
-    return w2(sample_data(n, seed), sample_data(n, seed + 1))
 
 
 def _blockwise_mean(a: Tensor, b: Tensor, kernel: Callable[[Tensor], Tensor], exclude_diagonal: bool) -> float:
@@ -137,35 +135,36 @@ def energy_distance(a: ArrayLike, b: ArrayLike) -> float:
     return -_unbiased_two_sample(a, b, torch.sqrt)
 
 
-def _uniform_grid(n_steps: int, like: Tensor) -> Tensor:
-    """n_steps + 1 equally spaced times on [0, 1]."""
-    return torch.linspace(0.0, 1.0, n_steps + 1, dtype=like.dtype, device=like.device)
+#: The solver of record for straightness and path energy: rk4 with 64 steps, evaluated on its own grid.
+STRAIGHTNESS_SOLVER = SolverConfig(method="rk4", steps=64)
 
 
 @torch.no_grad()
-def straightness(v: VelocityModel, x0: Tensor, t_grid: Tensor | int = 100, *, method: str = "rk4") -> TrajectoryMetrics:
+def straightness(
+    v: Velocity, x0: Tensor, *, t1: float = 1.0, solver: SolverConfig = STRAIGHTNESS_SOLVER
+) -> TrajectoryMetrics:
     """Straightness and path energy of a flow along its own trajectories from source points x0.
 
-    One fixed-grid solve gives x_t at the grid times; v is then evaluated there (one batched call) and
+    One solve gives x_t at solver.steps + 1 equally spaced times on [0, t1] (a fixed-step solver steps on
+    exactly that grid); v is then evaluated there (one batched call) and
     S = int E||(x1 - x0) - v(x_t, t)||^2 dt, E = int E||v||^2 dt are integrated by the trapezoid rule.
 
     Args:
         v: velocity model v(x [B, d], t [B]) -> [B, d].
         x0: source samples, shape [B, d].
-        t_grid: increasing times [K + 1] from 0 to the end time (e.g. path.t_max), or a number of
-            uniform steps K on [0, 1].
-        method: torchdiffeq fixed-grid solver ("rk4", "midpoint", "euler").
+        t1: end time (path.t_max for paths singular at t = 1).
+        solver: how to integrate; its `steps` also set the quadrature grid.
 
     Returns:
         TrajectoryMetrics; nfe counts the solver's model calls (not the extra evaluation on the grid).
     """
-    grid = _uniform_grid(t_grid, x0) if isinstance(t_grid, int) else t_grid.to(x0)
-    ode = VelocityODE(v)
-    traj = odeint(ode, x0, grid, method=method)  # [K + 1, B, d]
+    grid = torch.linspace(0.0, t1, solver.steps + 1, dtype=x0.dtype, device=x0.device)
+    solved = integrate(v, x0, t1=t1, solver=solver, times=grid)
+    traj = solved.trajectory  # [K + 1, B, d]
     n_times, batch, d = traj.shape
     times = grid[:, None].expand(n_times, batch).reshape(-1)
     vel = v(traj.reshape(-1, d), times).reshape(n_times, batch, d)
     deviation = (traj[-1] - traj[0])[None] - vel
     straight = torch.trapezoid(deviation.pow(2).sum(-1).mean(1), grid)
     energy = torch.trapezoid(vel.pow(2).sum(-1).mean(1), grid)
-    return TrajectoryMetrics(straightness=float(straight), path_energy=float(energy), nfe=ode.nfe)
+    return TrajectoryMetrics(straightness=float(straight), path_energy=float(energy), nfe=solved.nfe)

@@ -1,11 +1,11 @@
-"""Probability paths: every path here is affine in (x0, x1), x_t = alpha_t x1 + beta_t x0 (+ sigma eps).
+"""Probability paths: every path here is affine in (x0, x1), x_t = alpha_t x1 + sigma_t x0 (+ s eps).
 
 Time runs from t = 0 (source, noise) to t = 1 (data), as in Lipman et al. (2023). A Gaussian path of the
-paper is the case x0 ~ N(0, I): then mu_t(x1) = alpha_t x1, sigma_t = beta_t and (Theorem 3)
+paper is the case x0 ~ N(0, I): then mu_t(x1) = alpha_t x1, the std of p_t(x | x1) is sigma_t and (Theorem 3)
 u_t(x | x1) = (sigma_t' / sigma_t)(x - mu_t(x1)) + mu_t'(x1). With an arbitrary source the same
-coefficients define the interpolant of Tong et al. (2024), whose target is d/dt x_t = alpha_t' x1 + beta_t' x0.
+coefficients define the interpolant of Tong et al. (2024), whose target is d/dt x_t = alpha_t' x1 + sigma_t' x0.
 
-One abstract class (`AffinePath`) carries all of them; a new path only supplies alpha, beta and their
+One abstract class (`AffinePath`) carries all of them; a new path only supplies alpha, sigma and their
 closed-form derivatives (checked against autograd in the tests).
 """
 
@@ -50,7 +50,10 @@ def _col(t: Tensor | float, like: Tensor) -> Tensor:
 
 
 class AffinePath(ABC):
-    """x_t = alpha_t x1 + beta_t x0 + noise_std * eps, with closed-form alpha', beta'.
+    """x_t = alpha_t x1 + sigma_t x0 + noise_std * eps, with closed-form alpha', sigma'.
+
+    The names are the paper's and Meta's flow_matching's: alpha_t scales the data, sigma_t the source (for a
+    standard normal source, the std of p_t(x | x1)); `noise_std` is the I-CFM interpolant's extra noise s.
 
     Attributes:
         name: registry name, used in checkpoints.
@@ -71,12 +74,12 @@ class AffinePath(ABC):
         """d alpha_t / dt in closed form."""
 
     @abstractmethod
-    def beta(self, t: Tensor) -> Tensor:
+    def sigma(self, t: Tensor) -> Tensor:
         """Coefficient of x0 (the source); sigma_t of the paper's Gaussian paths."""
 
     @abstractmethod
-    def d_beta(self, t: Tensor) -> Tensor:
-        """d beta_t / dt in closed form."""
+    def d_sigma(self, t: Tensor) -> Tensor:
+        """d sigma_t / dt in closed form."""
 
     @abstractmethod
     def params(self) -> dict[str, float]:
@@ -84,8 +87,8 @@ class AffinePath(ABC):
 
     @property
     def prior_std(self) -> float:
-        """Std of the isotropic Gaussian drawn at t = 0 (beta_0): smax for VE, 1 for OT and VP."""
-        return float(self.beta(torch.zeros(())))
+        """Std of the isotropic Gaussian drawn at t = 0 (sigma_0): smax for VE, 1 for OT and VP."""
+        return float(self.sigma(torch.zeros(())))
 
     # Gaussian-path view (paper, section 4) -------------------------------------------------------
 
@@ -93,19 +96,15 @@ class AffinePath(ABC):
         """mu_t(x1) = alpha_t x1."""
         return _col(self.alpha(torch.as_tensor(t, dtype=x1.dtype, device=x1.device)), x1) * x1
 
-    def sigma(self, t: Tensor) -> Tensor:
-        """sigma_t = beta_t, the std of p_t(x | x1) for a standard normal source."""
-        return self.beta(t)
-
     def psi(self, x0: Tensor, x1: Tensor, t: Tensor | float) -> Tensor:
-        """The conditional flow psi_t(x0) = beta_t x0 + alpha_t x1 (no extra noise)."""
+        """The conditional flow psi_t(x0) = sigma_t x0 + alpha_t x1 (no extra noise)."""
         t = torch.as_tensor(t, dtype=x1.dtype, device=x1.device)
-        return _col(self.alpha(t), x1) * x1 + _col(self.beta(t), x0) * x0
+        return _col(self.alpha(t), x1) * x1 + _col(self.sigma(t), x0) * x0
 
     def pair_velocity(self, x0: Tensor, x1: Tensor, t: Tensor | float) -> Tensor:
-        """d/dt psi_t = alpha_t' x1 + beta_t' x0: the CFM target for a pair (x0, x1)."""
+        """d/dt psi_t = alpha_t' x1 + sigma_t' x0: the CFM target for a pair (x0, x1)."""
         t = torch.as_tensor(t, dtype=x1.dtype, device=x1.device)
-        return _col(self.d_alpha(t), x1) * x1 + _col(self.d_beta(t), x0) * x0
+        return _col(self.d_alpha(t), x1) * x1 + _col(self.d_sigma(t), x0) * x0
 
     def conditional_field(self, x: Tensor, x1: Tensor, t: Tensor | float) -> Tensor:
         """u_t(x | x1) = (sigma_t'/sigma_t)(x - mu_t(x1)) + mu_t'(x1) (Theorem 3), Gaussian source.
@@ -114,7 +113,7 @@ class AffinePath(ABC):
         """
         t = torch.as_tensor(t, dtype=x.dtype, device=x.device)
         a, da = _col(self.alpha(t), x), _col(self.d_alpha(t), x)
-        b, db = _col(self.beta(t), x), _col(self.d_beta(t), x)
+        b, db = _col(self.sigma(t), x), _col(self.d_sigma(t), x)
         return (db / b) * (x - a * x1) + da * x1
 
     def sample(self, x0: Tensor, x1: Tensor, t: Tensor, generator: torch.Generator | None = None) -> PathSample:
@@ -157,10 +156,10 @@ class OTPath(AffinePath):
     def d_alpha(self, t: Tensor) -> Tensor:
         return torch.ones_like(t)
 
-    def beta(self, t: Tensor) -> Tensor:
+    def sigma(self, t: Tensor) -> Tensor:
         return 1.0 - (1.0 - self.sigma_min) * t
 
-    def d_beta(self, t: Tensor) -> Tensor:
+    def d_sigma(self, t: Tensor) -> Tensor:
         return torch.full_like(t, -(1.0 - self.sigma_min))
 
     def params(self) -> dict[str, float]:
@@ -208,13 +207,13 @@ class VPPath(AffinePath):
         # d/dt a(1 - t) = a(1 - t) T'(1 - t) / 2.
         return self.alpha(t) * 0.5 * self._dT(t)
 
-    def beta(self, t: Tensor) -> Tensor:
+    def sigma(self, t: Tensor) -> Tensor:
         # 1 - a^2 = -expm1(-T): exact near t = 1, where a -> 1 and 1 - a^2 would cancel.
         return torch.sqrt(-torch.expm1(-self._T(t)))
 
-    def d_beta(self, t: Tensor) -> Tensor:
+    def d_sigma(self, t: Tensor) -> Tensor:
         # d/dt sqrt(1 - a^2) = -a a' / sigma = -exp(-T) T' / (2 sigma).
-        return -torch.exp(-self._T(t)) * 0.5 * self._dT(t) / self.beta(t)
+        return -torch.exp(-self._T(t)) * 0.5 * self._dT(t) / self.sigma(t)
 
     def params(self) -> dict[str, float]:
         return {"beta_min": self.beta_min, "beta_max": self.beta_max}
@@ -241,11 +240,11 @@ class VEPath(AffinePath):
     def d_alpha(self, t: Tensor) -> Tensor:
         return torch.zeros_like(t)
 
-    def beta(self, t: Tensor) -> Tensor:
+    def sigma(self, t: Tensor) -> Tensor:
         return self.smin * torch.exp(self._log_ratio * (1.0 - t))
 
-    def d_beta(self, t: Tensor) -> Tensor:
-        return -self._log_ratio * self.beta(t)
+    def d_sigma(self, t: Tensor) -> Tensor:
+        return -self._log_ratio * self.sigma(t)
 
     def params(self) -> dict[str, float]:
         return {"smin": self.smin, "smax": self.smax}
@@ -268,10 +267,10 @@ class CosinePath(AffinePath):
     def d_alpha(self, t: Tensor) -> Tensor:
         return 0.5 * math.pi * torch.cos(0.5 * math.pi * t)
 
-    def beta(self, t: Tensor) -> Tensor:
+    def sigma(self, t: Tensor) -> Tensor:
         return torch.cos(0.5 * math.pi * t)
 
-    def d_beta(self, t: Tensor) -> Tensor:
+    def d_sigma(self, t: Tensor) -> Tensor:
         return -0.5 * math.pi * torch.sin(0.5 * math.pi * t)
 
     def params(self) -> dict[str, float]:

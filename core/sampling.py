@@ -1,18 +1,33 @@
 """ODE sampling with torchdiffeq: integrate dx/dt = v(x, t) from t = 0 to t_max.
 
 torchdiffeq calls f(t, x) with a 0-dim t; `VelocityODE` adapts it to the stable model interface
-v(x [B, d], t [B]) in one place and counts function evaluations (NFE).
+v(x [B, d], t [B]) in one place and counts function evaluations (NFE). `SolverConfig` is the one solver
+description that sampling, likelihoods (`flowscope.likelihood`) and path metrics (`flowscope.metrics`) take,
+as Meta's `ODESolver` serves both `sample` and `compute_likelihood`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 from torchdiffeq import odeint
 
+__all__ = [
+    "ADAPTIVE_METHODS",
+    "FIXED_STEP_METHODS",
+    "METHODS",
+    "SampleResult",
+    "SolverConfig",
+    "Velocity",
+    "VelocityODE",
+    "integrate",
+]
+
+#: A velocity model: v(x [B, d], t [B]) -> [B, d] (the interface every sampler, metric and field uses).
 Velocity = Callable[[Tensor, Tensor], Tensor]
 FIXED_STEP_METHODS: tuple[str, ...] = ("euler", "midpoint", "rk4")
 ADAPTIVE_METHODS: tuple[str, ...] = ("dopri5",)
@@ -52,7 +67,13 @@ class SampleResult:
 
 @dataclass(frozen=True)
 class SolverConfig:
-    """How to integrate: a torchdiffeq method and either a step count or tolerances."""
+    """How to integrate: a torchdiffeq method and either a step count (fixed-step) or tolerances (dopri5).
+
+    Attributes:
+        method: "euler", "midpoint", "rk4" (fixed steps) or "dopri5" (adaptive).
+        steps: steps over the whole interval of a fixed-step method (ignored by dopri5).
+        atol, rtol: dopri5's tolerances (ignored by the fixed-step methods).
+    """
 
     method: str = "dopri5"
     steps: int = 100
@@ -66,6 +87,17 @@ class SolverConfig:
             raise ValueError(f"solver steps must be >= 1, got {self.steps}")
         if self.atol <= 0 or self.rtol <= 0:
             raise ValueError(f"solver tolerances must be > 0, got atol={self.atol}, rtol={self.rtol}")
+
+    @property
+    def fixed_step(self) -> bool:
+        """Whether the method takes `steps` equal steps (else it adapts its steps to atol / rtol)."""
+        return self.method in FIXED_STEP_METHODS
+
+    def odeint_kwargs(self, t0: float, t1: float) -> dict[str, Any]:
+        """torchdiffeq.odeint's keyword arguments for integrating from t0 to t1 (either direction)."""
+        if self.fixed_step:
+            return {"method": self.method, "options": {"step_size": abs(t1 - t0) / self.steps}}
+        return {"method": self.method, "atol": self.atol, "rtol": self.rtol}
 
 
 def integrate(
@@ -94,14 +126,13 @@ def integrate(
         grid = torch.as_tensor(times, dtype=x0.dtype, device=x0.device).reshape(-1)
         if grid.numel() < 2 or bool((grid[1:] <= grid[:-1]).any()):
             raise ValueError("trajectory times must be increasing and at least two")
-    options = {"step_size": (t1 - t0) / solver.steps} if solver.method in FIXED_STEP_METHODS else None
-    tolerances = {} if options else {"atol": solver.atol, "rtol": solver.rtol}
+    kwargs = solver.odeint_kwargs(t0, t1)
     nfe = 0
     pieces = []
     with torch.no_grad():
         for chunk in x0.split(chunk_size):
             ode = VelocityODE(velocity)
-            pieces.append(odeint(ode, chunk, grid, method=solver.method, options=options, **tolerances))
+            pieces.append(odeint(ode, chunk, grid, **kwargs))
             nfe = max(nfe, ode.nfe)
     trajectory = torch.cat(pieces, dim=1)
     return SampleResult(samples=trajectory[-1], trajectory=trajectory, times=grid, nfe=nfe)

@@ -38,9 +38,9 @@ Cloud = tuple[Tensor, Tensor]
 
 
 def _schedule(path: AffinePath, t: float) -> tuple[float, float, float, float]:
-    """alpha, alpha', beta, beta' at t in float64."""
+    """alpha, alpha', sigma, sigma' at t in float64."""
     tt = torch.tensor(t, dtype=torch.float64)
-    return float(path.alpha(tt)), float(path.d_alpha(tt)), float(path.beta(tt)), float(path.d_beta(tt))
+    return float(path.alpha(tt)), float(path.d_alpha(tt)), float(path.sigma(tt)), float(path.d_sigma(tt))
 
 
 def _naive_mixture(x: Tensor, centres: Tensor, fields: Tensor, var: float) -> tuple[Tensor, Tensor]:
@@ -57,7 +57,7 @@ def naive_marginal(path: AffinePath, data: Tensor, x: Tensor, t: float) -> tuple
     data, x = data.double(), x.double()
     a, da, b, db = _schedule(path, t)
     s = path.noise_std
-    # E[alpha' x1 + beta' x0 | x_t = x, x1] for x_t = alpha x1 + beta x0 + s eps (Theorem 3 when s = 0).
+    # E[alpha' x1 + sigma' x0 | x_t = x, x1] for x_t = alpha x1 + sigma x0 + s eps (Theorem 3 when s = 0).
     cond = (b * db / (b**2 + s**2)) * (x[:, None] - a * data[None]) + da * data[None]
     if s == 0:
         torch.testing.assert_close(cond, path.conditional_field(x[:, None], data[None], t))
@@ -65,7 +65,7 @@ def naive_marginal(path: AffinePath, data: Tensor, x: Tensor, t: float) -> tuple
 
 
 def naive_pairs(path: AffinePath, x0: Tensor, x1: Tensor, x: Tensor, t: float) -> tuple[Tensor, Tensor]:
-    """Marginal over pairs: kernel N(alpha x1 + beta x0, s^2), value alpha' x1 + beta' x0, float64."""
+    """Marginal over pairs: kernel N(alpha x1 + sigma x0, s^2), value alpha' x1 + sigma' x0, float64."""
     x0, x1, x = x0.double(), x1.double(), x.double()
     a, da, b, db = _schedule(path, t)
     values = (da * x1 + db * x0)[None].expand(x.shape[0], -1, -1)

@@ -9,16 +9,16 @@ import pytest
 import torch
 from torch import Tensor, nn
 
+from flowscope import SolverConfig, gaussian
 from flowscope.likelihood import (
     exact_divergence,
-    gaussian_log_prob,
     hutchinson_divergence,
     log_density_grid,
     log_likelihood,
     rademacher,
 )
 
-TIGHT = {"atol": 1e-8, "rtol": 1e-8}
+TIGHT = {"solver": SolverConfig("dopri5", atol=1e-8, rtol=1e-8)}
 
 
 class TinyMLP(nn.Module):
@@ -40,7 +40,7 @@ def _linear_field(matrix: Tensor) -> Callable[[Tensor, Tensor], Tensor]:
 
 def _linear_closed_form(matrix: Tensor, x1: Tensor, prior_std: float, t1: float = 1.0) -> Tensor:
     x0 = x1 @ torch.linalg.matrix_exp(-t1 * matrix).T
-    return gaussian_log_prob(x0, prior_std) - t1 * torch.trace(matrix)
+    return gaussian.log_prob(x0, prior_std) - t1 * torch.trace(matrix)
 
 
 @pytest.fixture(scope="module")

@@ -16,8 +16,9 @@ import torch
 from torch import Tensor, nn
 from torchdiffeq import odeint
 
+from flowscope import SolverConfig, gaussian
 from flowscope.fields import MarginalField, MarginalVelocity, grid_2d, marginal_field, marginal_field_pairs
-from flowscope.likelihood import exact_divergence, gaussian_log_prob, log_likelihood
+from flowscope.likelihood import exact_divergence, log_likelihood
 from flowscope.paths import AffinePath, OTPath, VEPath, VPPath, make_path
 from flowscope.sampling import VelocityODE
 
@@ -163,7 +164,7 @@ def test_linear_field_gives_the_closed_form_gaussian() -> None:
     """v = c x: x1 = e^c x0, so p_1 = N(0, (prior_std e^c)^2 I)."""
     c, std = -0.7, 1.3
     x = torch.randn(32, 2, dtype=torch.float64) * 0.8
-    got = log_likelihood(lambda z, t: c * z, x, prior_std=std, atol=1e-9, rtol=1e-9)
+    got = log_likelihood(lambda z, t: c * z, x, prior_std=std, solver=SolverConfig("dopri5", atol=1e-9, rtol=1e-9))
     reference = torch.distributions.Normal(0.0, torch.tensor(std * math.exp(c), dtype=x.dtype)).log_prob(x).sum(1)
     torch.testing.assert_close(got.log_prob, reference, rtol=1e-7, atol=1e-7)
 
@@ -172,9 +173,9 @@ def test_model_density_integrates_to_one() -> None:
     """A random smooth field that visibly deforms N(0, I): exp(log p_1) still sums to 1 over a wide grid."""
     model = TinyMLP(width=16, scale=0.6, seed=6)
     grid = grid_2d((-7.0, 7.0), (-7.0, 7.0), 71, dtype=torch.float64)
-    result = log_likelihood(model, grid.points, prior_std=1.0, atol=1e-6, rtol=1e-6)
+    result = log_likelihood(model, grid.points, prior_std=1.0, solver=SolverConfig("dopri5", atol=1e-6, rtol=1e-6))
     cell = float((grid.xs[1] - grid.xs[0]) * (grid.ys[1] - grid.ys[0]))
     mass = float(result.log_prob.exp().sum()) * cell
     assert mass == pytest.approx(1.0, abs=2e-3)
-    deformation = (result.log_prob - gaussian_log_prob(grid.points, 1.0)).abs().max()
+    deformation = (result.log_prob - gaussian.log_prob(grid.points, 1.0)).abs().max()
     assert deformation > 0.3  # the flow is far from the identity, so a wrong divergence would show

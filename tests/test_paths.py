@@ -26,7 +26,7 @@ T = torch.linspace(0.0, 1.0 - 1e-3, 101, dtype=torch.float64)
 @pytest.mark.parametrize("path", PATHS, ids=IDS)
 def test_derivatives_match_autograd(path: AffinePath) -> None:
     t = T.clone().requires_grad_(True)
-    for value, closed_form in ((path.alpha, path.d_alpha), (path.beta, path.d_beta)):
+    for value, closed_form in ((path.alpha, path.d_alpha), (path.sigma, path.d_sigma)):
         (grad,) = torch.autograd.grad((value(t) + 0.0 * t).sum(), t)  # + 0 t: constants too
         torch.testing.assert_close(closed_form(T), grad, rtol=1e-9, atol=1e-9)
 
@@ -48,21 +48,21 @@ def test_paper_closed_forms() -> None:
     """The table of DESIGN.md, evaluated at a few times."""
     t = torch.tensor([0.0, 0.3, 0.9], dtype=torch.float64)
     ot = OTPath(sigma_min=0.01)
-    torch.testing.assert_close(ot.beta(t), 1 - 0.99 * t)
+    torch.testing.assert_close(ot.sigma(t), 1 - 0.99 * t)
     vp = VPPath()
     r = 1 - t
     a = torch.exp(-0.5 * (0.1 * r + 0.5 * 19.9 * r**2))
     torch.testing.assert_close(vp.alpha(t), a)
-    torch.testing.assert_close(vp.beta(t), torch.sqrt(1 - a**2))
+    torch.testing.assert_close(vp.sigma(t), torch.sqrt(1 - a**2))
     ve = VEPath(smin=0.01, smax=5.0)
-    torch.testing.assert_close(ve.beta(t), 0.01 * (5.0 / 0.01) ** (1 - t))
+    torch.testing.assert_close(ve.sigma(t), 0.01 * (5.0 / 0.01) ** (1 - t))
     torch.testing.assert_close(ve.alpha(t), torch.ones_like(t))
 
 
 def test_end_points_and_priors() -> None:
     one = torch.tensor(1.0, dtype=torch.float64)
     zero = torch.tensor(0.0, dtype=torch.float64)
-    assert float(OTPath(sigma_min=0.01).beta(one)) == pytest.approx(0.01)
+    assert float(OTPath(sigma_min=0.01).sigma(one)) == pytest.approx(0.01)
     assert float(OTPath().alpha(zero)) == 0.0 and OTPath().prior_std == pytest.approx(1.0)
     assert VPPath().prior_std == pytest.approx(1.0, abs=1e-4)
     assert float(VPPath().alpha(one)) == pytest.approx(1.0)
