@@ -41,11 +41,43 @@ _EXPORTS: dict[str, str] = {
     "cfm_loss": "training",
     "train": "training",
     "evaluate": "evaluation",
-    "FieldView": "views",
-    "fields_at": "views",
+    "FieldSupport": "fieldview",
+    "FieldView": "fieldview",
+    "field_support": "fieldview",
+    "fields_at": "fieldview",
 }
 
-__all__ = sorted([*_EXPORTS, "__version__"])
+__all__ = [
+    "AffinePath",
+    "CosinePath",
+    "FieldSupport",
+    "FieldView",
+    "FlowModel",
+    "MLPConfig",
+    "Normalizer",
+    "OTPath",
+    "PathSample",
+    "SampleResult",
+    "SolverConfig",
+    "StepInfo",
+    "TrainConfig",
+    "TrainResult",
+    "TrainingDiverged",
+    "VEPath",
+    "VPPath",
+    "Velocity",
+    "VelocityMLP",
+    "__version__",
+    "cfm_loss",
+    "evaluate",
+    "field_support",
+    "fields_at",
+    "integrate",
+    "make_path",
+    "pair",
+    "resolve_device",
+    "train",
+]
 
 
 def __getattr__(name: str) -> Any:
@@ -65,9 +97,9 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:  # for type checkers and IDEs: the same names, eagerly
     from .couplings import pair
     from .evaluation import evaluate
+    from .fieldview import FieldSupport, FieldView, field_support, fields_at
     from .flow import FlowModel, resolve_device
     from .models import MLPConfig, Normalizer, VelocityMLP
     from .paths import AffinePath, CosinePath, OTPath, PathSample, VEPath, VPPath, make_path
     from .sampling import SampleResult, SolverConfig, Velocity, integrate
     from .training import StepInfo, TrainConfig, TrainingDiverged, TrainResult, cfm_loss, train
-    from .views import FieldView, fields_at

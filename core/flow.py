@@ -6,16 +6,18 @@ caller (sampling, fields, likelihood, UI) sees data coordinates and the velocity
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import Tensor
 
+from . import gaussian
 from .models import Normalizer, VelocityMLP
 from .paths import AffinePath
 from .sampling import SampleResult, SolverConfig, integrate
+
+__all__ = ["FlowModel", "resolve_device"]
 
 
 def resolve_device(name: str | None = None) -> torch.device:
@@ -71,7 +73,7 @@ class FlowModel:
 
     def velocity(self, x: Tensor, t: Tensor) -> Tensor:
         """Learned field in data coordinates: dx/dt = scale * v_theta((x - mean) / scale, t)."""
-        return self.net(self.normalizer.encode(x), t) * self.normalizer.scale
+        return self.normalizer.decode_velocity(self.net(self.normalizer.encode(x), t))
 
     def latent_velocity(self, z: Tensor, t: Tensor) -> Tensor:
         """Learned field in normalised coordinates (what the network outputs)."""
@@ -116,9 +118,14 @@ class FlowModel:
         trajectory = self.normalizer.decode(result.trajectory)
         return SampleResult(samples=trajectory[-1], trajectory=trajectory, times=result.times, nfe=result.nfe)
 
+    def clamp_time(self, t: float) -> float:
+        """t limited to [0, path.t_max] (paths with sigma_1 = 0 stop just before 1)."""
+        return float(min(max(t, 0.0), self.path.t_max))
+
+    def source_std(self) -> Tensor:
+        """Per-dimension std of the Gaussian source in data coordinates, [d] (prior_std times the scale)."""
+        return self.normalizer.decode_velocity(torch.full((self.dim,), self.path.prior_std, dtype=torch.float64))
+
     def prior_log_density(self, x: Tensor) -> Tensor:
         """log density at t = 0 of data-coordinate points for the Gaussian prior (None-source models)."""
-        std = self.path.prior_std * self.normalizer.scale
-        z = (x - torch.tensor(self.normalizer.mean, dtype=x.dtype, device=x.device)) / std
-        d = x.shape[1]
-        return -0.5 * z.square().sum(dim=1) - d * math.log(std) - 0.5 * d * math.log(2 * math.pi)
+        return gaussian.log_prob(self.normalizer.encode(x), self.path.prior_std) - self.normalizer.log_det

@@ -8,6 +8,8 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import Tensor, nn
 
+__all__ = ["ACTIVATIONS", "FourierFeatures", "MLPConfig", "Normalizer", "SinusoidalTimeEmbedding", "VelocityMLP"]
+
 ACTIVATIONS: dict[str, type[nn.Module]] = {
     "silu": nn.SiLU,
     "gelu": nn.GELU,
@@ -164,6 +166,15 @@ class Normalizer:
     def decode(self, z: Tensor) -> Tensor:
         """Model -> data coordinates."""
         return z * self.scale + self._mean(z)
+
+    def decode_velocity(self, u: Tensor) -> Tensor:
+        """A velocity dz/dt in model coordinates as dx/dt in data coordinates (the map's linear part)."""
+        return u * self.scale
+
+    @property
+    def log_det(self) -> float:
+        """log |det dx/dz| of decode: data-coordinate log-densities are model-coordinate ones minus this."""
+        return len(self.mean) * math.log(self.scale)
 
     def to_dict(self) -> dict[str, list[float] | float]:
         """Plain dict for JSON."""

@@ -1,43 +1,29 @@
-"""What the views compute, with the core's functions: trajectories, exact and learned fields, losses, sweeps.
+"""What the views compute, by calling the core: trajectories, fields on the view's grid, losses, sweeps.
 
-No Streamlit here: pages call these through the caches of `state`. Inputs and outputs are numpy arrays in
-data coordinates. Exact fields are computed in the model's normalised coordinates z = (x - mean) / scale
-with the model's own path (what it was trained on), then mapped back: velocities times scale, log-densities
-minus d log(scale) (the Jacobian).
+No Streamlit and no maths here: the exact and learned fields come from `flowscope.fieldview` (in data
+coordinates), quality from `flowscope.evaluation`, paths metrics from `flowscope.metrics`; this module lays
+them on the views' grid and hands numpy arrays to the pages, which call it through the caches of `state`.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from flowscope import FlowModel, SolverConfig
-from flowscope.couplings import exact_ot_permutation
-from flowscope.fields import (
-    cfm_loss_by_t,
-    conditional_field_grid,
-    conditional_log_density,
-    field_error,
-    grid_2d,
-    irreducible_loss,
-    marginal_field,
-    marginal_field_pairs,
-    posterior_topk,
-)
-from flowscope.metrics import straightness, w2
+from flowscope import FlowModel, SolverConfig, evaluation, fieldview
+from flowscope.fields import grid_2d
+from flowscope.fieldview import FIELD_POINTS, FieldSupport
+from flowscope.metrics import straightness
 
 from .plots import Bounds
 
+__all__ = ["FIELD_POINTS", "GRID_N", "FieldsAtT", "Sweep", "Trajectories", "fields_at", "field_support"]
+
 #: Grid of the field and density heatmaps (GRID_N x GRID_N); arrows are drawn on every other node.
 GRID_N = 40
-#: Most data points the exact fields aggregate over (the marginal field costs O(grid x points)).
-FIELD_POINTS = 5000
-#: Most (source, data) pairs of a non-Gaussian-source model (the OT coupling solves an n x n assignment).
-PAIR_POINTS = 1500
 #: Solver of the quick previews (thumbnails, live training previews): adaptive, so stiff paths stay right.
 PREVIEW_SOLVER = SolverConfig(method="dopri5", atol=1e-3, rtol=1e-3)
 
@@ -105,43 +91,19 @@ class Sweep:
     w2: np.ndarray
 
 
-def _tensor(x: np.ndarray) -> Tensor:
-    """float32 CPU tensor of an array."""
-    return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
-
-
 def _numpy(x: Tensor) -> np.ndarray:
     """A tensor as a float64 numpy array."""
     return x.detach().cpu().double().numpy()
 
 
-def decoded(flow: FlowModel, z: Tensor) -> np.ndarray:
-    """Normalised-coordinate points back in data coordinates, as numpy."""
-    return _numpy(flow.normalizer.decode(z))
-
-
-def clamp_time(flow: FlowModel, t: float) -> float:
-    """t limited to [0, path.t_max] (paths with sigma_1 = 0 stop just before 1)."""
-    return float(min(max(t, 0.0), flow.path.t_max))
-
-
-def same_noise(flow: FlowModel, n: int, seed: int) -> np.ndarray:
-    """n source points for `flow` from one seeded standard-normal draw, so that models share their noise.
-
-    Gaussian source: x0 = decode(prior_std * eps) with the same eps for every model; stored source
-    samples: the same seeded choice of indices.
-    """
-    generator = torch.Generator().manual_seed(seed)
-    if flow.source is None:
-        eps = torch.randn(n, flow.dim, generator=generator)
-        return _numpy(flow.normalizer.decode(eps * flow.path.prior_std))
-    index = torch.randint(len(flow.source), (n,), generator=generator)
-    return _numpy(flow.source.cpu()[index])
+def source_points(flow: FlowModel, n: int, seed: int) -> Tensor:
+    """n starting points of `flow` from one seeded draw, so that models compared side by side share noise."""
+    return flow.draw_source(n, torch.Generator().manual_seed(seed)).cpu()
 
 
 def trajectories(flow: FlowModel, n: int, solver: SolverConfig, n_frames: int = 41, seed: int = 0) -> Trajectories:
     """Integrate n particles from the source, keeping n_frames positions from t = 0 to t_max."""
-    x0 = _tensor(same_noise(flow, n, seed))
+    x0 = source_points(flow, n, seed)
     times = torch.linspace(0.0, flow.path.t_max, n_frames)
     try:
         result = flow.sample(x0=x0, solver=solver, times=times)
@@ -151,22 +113,13 @@ def trajectories(flow: FlowModel, n: int, solver: SolverConfig, n_frames: int = 
     return Trajectories(points=_numpy(result.trajectory), times=_numpy(result.times), nfe=result.nfe)
 
 
-def w2_with_floor(samples: np.ndarray, data: np.ndarray, n: int) -> tuple[float, float | None]:
-    """W2 of n samples to n data points and its floor (W2 between two disjoint draws of the data), if any."""
-    n = min(n, len(samples), len(data))
-    finite = bool(np.isfinite(samples[:n]).all())
-    distance = w2(samples[:n], data[:n]) if finite else float("inf")
-    floor = w2(data[:n], data[n : 2 * n]) if len(data) >= 2 * n else None
-    return distance, floor
-
-
 def view_bounds(flow: FlowModel, data: np.ndarray) -> Bounds:
     """Axes of the 2-D views: the data and the bulk of the source (Gaussian prior up to 2 sigma, capped)."""
     (x0, x1), (y0, y1) = _data_box(data)
     centre = np.array([(x0 + x1) / 2, (y0 + y1) / 2])
     half = (x1 - x0) / 2
     if flow.source is None:
-        spread = 2.0 * flow.path.prior_std * flow.normalizer.scale
+        spread = 2.0 * float(flow.source_std().max())
         half = max(half, min(spread, 2.5 * half))
     else:
         sx, sy = _data_box(_numpy(flow.source.cpu()))
@@ -184,123 +137,50 @@ def _data_box(points: np.ndarray) -> Bounds:
     return (float(centre[0] - half), float(centre[0] + half)), (float(centre[1] - half), float(centre[1] + half))
 
 
-def field_pairs(flow: FlowModel, data: np.ndarray, seed: int = 0) -> tuple[Tensor, Tensor] | None:
-    """Coupled (z0, z1) pairs in normalised coordinates for a stored-source model; None for a Gaussian source.
-
-    Pairs follow the model's coupling: a random pairing ("independent") or exact OT on up to PAIR_POINTS.
-    """
-    if flow.source is None:
-        return None
-    source = flow.source.cpu().float()
-    n = min(PAIR_POINTS, len(source), len(data))
-    generator = torch.Generator().manual_seed(seed)
-    z0 = flow.normalizer.encode(source[torch.randperm(len(source), generator=generator)[:n]])
-    z1 = flow.normalizer.encode(_tensor(data[:n]))
-    if flow.coupling in ("ot", "sinkhorn"):
-        z0 = z0[exact_ot_permutation(z0, z1)]
-    return z0, z1
+def field_support(flow: FlowModel, data: np.ndarray) -> FieldSupport:
+    """What the model's exact fields average over: up to FIELD_POINTS data points, or its own coupled pairs."""
+    return fieldview.field_support(flow, data)
 
 
-def fields_at(flow: FlowModel, data: np.ndarray, bounds: Bounds, t: float, x1_index: int,
-              probe: tuple[float, float], pairs: tuple[Tensor, Tensor] | None = None, top_k: int = 60) -> FieldsAtT:
-    """Conditional, exact marginal and learned fields at time t on the view's grid (see FieldsAtT).
-
-    Gaussian source: the paper's fields over the data (aggregated with posterior weights). Stored source:
-    the interpolant's fields over coupled pairs (`pairs`); "conditional" is then conditioned on x1 alone,
-    averaging over its partners in the coupling.
-    """
-    t = clamp_time(flow, t)
-    scale, d = flow.normalizer.scale, flow.dim
+def fields_at(flow: FlowModel, support: FieldSupport, bounds: Bounds, t: float, x1_index: int,
+              probe: tuple[float, float], top_k: int = 60) -> FieldsAtT:
+    """Conditional, exact marginal and learned fields at time t on the view's grid (see FieldsAtT)."""
     grid = grid_2d(bounds[0], bounds[1], GRID_N)
-    z_grid = flow.normalizer.encode(grid.points)
-    z_probe = flow.normalizer.encode(torch.tensor([probe], dtype=torch.float32))
-    log_jac = d * math.log(scale)
-    alpha, beta = (float(f(torch.tensor(t, dtype=torch.float64))) for f in (flow.path.alpha, flow.path.beta))
-    partner = None
-    centre: torch.Tensor | None
-    with torch.no_grad():
-        if pairs is None:
-            z_data = flow.normalizer.encode(_tensor(data[:FIELD_POINTS]))
-            index = int(np.clip(x1_index, 0, len(z_data) - 1))
-            z1 = z_data[index]
-            cond = conditional_field_grid(flow.path, z1, z_grid, t)
-            cond_log = conditional_log_density(flow.path, z1, z_grid, t)
-            both = marginal_field(flow.path, z_data, torch.cat([z_grid, z_probe]), t)
-            top = posterior_topk(flow.path, z_data, z_probe[0], t, top_k)
-            top_idx, top_w = top.indices, top.weights
-            top_z = z_data[top_idx]
-            centre = alpha * z1
-        else:
-            z0, z_data = pairs
-            index = int(np.clip(x1_index, 0, len(z_data) - 1))
-            z1 = z_data[index]
-            partners = z0 if flow.coupling == "independent" else z0[index : index + 1]
-            partner = None if flow.coupling == "independent" else z0[index]
-            centre = None if partner is None else alpha * z1 + beta * partner
-            cond_field = marginal_field_pairs(flow.path, partners, z1.expand_as(partners), z_grid, t)
-            cond, cond_log = cond_field.velocity, cond_field.log_density
-            both = marginal_field_pairs(flow.path, z0, z_data, torch.cat([z_grid, z_probe]), t)
-            top_idx, top_w = _pair_posterior(flow, z0, z_data, z_probe[0], t, top_k)
-            top_z = z_data[top_idx]
-        marg, probe_v = both.velocity[:-1], both.velocity[-1]
-        learned = flow.velocity(grid.points, torch.full((len(grid.points),), t))
-        error = field_error(learned, marg * scale).abs_error
-    n = GRID_N
+    f = fieldview.fields_at(flow, support, grid.points, t, x1_index=x1_index, probe=torch.tensor(probe),
+                            top_k=top_k)
+    shape = (GRID_N, GRID_N)
     return FieldsAtT(
-        t=t, xs=_numpy(grid.xs), ys=_numpy(grid.ys), points=_numpy(grid.points),
-        conditional=_numpy(cond * scale), conditional_density=np.exp(_numpy(cond_log) - log_jac).reshape(n, n),
-        marginal=_numpy(marg * scale), marginal_density=np.exp(_numpy(both.log_density[:-1]) - log_jac).reshape(n, n),
-        learned=_numpy(learned), error=_numpy(error).reshape(n, n),
-        x1=decoded(flow, z1[None])[0], probe=np.asarray(probe, dtype=np.float64),
-        centre=None if centre is None else decoded(flow, centre[None])[0],
-        partner=None if partner is None else decoded(flow, partner[None])[0],
-        probe_velocity=_numpy(probe_v * scale), top_points=_numpy(flow.normalizer.decode(top_z)),
-        top_weights=_numpy(top_w), top_indices=top_idx.cpu().numpy(),
+        t=f.t, xs=_numpy(grid.xs), ys=_numpy(grid.ys), points=_numpy(grid.points),
+        conditional=_numpy(f.conditional), conditional_density=np.exp(_numpy(f.conditional_log_density)).reshape(shape),
+        marginal=_numpy(f.marginal), marginal_density=np.exp(_numpy(f.marginal_log_density)).reshape(shape),
+        learned=_numpy(f.learned), error=_numpy(f.error).reshape(shape), x1=_numpy(f.x1),
+        centre=None if f.centre is None else _numpy(f.centre), partner=None if f.partner is None else _numpy(f.partner),
+        probe=_numpy(f.probe), probe_velocity=_numpy(f.probe_velocity), top_points=_numpy(f.posterior_points),
+        top_weights=_numpy(f.posterior.weights), top_indices=f.posterior.indices.cpu().numpy(),
     )
 
 
-def _pair_posterior(flow: FlowModel, z0: Tensor, z1: Tensor, probe: Tensor, t: float, k: int) -> tuple[Tensor, Tensor]:
-    """Posterior weights of coupled pairs at a probe: softmax of the interpolant's kernel (noise_std)."""
-    tt = torch.tensor(t)
-    centres = flow.path.alpha(tt) * z1 + flow.path.beta(tt) * z0
-    var = max(flow.path.noise_std**2, 1e-12)
-    weights = torch.softmax(-(centres - probe).square().sum(1) / (2 * var), dim=0)
-    top = torch.topk(weights, min(k, len(weights)))
-    return top.indices, top.values
-
-
-def loss_by_t(flow: FlowModel, data: np.ndarray, pairs: tuple[Tensor, Tensor] | None, n_times: int = 21,
-              n_samples: int = 1024, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def loss_by_t(flow: FlowModel, support: FieldSupport) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(ts, irreducible CFM loss, the model's CFM loss) per t, in normalised units (those of training)."""
-    ts = torch.linspace(0.0, flow.path.t_max, n_times)
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        if pairs is None:
-            z_data = flow.normalizer.encode(_tensor(data[:FIELD_POINTS]))
-            floor = irreducible_loss(flow.path, z_data, ts, n_samples, generator)
-            model = cfm_loss_by_t(flow.latent_velocity, flow.path, z_data, ts, n_samples, generator)
-            return _numpy(ts), _numpy(floor), _numpy(model)
-        z0, z1 = pairs
-        floors, models = [], []
-        for t in ts.tolist():
-            idx = torch.randint(len(z1), (n_samples,), generator=generator)
-            times = torch.full((n_samples,), t)
-            sample = flow.path.sample(z0[idx], z1[idx], times, generator)
-            exact = marginal_field_pairs(flow.path, z0, z1, sample.x_t, t).velocity
-            floors.append(float((sample.u_t - exact).square().sum(1).mean()))
-            models.append(float((flow.latent_velocity(sample.x_t, times) - sample.u_t).square().sum(1).mean()))
-        return _numpy(ts), np.asarray(floors), np.asarray(models)
+    losses = fieldview.loss_by_t(flow, support)
+    return _numpy(losses.ts), _numpy(losses.irreducible), _numpy(losses.model)
+
+
+def w2_with_floor(samples: np.ndarray, data: np.ndarray, n: int) -> tuple[float, float | None]:
+    """W2 of n samples to n of the data and its floor (None when the data allow no two disjoint draws)."""
+    quality = evaluation.sample_quality(samples, data, n=n, repeats=1)
+    return float(quality["w2"]), quality["w2_floor"]
 
 
 def sweep(flow: FlowModel, data: np.ndarray, method: str, steps: tuple[int, ...], n: int = 500,
           seed: int = 0) -> Sweep:
     """W2 to the data and NFE of a fixed-step solver for each number of steps, from the same noise."""
-    x0 = _tensor(same_noise(flow, n, seed))
+    x0 = source_points(flow, n, seed)
     nfes, distances = [], []
     for k in steps:
         result = flow.sample(x0=x0, solver=SolverConfig(method=method, steps=k))
         nfes.append(result.nfe)
-        distances.append(w2_with_floor(_numpy(result.samples), data, n)[0])
+        distances.append(evaluation.w2_to_reference(_numpy(result.samples), data, n=n, repeats=1))
     return Sweep(method=method, steps=np.asarray(steps), nfe=np.asarray(nfes), w2=np.asarray(distances))
 
 
@@ -314,14 +194,13 @@ def nfe_or_none(flow: FlowModel, solver: SolverConfig, n: int = 500, seed: int =
 
 def straightness_of(flow: FlowModel, n: int = 500, seed: int = 0) -> tuple[float, float]:
     """(straightness, path energy) of the model's own trajectories from the shared noise (rk4, 64 steps)."""
-    x0 = _tensor(same_noise(flow, n, seed))
-    result = straightness(flow.velocity, x0, torch.linspace(0.0, flow.path.t_max, 65))
+    result = straightness(flow.velocity, source_points(flow, n, seed), t1=flow.path.t_max)
     return result.straightness, result.path_energy
 
 
 def preview_samples(flow: FlowModel, n: int = 600, seed: int = 0) -> np.ndarray:
     """A quick sample of the model (dopri5 at tolerance 1e-3, else rk4) for thumbnails and live previews."""
-    x0 = _tensor(same_noise(flow, n, seed))
+    x0 = source_points(flow, n, seed)
     with torch.no_grad():
         try:
             return _numpy(flow.sample(x0=x0, solver=PREVIEW_SOLVER).samples)
@@ -341,17 +220,9 @@ def arrow_length(bounds: Bounds, stride: int = 2) -> float:
     return 0.9 * stride * (bounds[0][1] - bounds[0][0]) / (GRID_N - 1)
 
 
-def density_at(flow: FlowModel, data: np.ndarray, bounds: Bounds, t: float,
-               pairs: tuple[Tensor, Tensor] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(xs, ys, exact p_t on the GRID_N x GRID_N grid) of the data under the model's path (data coordinates)."""
-    t = clamp_time(flow, t)
+def density_at(flow: FlowModel, support: FieldSupport, bounds: Bounds,
+               t: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(xs, ys, exact p_t on the GRID_N x GRID_N grid) of the model's field support (data coordinates)."""
     grid = grid_2d(bounds[0], bounds[1], GRID_N)
-    z_grid = flow.normalizer.encode(grid.points)
-    with torch.no_grad():
-        if pairs is None:
-            z_data = flow.normalizer.encode(_tensor(data[:FIELD_POINTS]))
-            log_p = marginal_field(flow.path, z_data, z_grid, t).log_density
-        else:
-            log_p = marginal_field_pairs(flow.path, pairs[0], pairs[1], z_grid, t).log_density
-    density = np.exp(_numpy(log_p) - flow.dim * math.log(flow.normalizer.scale))
-    return _numpy(grid.xs), _numpy(grid.ys), density.reshape(GRID_N, GRID_N)
+    log_p = fieldview.marginal_log_density(flow, support, grid.points, t)
+    return _numpy(grid.xs), _numpy(grid.ys), np.exp(_numpy(log_p)).reshape(GRID_N, GRID_N)

@@ -6,9 +6,9 @@ from typing import Any
 
 import streamlit as st
 import torch
-from torch import Tensor
 
 from flowscope import SolverConfig, zoo
+from flowscope.fieldview import FieldSupport
 from flowscope.sampling import FIXED_STEP_METHODS, METHODS
 
 from . import compute, state
@@ -120,6 +120,6 @@ def trajectories(view: ModelView, solver: SolverConfig, n: int, frames: int = 41
         st.stop()
 
 
-def field_pairs(view: ModelView) -> tuple[Tensor, Tensor] | None:
-    """Cached coupled pairs of a stored-source model (None for a Gaussian source)."""
-    return state.memo("pairs", view, (), lambda: compute.field_pairs(view.flow, view.data))
+def field_support(view: ModelView) -> FieldSupport:
+    """Cached points (or, for a stored source, the model's coupled pairs) that its exact fields average over."""
+    return state.memo("support", view, (), lambda: compute.field_support(view.flow, view.data))

@@ -10,9 +10,8 @@ import plotly.graph_objects as go
 import pytest
 import torch
 
-from flowscope import FlowModel, MLPConfig, SolverConfig, TrainConfig, make_path, train
+from flowscope import FlowModel, MLPConfig, SolverConfig, TrainConfig, fieldview, make_path, train
 from flowscope.data import make_dataset
-from flowscope.fields import marginal_field
 from flowscope_ui import compute, plots, trainer
 
 RNG = np.random.default_rng(0)
@@ -118,48 +117,38 @@ def test_bounds_are_square_and_robust() -> None:
     assert plots.union_bounds(((0, 1), (0, 1)), ((-1, 0.5), (0, 3))) == ((-1, 1), (0, 3))
 
 
-def test_fields_match_the_core_in_data_coordinates(flow: FlowModel) -> None:
+def test_fields_are_laid_on_the_views_grid(flow: FlowModel) -> None:
+    """The page's arrays are the core's fields on the GRID_N x GRID_N grid, densities exponentiated."""
     data = make_dataset("moons", 600, seed=2)
-    f = compute.fields_at(flow, data, BOUNDS, 0.6, 3, (0.2, -0.1))
+    support = compute.field_support(flow, data)
+    f = compute.fields_at(flow, support, BOUNDS, 0.6, 3, (0.2, -0.1))
     n = compute.GRID_N
     assert f.conditional.shape == f.marginal.shape == f.learned.shape == (n * n, 2)
-    assert f.marginal_density.shape == f.error.shape == (n, n)
+    assert f.marginal_density.shape == f.error.shape == f.conditional_density.shape == (n, n)
     assert np.allclose(f.x1, data[3], atol=1e-5)
-    z = flow.normalizer.encode(torch.from_numpy(f.points).float())
-    exact = marginal_field(flow.path, flow.normalizer.encode(torch.from_numpy(data)), z, 0.6)
-    assert np.allclose(f.marginal, exact.velocity.numpy() * flow.normalizer.scale, atol=1e-4)
-    log_p = exact.log_density.numpy() - 2 * np.log(flow.normalizer.scale)
-    assert np.allclose(np.log(f.marginal_density.ravel()), log_p, atol=1e-3)
-    wide = compute.fields_at(flow, data, ((-5.0, 5.0), (-5.0, 5.0)), 0.4, 3, (0.0, 0.0))
-    cell = 10.0 / (n - 1)
-    assert wide.conditional_density.sum() * cell**2 == pytest.approx(1.0, abs=0.03)  # a normalised Gaussian
-    assert wide.marginal_density.sum() * cell**2 == pytest.approx(1.0, abs=0.03)
+    core = fieldview.fields_at(flow, support, torch.from_numpy(f.points).float(), 0.6, x1_index=3,
+                               probe=torch.tensor([0.2, -0.1]))
+    assert np.allclose(f.marginal, core.marginal.numpy(), atol=1e-6)
+    assert np.allclose(np.log(f.marginal_density.ravel()), core.marginal_log_density.numpy(), atol=1e-5)
     assert f.top_weights.sum() <= 1 + 1e-6 and np.all(np.diff(f.top_weights) <= 0)
-    assert np.allclose(f.error, np.linalg.norm(f.learned - f.marginal, axis=1).reshape(n, n), atol=1e-4)
+    xs, ys, density = compute.density_at(flow, support, BOUNDS, 0.6)
+    assert np.allclose(density, f.marginal_density, rtol=1e-5) and xs.shape == ys.shape == (n,)
 
 
 def test_pairs_fields_and_losses_for_a_stored_source(pair_flow: FlowModel) -> None:
-    data = make_dataset("moons", 800, seed=2)
-    pairs = compute.field_pairs(pair_flow, data)
-    assert pairs is not None and pairs[0].shape == pairs[1].shape
-    f = compute.fields_at(pair_flow, data, BOUNDS, 0.5, 0, (0.0, 0.0), pairs)
-    assert np.isfinite(f.marginal).all() and np.isfinite(f.conditional).all()
-    ts, floor, model = compute.loss_by_t(pair_flow, data, pairs, n_times=4, n_samples=64)
-    assert ts.shape == floor.shape == model.shape == (4,) and (floor >= 0).all()
+    support = compute.field_support(pair_flow, make_dataset("moons", 800, seed=2))
+    assert support.z0 is not None and support.z0.shape == support.z1.shape
+    f = compute.fields_at(pair_flow, support, BOUNDS, 0.5, 0, (0.0, 0.0))
+    assert np.isfinite(f.marginal).all() and np.isfinite(f.conditional).all() and f.partner is not None
+    ts, floor, model = compute.loss_by_t(pair_flow, support)
+    assert ts.shape == floor.shape == model.shape and (floor >= 0).all()
 
 
-def test_loss_by_t_the_model_is_above_the_irreducible_loss(flow: FlowModel) -> None:
-    data = make_dataset("moons", 1000, seed=0)
-    ts, floor, model = compute.loss_by_t(flow, data, None, n_times=5, n_samples=512)
-    assert floor[0] == pytest.approx(2.0, rel=0.15)  # OT at t = 0: the variance of normalised 2-D data
-    assert (model >= floor * 0.9).all()
-
-
-def test_same_noise_is_shared_between_models(flow: FlowModel) -> None:
+def test_source_points_are_shared_between_models(flow: FlowModel) -> None:
     other = train(torch.from_numpy(make_dataset("rings", 500)), path="vp", model=MLPConfig(dim=2, width=8, depth=1),
                   config=TrainConfig(steps=2, device="cpu", threads=1)).model
-    eps_a = flow.normalizer.encode(torch.from_numpy(compute.same_noise(flow, 50, 1)).float()) / flow.path.prior_std
-    eps_b = other.normalizer.encode(torch.from_numpy(compute.same_noise(other, 50, 1)).float()) / other.path.prior_std
+    eps_a = flow.normalizer.encode(compute.source_points(flow, 50, 1)) / flow.path.prior_std
+    eps_b = other.normalizer.encode(compute.source_points(other, 50, 1)) / other.path.prior_std
     assert torch.allclose(eps_a, eps_b, atol=1e-4)
 
 

@@ -12,20 +12,21 @@ widgets.header("Fields", "At a time t, on shared axes: the conditional field u_t
                "the posterior weights w_i(x, t); and the learned field v_theta with its error |v_theta - u_t|.")
 view = widgets.current_model()
 widgets.model_caption(view)
-pairs = widgets.field_pairs(view)
-if pairs is not None:
+support = widgets.field_support(view)
+paired = support.z0 is not None
+if paired:
     st.info(f"This model starts from samples, not from a Gaussian: its exact fields are those of the interpolant over "
-            f"{len(pairs[0]):,} (x0, x1) pairs drawn by its coupling ({view.flow.coupling}), with kernel width "
+            f"{len(support):,} (x0, x1) pairs drawn by its coupling ({view.flow.coupling}), with kernel width "
             f"{view.flow.path.noise_std:g}; “conditional” means given x1"
             + (" and its OT partner x0." if view.flow.coupling != "independent" else ", averaged over the sources."))
 elif view.flow.coupling != "independent":
     st.info(f"This model was trained with the {view.flow.coupling} coupling of noise and data; the exact fields "
             "drawn here are the paper's, for independent pairs (a Gaussian source has no finite set of pairs).")
-n_points = min(len(view.data), compute.FIELD_POINTS) if pairs is None else len(pairs[1])
+n_points = len(support)
 shown = min(n_points, 300)
 bounds = compute.view_bounds(view.flow, view.data)
 centre = np.array([sum(bounds[0]), sum(bounds[1])]) / 2
-losses = state.memo("loss_by_t", view, (), lambda: compute.loss_by_t(view.flow, view.data, pairs))
+losses = state.memo("loss_by_t", view, (), lambda: compute.loss_by_t(view.flow, support))
 keys = {name: f"fields_{name}_{view.key}" for name in ("t", "x1", "px", "py", "chart")}
 DATA_POINT, GRID_NODE, WEIGHTED = 0, 1, 2  # customdata[0] of clickable points
 
@@ -60,8 +61,8 @@ def fields_at_t() -> None:
     px = top[2].number_input("probe x", value=float(centre[0]), format="%.2f", key=keys["px"],
                              help="Where the aggregation is shown; or click anywhere in the middle panel.")
     py = top[3].number_input("probe y", value=float(centre[1]), format="%.2f", key=keys["py"])
-    f = compute.fields_at(view.flow, view.data, bounds, t, int(x1), (px, py), pairs)
-    data = view.data[:shown] if pairs is None else compute.decoded(view.flow, pairs[1][:shown])
+    f = compute.fields_at(view.flow, support, bounds, t, int(x1), (px, py))
+    data = support.x1[:shown].numpy()
     clickable = np.stack([np.full(shown, DATA_POINT), np.arange(shown)], axis=1)
     nodes = np.stack([np.full(len(f.points), GRID_NODE), np.arange(len(f.points))], axis=1)
     weights = np.sqrt(f.top_weights / max(float(f.top_weights.max()), 0.02))  # spread-out weights stay small

@@ -41,7 +41,7 @@ if cached is None or default is None or view.key != f"zoo:{default[0]}":
                                                                   widgets.caption_text(view)))
 with right:
     fields = state.memo("home_fields", view, (bounds,), lambda: compute.fields_at(
-        view.flow, view.data, bounds, 0.8, 0, (0.0, 0.0), widgets.field_pairs(view)))
+        view.flow, widgets.field_support(view), bounds, 0.8, 0, (0.0, 0.0)))
     panel = plots.Panel(title="learned field v_theta(x, t = 0.8) over the exact p_t", heat=fields.marginal_density,
                         heat_name="p_t", arrows=compute.coarse(fields.points, fields.learned))
     figure = plots.panels_figure([panel], fields.xs, fields.ys, bounds, compute.arrow_length(bounds), height=420)

@@ -36,9 +36,9 @@ def density_over_t() -> None:
     st.subheader("Density of x_t over t")
     t = st.slider("t", 0.0, 1.0, 0.5, 0.025, key="paths_t",
                   help="Left: histogram of the model's particles at t; right: the exact p_t of the data.")
-    frame = int(np.argmin(np.abs(traj.times - compute.clamp_time(view.flow, t))))
+    frame = int(np.argmin(np.abs(traj.times - view.flow.clamp_time(t))))
     t_frame = float(traj.times[frame])
-    xs, ys, density = compute.density_at(view.flow, view.data, bounds, t_frame, widgets.field_pairs(view))
+    xs, ys, density = compute.density_at(view.flow, widgets.field_support(view), bounds, t_frame)
     st.plotly_chart(plots.density_pair(traj.points[frame], density, xs, ys, bounds, t_frame, height=360),
                     key="paths_density")
 

@@ -1,0 +1,221 @@
+"""The fields of a trained model at a time t, in data coordinates: the one entry point the explorer draws.
+
+Why: a `FlowModel` works in normalised coordinates z = (x - mean) / scale, where the paper's Gaussian
+paths are isotropic; its exact fields (`flowscope.fields`) are computed there, over what the model's
+training averaged over: the data for a Gaussian source, or (source, data) pairs drawn by the model's own
+coupling for a stored source. This module does that once, and maps the results back: velocities by the
+normaliser's linear part, log-densities minus its log-Jacobian. The explorer, the benchmarks and the tests
+call it instead of redoing any of these steps.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .couplings import pair
+from .fields import (
+    Posterior,
+    cfm_loss_by_t,
+    conditional_field_grid,
+    conditional_log_density,
+    exact_field,
+    field_error,
+    irreducible_loss,
+    pair_posterior_topk,
+    posterior_topk,
+)
+from .flow import FlowModel
+
+__all__ = [
+    "FIELD_POINTS",
+    "PAIR_POINTS",
+    "FieldSupport",
+    "FieldView",
+    "LossByT",
+    "field_support",
+    "fields_at",
+    "loss_by_t",
+    "marginal_log_density",
+]
+
+#: Most data points the exact fields aggregate over (the marginal field costs O(queries x points)).
+FIELD_POINTS = 5000
+#: Most (source, data) pairs of a stored-source model (its OT coupling solves an n x n problem).
+PAIR_POINTS = 1500
+
+
+@dataclass(frozen=True)
+class FieldSupport:
+    """What a model's exact fields average over, in its normalised coordinates.
+
+    Attributes:
+        z1: data points [N, d].
+        z0: for a stored source, z1's coupled source partners [N, d] (row j pairs with z1[j]); None for a
+            Gaussian source, whose fields average over the source in closed form.
+        x1: the data points in data coordinates [N, d] (what a view draws).
+    """
+
+    z1: Tensor
+    z0: Tensor | None
+    x1: Tensor
+
+    def __len__(self) -> int:
+        return int(self.z1.shape[0])
+
+
+@dataclass(frozen=True)
+class FieldView:
+    """Every field of a model at time t on query points, in data coordinates.
+
+    Attributes:
+        t: the time (clamped to the path's t_max).
+        points: the query points [M, d].
+        conditional: u_t(x | x1) of the chosen data point [M, d]; for a stored source, conditioned on x1 and
+            its coupled partner (OT couplings) or averaged over the sources (independent pairs).
+        conditional_log_density: log p_t(x | x1) [M].
+        marginal: the exact marginal field u_t(x) [M, d]; marginal_log_density: log p_t(x) [M].
+        learned: v_theta(x, t) [M, d]; error: |v_theta - u_t| [M].
+        x1: the chosen data point [d]; x1_index: its row in the support.
+        centre: where p_t(x | x1) is centred at t, if it has one centre [d]; partner: x1's source partner
+            under an OT coupling, else None [d].
+        probe: the probe point [d]; probe_velocity: u_t(probe) [d].
+        posterior: the support rows with the largest posterior weights at the probe (indices, weights [k]);
+            posterior_points: those rows' data points [k, d].
+    """
+
+    t: float
+    points: Tensor
+    conditional: Tensor
+    conditional_log_density: Tensor
+    marginal: Tensor
+    marginal_log_density: Tensor
+    learned: Tensor
+    error: Tensor
+    x1: Tensor
+    x1_index: int
+    centre: Tensor | None
+    partner: Tensor | None
+    probe: Tensor
+    probe_velocity: Tensor
+    posterior: Posterior
+    posterior_points: Tensor
+
+
+@dataclass(frozen=True)
+class LossByT:
+    """Per time t: the irreducible CFM loss and the model's CFM loss (normalised units, those of training)."""
+
+    ts: Tensor
+    irreducible: Tensor
+    model: Tensor
+
+
+def _as_tensor(x: Tensor | np.ndarray) -> Tensor:
+    """float32 CPU tensor of an array or tensor."""
+    if isinstance(x, Tensor):
+        return x.detach().to("cpu", torch.float32)
+    return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+
+
+def field_support(flow: FlowModel, data: Tensor | np.ndarray, *, max_points: int = FIELD_POINTS,
+                  max_pairs: int = PAIR_POINTS, seed: int = 0) -> FieldSupport:
+    """The points (or pairs) the exact fields of `flow` average over: the first rows of `data`.
+
+    For a stored source, min(max_pairs, sizes) source samples drawn with `seed` are paired with the data by
+    the model's own coupling (`couplings.pair`: random order, exact OT or Sinkhorn), as in training.
+    """
+    points = _as_tensor(data).to(flow.device)
+    if flow.source is None:
+        x1 = points[:max_points]
+        return FieldSupport(z1=flow.normalizer.encode(x1), z0=None, x1=x1)
+    source = flow.source.detach().float()
+    n = min(max_pairs, len(source), len(points))
+    generator = torch.Generator().manual_seed(seed)
+    z0 = flow.normalizer.encode(source[torch.randperm(len(source), generator=generator)[:n].to(source.device)])
+    x1 = points[:n]
+    z1 = flow.normalizer.encode(x1)
+    z0, z1 = pair(z0, z1, flow.coupling)
+    return FieldSupport(z1=z1, z0=z0, x1=x1)
+
+
+@torch.no_grad()
+def marginal_log_density(flow: FlowModel, support: FieldSupport, points: Tensor, t: float) -> Tensor:
+    """log p_t(x) of the support under the model's path at data-coordinate points [M, d], shape [M]."""
+    t = flow.clamp_time(t)
+    z = flow.normalizer.encode(_as_tensor(points).to(support.z1.device))
+    log_p = exact_field(flow.path, support.z1, z, t, source=support.z0).log_density
+    return log_p - flow.normalizer.log_det
+
+
+@torch.no_grad()
+def fields_at(flow: FlowModel, support: FieldSupport, points: Tensor, t: float, *, x1_index: int = 0,
+              probe: Tensor | None = None, top_k: int = 60) -> FieldView:
+    """Conditional, exact marginal and learned fields of `flow` at time t on data-coordinate points (see FieldView).
+
+    Args:
+        flow: the model (its path, normalisation, coupling and network).
+        support: what the exact fields average over (`field_support`).
+        points: query points [M, d] in data coordinates.
+        t: time; clamped to [0, path.t_max].
+        x1_index: the support row whose conditional field is returned (clipped to the support).
+        probe: where the posterior weights and u_t(probe) are reported [d]; defaults to points' mean.
+        top_k: how many of the largest posterior weights to return.
+    """
+    t = flow.clamp_time(t)
+    norm, path = flow.normalizer, flow.path
+    queries = _as_tensor(points).to(support.z1.device)
+    probe_x = queries.mean(0) if probe is None else _as_tensor(probe).reshape(-1).to(queries.device)
+    z = norm.encode(torch.cat([queries, probe_x[None]]))
+    index = int(np.clip(x1_index, 0, len(support) - 1))
+    z1 = support.z1[index]
+    tt = torch.tensor(t, dtype=torch.float64)
+    alpha, sigma = float(path.alpha(tt)), float(path.sigma(tt))
+    partner: Tensor | None = None
+    if support.z0 is None:
+        conditional = conditional_field_grid(path, z1, z[:-1], t)
+        conditional_log = conditional_log_density(path, z1, z[:-1], t)
+        posterior = posterior_topk(path, support.z1, z[-1], t, top_k)
+        centre: Tensor | None = alpha * z1
+    else:
+        independent = flow.coupling == "independent"
+        partners = support.z0 if independent else support.z0[index : index + 1]
+        partner = None if independent else support.z0[index]
+        centre = None if partner is None else alpha * z1 + sigma * partner
+        given_x1 = exact_field(path, z1.expand_as(partners), z[:-1], t, source=partners)
+        conditional, conditional_log = given_x1.velocity, given_x1.log_density
+        posterior = pair_posterior_topk(path, support.z0, support.z1, z[-1], t, top_k)
+    marginal = exact_field(path, support.z1, z, t, source=support.z0)
+    exact = norm.decode_velocity(marginal.velocity)
+    learned = flow.velocity(queries, torch.full((len(queries),), t, device=queries.device))
+    return FieldView(
+        t=t, points=queries,
+        conditional=norm.decode_velocity(conditional), conditional_log_density=conditional_log - norm.log_det,
+        marginal=exact[:-1], marginal_log_density=marginal.log_density[:-1] - norm.log_det,
+        learned=learned, error=field_error(learned, exact[:-1]).abs_error,
+        x1=support.x1[index], x1_index=index,
+        centre=None if centre is None else norm.decode(centre[None])[0],
+        partner=None if partner is None else norm.decode(partner[None])[0],
+        probe=probe_x, probe_velocity=exact[-1],
+        posterior=posterior, posterior_points=support.x1[posterior.indices],
+    )
+
+
+@torch.no_grad()
+def loss_by_t(flow: FlowModel, support: FieldSupport, *, n_times: int = 21, n_samples: int = 1024,
+              seed: int = 0) -> LossByT:
+    """The irreducible CFM loss and the model's CFM loss at n_times times in [0, t_max] (normalised units).
+
+    Both are estimated on the same draws (one seed), so their gap is not blurred by sampling noise.
+    The model's loss minus the irreducible one is what training can still remove: the model's distance to
+    the exact marginal field, E ||v_theta - u_t||^2.
+    """
+    ts = torch.linspace(0.0, flow.path.t_max, n_times)
+    floor = irreducible_loss(flow.path, support.z1, ts, n_samples, torch.Generator().manual_seed(seed),
+                             source=support.z0)
+    model = cfm_loss_by_t(flow.latent_velocity, flow.path, support.z1, ts, n_samples,
+                          torch.Generator().manual_seed(seed), source=support.z0)
+    return LossByT(ts=ts, irreducible=floor, model=model)
