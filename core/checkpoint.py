@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import struct
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -18,9 +17,13 @@ from safetensors.torch import load as load_tensors_from_bytes
 from safetensors.torch import save as save_tensors_to_bytes
 
 from .couplings import COUPLINGS
+from .files import write_bytes_atomic
 from .flow import FlowModel
 from .models import MLPConfig, Normalizer, VelocityMLP
 from .paths import make_path
+
+__all__ = ["FORMAT", "FORMAT_VERSION", "CheckpointError", "config_of", "from_bytes", "load", "read_metadata", "save",
+           "to_bytes"]
 
 FORMAT = "flowscope"
 FORMAT_VERSION = "1"
@@ -58,22 +61,8 @@ def config_of(flow: FlowModel) -> dict[str, Any]:
 
 
 def save(flow: FlowModel, path: str | os.PathLike[str]) -> Path:
-    """Write a checkpoint atomically: a temporary file in the same folder, then a rename."""
-    target = Path(path)
-    payload = to_bytes(flow)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(payload)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a model file is meant to be shared
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return target
+    """Write a checkpoint atomically (`files.write_bytes_atomic`): never a half-written model file."""
+    return write_bytes_atomic(path, to_bytes(flow))
 
 
 def load(path: str | os.PathLike[str], device: str | torch.device = "cpu") -> FlowModel:

@@ -17,6 +17,7 @@ import torch
 from . import checkpoint
 from .couplings import COUPLINGS
 from .data import DATASETS, dataset_hash, make_dataset
+from .evaluation import QUALITY_DRAWS, Reference, evaluate, recorded_metrics
 from .files import write_atomic
 from .flow import FlowModel, resolve_device
 from .loader import DataError, load_array
@@ -123,7 +124,9 @@ def _add_sample(p: argparse.ArgumentParser) -> None:
 def _add_eval(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", type=Path)
     _add_data_args(p)
-    p.add_argument("--samples", type=int, default=2000, help="model samples and reference points")
+    p.add_argument("--samples", type=int, default=2000, help="points per draw (model samples and data)")
+    p.add_argument("--draws", type=int, default=QUALITY_DRAWS,
+                   help="draws that W2 and its i.i.d. floor are averaged over (random disjoint subsets of --data)")
     _add_solver_args(p)
     p.set_defaults(handler=cmd_eval)
 
@@ -213,10 +216,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     close()
     flow = result.model
     if not args.no_eval and args.data is None and source is None and data.shape[1] == 2:
-        from .evaluation import quality
-
-        flow.info["metrics"] = quality(flow, lambda n, seed: make_dataset(args.dataset or "moons", n, seed),
-                                       seed=args.seed)
+        report = evaluate(flow, lambda n, seed: make_dataset(args.dataset or "moons", n, seed), seed=args.seed,
+                          nll_points=0)
+        flow.info["metrics"] = recorded_metrics(report)
     out = checkpoint.save(flow.to("cpu"), _out_path(args, name))
     print(f"trained {result.seconds:.1f} s, final loss {np.mean(result.losses[-100:]):.4f}; wrote {out}")
     if "metrics" in flow.info:
@@ -284,13 +286,19 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     """flowscope eval: W2 and its floor, MMD, energy distance, NLL, straightness, NFE against data."""
-    from .evaluation import evaluate
-
     flow = checkpoint.load(args.model, device=resolve_device(args.device))
-    data, name, _ = load_data(args, n=2 * args.samples)
-    if data.shape[1] != flow.dim:
-        raise CLIError(f"{name}: data has {data.shape[1]} columns, the model needs {flow.dim}")
-    report = evaluate(flow, data, n=args.samples, solver=_solver(args), seed=args.seed)
+    if args.draws < 1:
+        raise CLIError(f"--draws must be >= 1, got {args.draws}")
+    reference: Reference
+    if args.data is not None:
+        reference, name = load_array(args.data), args.data.name
+    else:
+        name = args.dataset or "moons"
+        reference = lambda n, seed: make_dataset(name, n, seed)  # noqa: E731  (fresh draws of a built-in set)
+    dim = reference.shape[1] if isinstance(reference, np.ndarray) else reference(2, 0).shape[1]
+    if dim != flow.dim:
+        raise CLIError(f"{name}: data has {dim} columns, the model needs {flow.dim}")
+    report = evaluate(flow, reference, n=args.samples, repeats=args.draws, solver=_solver(args), seed=args.seed)
     print(json.dumps(report, indent=2))
     return 0
 

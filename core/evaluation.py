@@ -1,6 +1,10 @@
-"""Model quality reports: the metrics of `metrics` and `likelihood` applied to a FlowModel and data.
+"""Model quality reports: the metrics of `metrics` and `likelihood` applied to a FlowModel and its data.
 
-One place computes the figures that the CLI (`train`, `eval`), the zoo and the explorer all show.
+One place computes the figures that the CLI (`train`, `eval`), the zoo, the benchmarks and the explorer
+show. Data to compare against is either an array (draws are random disjoint subsets of it) or a sampler
+`sample_data(n, seed)` of fresh points (a built-in dataset); either way W2 is reported with its i.i.d.
+floor, the W2 between two independent draws of the data of the same size, which a perfect sampler would
+score: a ratio near 1 is as good as it gets.
 """
 
 from __future__ import annotations
@@ -14,77 +18,165 @@ import torch
 from .flow import FlowModel
 from .likelihood import log_likelihood
 from .metrics import energy_distance, mmd, straightness, w2
-from .sampling import SolverConfig
+from .sampling import SampleResult, SolverConfig
 
+__all__ = [
+    "QUALITY_DRAWS",
+    "REFERENCE_SOLVER",
+    "DataSampler",
+    "Reference",
+    "evaluate",
+    "evaluation_samples",
+    "held_out_nll",
+    "recorded_metrics",
+    "reference_draws",
+    "sample_quality",
+    "w2_floor",
+    "w2_to_reference",
+]
+
+#: sample_data(n, seed) -> [n, d]: fresh, independent points of a dataset for each seed.
 DataSampler = Callable[[int, int], np.ndarray]
+#: What samples are judged against: an array of data points, or a sampler of fresh ones.
+Reference = np.ndarray | DataSampler
 #: The solver of record for NFE: dopri5 at atol = rtol = 1e-5 (the paper's comparison).
 REFERENCE_SOLVER = SolverConfig(method="dopri5", atol=1e-5, rtol=1e-5)
-
-
 #: Draws that W2 and its floor are averaged over. One 2000-point W2 varies by 11-24% (std / mean) from
 #: draw to draw on the toy sets, mostly with how the points split between modes; 10 draws bring the
 #: ratio's noise to a few percent, so a model's figure says more about the model than about luck.
 QUALITY_DRAWS = 10
+#: Seed offsets that keep evaluation draws apart from training data (seed) and from each other.
+_DRAW_SEED, _NLL_SEED = 10_001, 20_001
 
 
-def w2_floor(sample_data: DataSampler, *, n: int = 2000, seed: int = 0, repeats: int = QUALITY_DRAWS) -> float:
-    """Mean W2 between two independent n-point draws of the data: what a perfect sampler would score."""
-    bases = [seed + 10_001 + 10 * k for k in range(repeats)]
-    return float(np.mean([w2(sample_data(n, base + 1), sample_data(n, base + 2)) for base in bases]))
+def _base(seed: int, k: int) -> int:
+    """The seed of evaluation draw k."""
+    return seed + _DRAW_SEED + 10 * k
 
 
-def quality(flow: FlowModel, sample_data: DataSampler, *, n: int = 2000, seed: int = 0,
-            repeats: int = QUALITY_DRAWS, floor: float | None = None) -> dict[str, float]:
-    """W2 of n model samples vs n fresh data points, its i.i.d. floor, their ratio and the reference NFE.
+def reference_draws(data: Reference, n: int, k: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray | None,
+                                                                            np.ndarray | None]:
+    """Draw k of the reference: (points to judge samples against, and two more draws for the floor).
 
-    Both W2 and the floor are means over `repeats` independent draws (seeds 10_001.. keep them apart from
-    training data); the model's samples come from one solve of n * repeats points. `sample_data(n, seed)`
-    draws fresh data; `floor` reuses a `w2_floor` computed with the same n, seed and repeats.
+    A sampler gives three independent fresh draws (seeds base, base + 1, base + 2). An array gives a random
+    n-subset, and for the floor that subset and a disjoint one (None when the array has fewer than 2n rows).
     """
-    base = seed + 10_001
-    result = flow.sample(n * repeats, solver=REFERENCE_SOLVER, generator=torch.Generator().manual_seed(base))
-    samples = result.samples.cpu().numpy()
-    distance = float(np.mean([w2(samples[k * n : (k + 1) * n], sample_data(n, base + 10 * k))
-                              for k in range(repeats)]))
-    if floor is None:
-        floor = w2_floor(sample_data, n=n, seed=seed, repeats=repeats)
-    return {"w2": round(distance, 5), "w2_floor": round(floor, 5), "w2_ratio": round(distance / floor, 4),
-            "nfe_dopri5": result.nfe}
-
-
-def evaluate(flow: FlowModel, data: np.ndarray, *, n: int = 2000, solver: SolverConfig = REFERENCE_SOLVER,
-             seed: int = 0, nll_points: int = 1000) -> dict[str, Any]:
-    """Every metric of a model against held-out data: W2 (and floor, when data allows two draws), MMD,
-    energy distance, negative log-likelihood (Gaussian-source models), straightness, path energy, NFE.
-    """
-    rng = np.random.default_rng(seed)
-    order = rng.permutation(len(data))
+    base = _base(seed, k)
+    if callable(data):
+        return data(n, base), data(n, base + 1), data(n, base + 2)
+    order = np.random.default_rng(base).permutation(len(data))
     reference = data[order[:n]]
-    generator = torch.Generator().manual_seed(seed)
-    result = flow.sample(len(reference), solver=solver, generator=generator)
+    if len(data) < 2 * n:
+        return reference, None, None
+    return reference, reference, data[order[n : 2 * n]]
+
+
+def _size(data: Reference, n: int) -> int:
+    """Points per draw: n, or all of a smaller array."""
+    return n if callable(data) else min(n, len(data))
+
+
+def w2_to_reference(samples: np.ndarray, data: Reference, *, n: int = 2000, repeats: int = QUALITY_DRAWS,
+                    seed: int = 0) -> float:
+    """Mean W2 between consecutive n-blocks of `samples` and reference draws 0, 1, ... (inf if not finite).
+
+    Uses min(repeats, len(samples) // n) blocks (at least one, of all samples if fewer than n).
+    """
+    n = min(_size(data, n), len(samples))
+    blocks = max(1, min(repeats, len(samples) // n))
+    values = []
+    for k in range(blocks):
+        block = samples[k * n : (k + 1) * n]
+        if not np.isfinite(block).all():
+            return float("inf")
+        values.append(w2(block, reference_draws(data, n, k, seed)[0]))
+    return float(np.mean(values))
+
+
+def w2_floor(data: Reference, *, n: int = 2000, repeats: int = QUALITY_DRAWS, seed: int = 0) -> float | None:
+    """Mean W2 between two independent n-point draws of the data: what a perfect sampler would score.
+
+    None when an array is too small for two disjoint draws of n points.
+    """
+    n = _size(data, n)
+    values = []
+    for k in range(repeats):
+        _, first, second = reference_draws(data, n, k, seed)
+        if first is None or second is None:
+            return None
+        values.append(w2(first, second))
+    return float(np.mean(values))
+
+
+def sample_quality(samples: np.ndarray, data: Reference, *, n: int = 2000, repeats: int = QUALITY_DRAWS,
+                   seed: int = 0, floor: float | None = None) -> dict[str, Any]:
+    """W2 of samples to the data, its floor and their ratio (None where the data allow no floor).
+
+    `floor` reuses a `w2_floor` computed with the same n, repeats and seed (it depends only on the data).
+    """
+    n = min(_size(data, n), len(samples))
+    blocks = max(1, min(repeats, len(samples) // n))
+    distance = w2_to_reference(samples, data, n=n, repeats=blocks, seed=seed)
+    if floor is None:
+        floor = w2_floor(data, n=n, repeats=blocks, seed=seed)
+    return {"n": n, "draws": blocks, "w2": distance, "w2_floor": floor,
+            "w2_ratio": None if not floor else distance / floor}
+
+
+def held_out_nll(flow: FlowModel, points: np.ndarray, *, solver: SolverConfig = REFERENCE_SOLVER) -> float:
+    """Mean negative log-likelihood (nats per point, data coordinates) of `points` under a Gaussian-source flow."""
+    x = torch.from_numpy(np.ascontiguousarray(points, dtype=np.float32)).to(flow.device)
+    result = log_likelihood(flow.velocity, x, prior_log_density=flow.prior_log_density, t1=flow.path.t_max,
+                            solver=solver)
+    return float(-result.log_prob.mean())
+
+
+def _nll_points(data: Reference, count: int, seed: int) -> np.ndarray:
+    """Held-out points for the NLL: a fresh draw, or a random subset of the array."""
+    if callable(data):
+        return data(count, seed + _NLL_SEED)
+    order = np.random.default_rng(seed + _NLL_SEED).permutation(len(data))
+    return data[order[:count]]
+
+
+def evaluation_samples(flow: FlowModel, count: int, *, solver: SolverConfig = REFERENCE_SOLVER,
+                       seed: int = 0) -> SampleResult:
+    """The model samples that `evaluate` judges: one solve of `count` points from a seed of their own."""
+    return flow.sample(count, solver=solver, generator=torch.Generator().manual_seed(_base(seed, 0)))
+
+
+def evaluate(flow: FlowModel, data: Reference, *, n: int = 2000, repeats: int = QUALITY_DRAWS,
+             solver: SolverConfig = REFERENCE_SOLVER, seed: int = 0, floor: float | None = None,
+             nll_points: int = 1000, trajectory_points: int = 1000) -> dict[str, Any]:
+    """Every figure of a model against data: the one report the CLI, the zoo and the benchmarks print.
+
+    W2 (mean over `repeats` draws of n points, the samples from one solve of n * repeats points) with its
+    floor and ratio; MMD and energy distance (first draw); the solver's NFE; straightness and path energy
+    of `trajectory_points` trajectories; and, for a Gaussian-source model, the held-out NLL of `nll_points`
+    points (nats per point, data coordinates).
+    """
+    n = _size(data, n)
+    result = evaluation_samples(flow, n * repeats, solver=solver, seed=seed)
     samples = result.samples.cpu().numpy()
-    report: dict[str, Any] = {
-        "n": len(reference),
-        "solver": solver.method,
-        "nfe": result.nfe,
-        "w2": w2(samples, reference),
-        "mmd": mmd(samples, reference),
-        "energy_distance": energy_distance(samples, reference),
-    }
-    second = data[order[n : 2 * n]]
-    if len(second) == len(reference):
-        report["w2_floor"] = w2(second, reference)
-        report["w2_ratio"] = report["w2"] / report["w2_floor"]
-    x0 = flow.draw_source(min(n, 1000), generator)
-    traj = straightness(flow.velocity, x0, torch.linspace(0.0, flow.path.t_max, 65))
+    report: dict[str, Any] = {"solver": solver.method, "nfe": result.nfe}
+    report.update(sample_quality(samples, data, n=n, repeats=repeats, seed=seed, floor=floor))
+    first = reference_draws(data, n, 0, seed)[0]
+    report.update(mmd=mmd(samples[:n], first), energy_distance=energy_distance(samples[:n], first))
+    x0 = flow.draw_source(trajectory_points, torch.Generator().manual_seed(seed))
+    traj = straightness(flow.velocity, x0, t1=flow.path.t_max)
     report.update(straightness=traj.straightness, path_energy=traj.path_energy)
-    if flow.source is None:
-        report["nll"] = held_out_nll(flow, data[order[-min(nll_points, len(data)) :]])
+    if flow.source is None and nll_points > 0:
+        report["nll"] = held_out_nll(flow, _nll_points(data, nll_points, seed))
     return report
 
 
-def held_out_nll(flow: FlowModel, points: np.ndarray) -> float:
-    """Mean negative log-likelihood (nats per point, data coordinates) of `points` under a Gaussian-source flow."""
-    x = torch.from_numpy(np.ascontiguousarray(points, dtype=np.float32)).to(flow.device)
-    result = log_likelihood(flow.velocity, x, prior_log_density=flow.prior_log_density, t1=flow.path.t_max)
-    return float(-result.log_prob.mean())
+#: The report's figures that a model file (and the zoo's manifest) records, with their rounding.
+_RECORDED = {"w2": 5, "w2_floor": 5, "w2_ratio": 4, "straightness": 5, "path_energy": 5, "nll": 4}
+
+
+def recorded_metrics(report: dict[str, Any]) -> dict[str, float]:
+    """The figures of an `evaluate` report that a checkpoint stores, rounded; NFE as `nfe_<solver>`."""
+    metrics: dict[str, float] = {key: round(float(report[key]), digits) for key, digits in _RECORDED.items()
+                                 if report.get(key) is not None}
+    metrics[f"nfe_{report['solver']}"] = int(report["nfe"])
+    return metrics

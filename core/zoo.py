@@ -6,28 +6,28 @@ wheel) beside a manifest.json that records each model's settings, training time 
 
 from __future__ import annotations
 
-import json
 import multiprocessing
 import os
-import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
 import torch
 
 from . import checkpoint
 from .data import DATASETS, dataset_hash, make_dataset
-from .evaluation import REFERENCE_SOLVER, held_out_nll, quality
+from .evaluation import REFERENCE_SOLVER, evaluate, recorded_metrics
 from .flow import FlowModel
-from .metrics import straightness
+from .manifest import MANIFEST, ZooEntry, ZooError, directory, entries
+from .manifest import write as write_manifest
 from .models import MLPConfig
 from .paths import make_path
 from .training import TrainConfig, train
 
-MANIFEST = "manifest.json"
+__all__ = ["GAUSSIAN_PATHS", "MANIFEST", "N_TRAIN", "STEPS", "ZooEntry", "ZooError", "ZooSpec", "build",
+           "build_one", "directory", "entries", "load", "specs"]
+
 N_TRAIN = 20000
 GAUSSIAN_PATHS = ("ot", "vp", "ve")
 #: Training steps per path: `flowscope train`'s default 20,000, and twice that for VE, whose loss is
@@ -35,10 +35,6 @@ GAUSSIAN_PATHS = ("ot", "vp", "ve")
 #: converges last: at 20,000 steps rings-ve still put 25% of its samples between the rings (7% at 40,000).
 #: The paper, too, finds the diffusion paths slower to train than OT.
 STEPS = {"ot": 20000, "vp": 20000, "ve": 40000, "icfm": 20000}
-
-
-class ZooError(RuntimeError):
-    """A zoo model that is unknown, missing or corrupt; the message names it and the folder."""
 
 
 @dataclass(frozen=True)
@@ -55,23 +51,6 @@ class ZooSpec:
     fourier_features: int = MLPConfig.fourier_features
 
 
-@dataclass(frozen=True)
-class ZooEntry:
-    """One manifest row: a built model and its recorded quality."""
-
-    name: str
-    file: str
-    dataset: str
-    path: str
-    coupling: str
-    source: str | None
-    params: dict[str, Any]
-    steps: int
-    train_seconds: float
-    metrics: dict[str, float]
-    build_seconds: float = 0.0
-
-
 def specs() -> list[ZooSpec]:
     """Every zoo model: each 2D dataset under each of the paper's paths, plus 8gaussians -> moons."""
     models = [ZooSpec(f"{d}-{p}", d, p) for d in DATASETS for p in GAUSSIAN_PATHS]
@@ -79,25 +58,6 @@ def specs() -> list[ZooSpec]:
         models.append(ZooSpec(f"8gaussians-to-moons-{coupling}", "moons", "icfm", coupling, "8gaussians",
                               {"sigma": 0.02}))
     return models
-
-
-def directory() -> Path:
-    """The folder holding the pretrained models (checkout or installed package alike)."""
-    import flowscope_pretrained
-
-    return flowscope_pretrained.DIRECTORY
-
-
-def entries(folder: Path | None = None) -> list[ZooEntry]:
-    """The manifest's entries; a missing or unreadable manifest is a ZooError naming the file."""
-    manifest = (folder or directory()) / MANIFEST
-    try:
-        rows = json.loads(manifest.read_text())["models"]
-        return [ZooEntry(**row) for row in rows]
-    except FileNotFoundError:
-        raise ZooError(f"{manifest}: no zoo manifest; build it with `flowscope zoo build`") from None
-    except (json.JSONDecodeError, KeyError, TypeError) as err:
-        raise ZooError(f"{manifest}: malformed manifest ({err})") from None
 
 
 def load(name: str, folder: Path | None = None, device: str = "cpu") -> FlowModel:
@@ -137,7 +97,7 @@ def build(only: list[str] | None = None, out: Path | None = None, seed: int = 0,
         for future in as_completed(futures):
             entry = future.result()
             kept[entry.name] = entry
-            _write_manifest(folder, [kept[s.name] for s in specs() if s.name in kept])
+            write_manifest(folder, [kept[s.name] for s in specs() if s.name in kept], asdict(REFERENCE_SOLVER))
             print(f"{entry.name:32s} W2/floor {entry.metrics['w2_ratio']:.2f}  "
                   f"NFE {entry.metrics['nfe_dopri5']:4d}  {entry.build_seconds:5.1f} s", flush=True)
     return [kept[s.name] for s in specs() if s.name in kept]
@@ -164,13 +124,7 @@ def build_one(spec: ZooSpec, folder: Path, seed: int = 0) -> ZooEntry:
     flow = result.model
     if flow.source is not None:
         flow.source = flow.source[:2000].clone()  # enough to sample and show the source; keeps files small
-    metrics: dict[str, float] = dict(quality(flow, lambda n, s: make_dataset(spec.dataset, n, s), seed=seed))
-    x0 = flow.draw_source(1000, torch.Generator().manual_seed(seed))
-    traj = straightness(flow.velocity, x0, torch.linspace(0.0, flow.path.t_max, 65))
-    metrics.update(straightness=round(traj.straightness, 5), path_energy=round(traj.path_energy, 5))
-    if flow.source is None:
-        held_out = make_dataset(spec.dataset, 1000, seed=seed + 20_001)
-        metrics["nll"] = round(held_out_nll(flow, held_out), 4)
+    metrics = recorded_metrics(evaluate(flow, lambda n, s: make_dataset(spec.dataset, n, s), seed=seed))
     flow.info["metrics"] = metrics
     flow.info["zoo_name"] = spec.name
     file = f"{spec.name}.safetensors"
@@ -179,15 +133,3 @@ def build_one(spec: ZooSpec, folder: Path, seed: int = 0) -> ZooEntry:
                     source=spec.source, params=flow.path.config(), steps=len(result.losses),
                     train_seconds=round(result.seconds, 1), metrics=metrics,
                     build_seconds=round(time.perf_counter() - start, 1))
-
-
-def _write_manifest(folder: Path, rows: list[ZooEntry]) -> None:
-    """Write manifest.json atomically."""
-    folder.mkdir(parents=True, exist_ok=True)
-    payload = json.dumps({"format_version": 1, "solver_for_nfe": asdict(REFERENCE_SOLVER),
-                          "models": [asdict(r) for r in rows]}, indent=1)
-    fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
-    with os.fdopen(fd, "w") as handle:
-        handle.write(payload)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, folder / MANIFEST)

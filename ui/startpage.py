@@ -3,19 +3,21 @@
 Importing torch and flowscope is most of a cold start; the start page's first plot (the default pretrained
 model's particles flowing into data) depends only on the model file. So the page saves that picture's
 arrays once, keyed by a hash of the model file, and later starts draw them at once and import torch while
-the browser renders. This module imports only numpy and the standard library, never torch.
+the browser renders. This module imports only numpy, the standard library and flowscope's torch-free
+modules (`manifest`, `files`), never torch.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from flowscope import manifest
+from flowscope.files import write_atomic
 
 #: Bump when what is cached changes, so stale files are ignored.
 VERSION = "1"
@@ -33,16 +35,6 @@ class CachedFlow:
     caption: str
 
 
-def zoo_folder() -> Path:
-    """$FLOWSCOPE_ZOO_DIR, else the installed pretrained models' folder (the same rule as state.zoo_folder)."""
-    override = os.environ.get("FLOWSCOPE_ZOO_DIR")
-    if override:
-        return Path(override)
-    import flowscope_pretrained  # a plain package: no torch
-
-    return Path(flowscope_pretrained.DIRECTORY)
-
-
 def cache_folder() -> Path:
     """$FLOWSCOPE_UI_CACHE, else ~/.cache/flowscope-ui."""
     return Path(os.environ.get("FLOWSCOPE_UI_CACHE") or Path.home() / ".cache" / "flowscope-ui")
@@ -50,13 +42,13 @@ def cache_folder() -> Path:
 
 def default_model() -> tuple[str, Path] | None:
     """(name, file) of the model the start page shows first, read from the manifest; None without a zoo."""
-    folder = zoo_folder()
+    folder = manifest.directory()
     try:
-        rows = json.loads((folder / "manifest.json").read_text())["models"]
-        row = next((r for r in rows if r["name"] == DEFAULT_MODEL), rows[0])
-        return str(row["name"]), folder / str(row["file"])
-    except (OSError, ValueError, KeyError, IndexError, TypeError):
+        rows = manifest.entries(folder)
+    except manifest.ZooError:
         return None
+    row = next((r for r in rows if r.name == DEFAULT_MODEL), rows[0] if rows else None)
+    return None if row is None else (row.name, folder / row.file)
 
 
 def _cache_file(model_file: Path, settings: str) -> Path | None:
@@ -88,12 +80,9 @@ def save(model_file: Path, settings: str, flow: CachedFlow) -> None:
     if path is None:
         return
     (x0, x1), (y0, y1) = flow.bounds
+    arrays = {"points": flow.points.astype(np.float32), "times": flow.times, "data": flow.data.astype(np.float32),
+              "bounds": np.array([x0, x1, y0, y1]), "caption": np.array(flow.caption)}
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        with os.fdopen(fd, "wb") as handle:
-            np.savez(handle, points=flow.points.astype(np.float32), times=flow.times, data=flow.data.astype(np.float32),
-                     bounds=np.array([x0, x1, y0, y1]), caption=np.array(flow.caption))
-        os.replace(tmp, path)
+        write_atomic(path, lambda handle: np.savez(handle, **arrays))  # type: ignore[arg-type]
     except OSError:
         return

@@ -9,7 +9,6 @@ model's name, its file's modification time and the settings).
 from __future__ import annotations
 
 import itertools
-import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
@@ -67,8 +66,7 @@ class ModelView:
 
 def zoo_folder() -> Path:
     """The pretrained models' folder: $FLOWSCOPE_ZOO_DIR if set (tests, custom zoos), else the package's."""
-    override = os.environ.get("FLOWSCOPE_ZOO_DIR")
-    return Path(override) if override else zoo.directory()
+    return zoo.directory()
 
 
 def _mtime(path: Path) -> float:

@@ -1,0 +1,51 @@
+"""One evaluation: W2 with its i.i.d. floor from fresh draws or from disjoint subsets of an array, and the
+report every command prints."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from flowscope import FlowModel, SolverConfig
+from flowscope.evaluation import evaluate, recorded_metrics, reference_draws, sample_quality, w2_floor
+
+
+def _gaussian(n: int, seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).normal(size=(n, 2))
+
+
+def test_floor_is_seeded_and_shrinks_with_n() -> None:
+    floor = w2_floor(_gaussian, n=300, repeats=3, seed=4)
+    assert floor is not None and floor > 0 and floor == w2_floor(_gaussian, n=300, repeats=3, seed=4)
+    larger = w2_floor(_gaussian, n=1200, repeats=3, seed=4)
+    assert larger is not None and larger < floor
+
+
+def test_a_perfect_sampler_scores_the_floor() -> None:
+    samples = np.concatenate([_gaussian(500, 90 + k) for k in range(6)])
+    quality = sample_quality(samples, _gaussian, n=500, repeats=6)
+    assert quality["draws"] == 6 and quality["w2_ratio"] == pytest.approx(1.0, abs=0.12)
+    shifted = sample_quality(samples + 1.0, _gaussian, n=500, repeats=6)
+    assert shifted["w2_ratio"] > 3
+
+
+def test_array_draws_are_disjoint_and_small_arrays_have_no_floor() -> None:
+    data = _gaussian(1000, 0)
+    reference, first, second = reference_draws(data, 400, 0)
+    assert first is reference and second is not None
+    rows = {tuple(r) for r in reference}
+    assert not rows & {tuple(r) for r in second}
+    assert w2_floor(data[:700], n=400, repeats=2) is None
+    quality = sample_quality(_gaussian(400, 7), data[:700], n=400, repeats=1)
+    assert quality["w2_floor"] is None and quality["w2_ratio"] is None and quality["w2"] > 0
+    assert sample_quality(np.full((400, 2), np.nan), data, n=400, repeats=1)["w2"] == float("inf")
+
+
+def test_report_of_a_model(small_flow: FlowModel, moons: np.ndarray) -> None:
+    solver = SolverConfig("rk4", steps=8)
+    report = evaluate(small_flow, moons, n=300, repeats=2, solver=solver, nll_points=50, trajectory_points=50)
+    for key in ("w2", "w2_floor", "w2_ratio", "mmd", "energy_distance", "straightness", "path_energy", "nll"):
+        assert np.isfinite(report[key]), key
+    assert report["nfe"] == 32 and report["draws"] == 2 and report["n"] == 300
+    recorded = recorded_metrics(report)
+    assert recorded["nfe_rk4"] == 32 and set(recorded) >= {"w2", "w2_floor", "w2_ratio", "nll"}
