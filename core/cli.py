@@ -22,7 +22,7 @@ from .files import write_atomic
 from .flow import FlowModel, resolve_device
 from .loader import DataError, load_array
 from .models import MLPConfig, Normalizer
-from .paths import PATHS, AffinePath
+from .paths import PATH_NAMES, AffinePath
 from .sampling import METHODS, SolverConfig
 from .training import StepInfo, TrainConfig, TrainingDiverged, path_for_data, train
 
@@ -85,7 +85,7 @@ def _add_train(p: argparse.ArgumentParser) -> None:
     _add_data_args(p)
     p.add_argument("--source", type=Path, help="a file of source samples (non-Gaussian source)")
     p.add_argument("--source-dataset", choices=DATASETS, help="a built-in dataset as the source")
-    p.add_argument("--path", choices=sorted([*PATHS, "icfm"]), default="ot")
+    p.add_argument("--path", choices=PATH_NAMES, default="ot")
     p.add_argument("--sigma", type=float, default=None, help="I-CFM noise / OT sigma_min")
     p.add_argument("--coupling", choices=COUPLINGS, default="independent")
     p.add_argument("--steps", type=int, default=DEFAULTS.steps)

@@ -12,6 +12,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
+__all__ = ["COUPLINGS", "CouplingName", "exact_ot_permutation", "pair", "sinkhorn_permutation", "squared_distances",
+           "transport_cost"]
+
 CouplingName = Literal["independent", "ot", "sinkhorn"]
 COUPLINGS: tuple[str, ...] = ("independent", "ot", "sinkhorn")
 _NO_WEIGHTS = np.empty(0)  # POT's spelling of uniform marginals

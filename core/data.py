@@ -21,6 +21,10 @@ import numpy as np
 _Generator = Callable[[np.random.Generator, int], np.ndarray]
 
 
+__all__ = ["DATASETS", "RINGS_RADII", "dataset_hash", "distance_to_rings", "make_circles", "make_dataset", "make_moons",
+           "make_swiss_roll"]
+
+
 def _polar(radius: np.ndarray | float, angle: np.ndarray) -> np.ndarray:
     """Points radius (cos angle, sin angle), [len(angle), 2]."""
     return np.stack([radius * np.cos(angle), radius * np.sin(angle)], axis=1)

@@ -19,6 +19,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
+__all__ = ["PATHS", "PATH_NAMES", "SINGULAR_EPS", "AffinePath", "CosinePath", "OTPath", "PathSample", "VEPath",
+           "VPPath", "make_path", "ve_smax_for"]
+
 #: Paths whose sigma_1 = 0 have a conditional field that is singular at t = 1; they train and sample
 #: on [0, 1 - SINGULAR_EPS], as the paper's diffusion baselines do.
 SINGULAR_EPS = 1e-5
@@ -278,6 +281,8 @@ class CosinePath(AffinePath):
 
 
 PATHS: dict[str, type[AffinePath]] = {cls.name: cls for cls in (OTPath, VPPath, VEPath, CosinePath)}
+#: Every name `make_path` accepts: the registry's and the I-CFM alias.
+PATH_NAMES: tuple[str, ...] = (*PATHS, "icfm")
 
 
 def make_path(name: str, **params: float) -> AffinePath:

@@ -20,6 +20,9 @@ from .flow import FlowModel, resolve_device
 from .models import MLPConfig, Normalizer, VelocityMLP
 from .paths import AffinePath, make_path, ve_smax_for
 
+__all__ = ["RANDOM_BLOCK", "Callback", "StepInfo", "TrainConfig", "TrainResult", "TrainingDiverged", "cfm_loss",
+           "path_for_data", "train"]
+
 #: Steps whose randomness is drawn at once.
 RANDOM_BLOCK = 64
 
@@ -59,6 +62,15 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         """Plain dict for JSON."""
         return asdict(self)
+
+    def learning_rate(self, step: int) -> float:
+        """The learning rate at a 0-based step: linear warm-up, then constant or cosine decay to 1% of lr."""
+        if step < self.warmup_steps:
+            return self.lr * (step + 1) / self.warmup_steps
+        if self.schedule == "constant":
+            return self.lr
+        progress = (step - self.warmup_steps) / max(1, self.steps - self.warmup_steps)
+        return self.lr * (0.01 + 0.99 * 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0))))
 
 
 @dataclass(frozen=True)
@@ -104,16 +116,6 @@ def path_for_data(name: str, z: Tensor, **params: float) -> AffinePath:
     if name == "ve" and "smax" not in params:
         params["smax"] = ve_smax_for(z)
     return make_path(name, **params)
-
-
-def _learning_rate(config: TrainConfig, step: int) -> float:
-    """Linear warm-up, then constant or cosine decay to 1% of the peak."""
-    if step < config.warmup_steps:
-        return config.lr * (step + 1) / config.warmup_steps
-    if config.schedule == "constant":
-        return config.lr
-    progress = (step - config.warmup_steps) / max(1, config.steps - config.warmup_steps)
-    return config.lr * (0.01 + 0.99 * 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0))))
 
 
 def train(
@@ -236,7 +238,7 @@ def _fit(
                 times = (torch.rand(k, batch, generator=generator) * path.t_max).to(device)
                 if solver is not None:
                     pairs = [solver.submit(pair, src[i], z1_all[idx1[i]], flow.coupling) for i in range(k)]
-            lr = _learning_rate(config, step)
+            lr = config.learning_rate(step)
             if lr != optimizer.param_groups[0]["lr"]:
                 for group in optimizer.param_groups:
                     group["lr"] = lr

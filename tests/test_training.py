@@ -9,7 +9,7 @@ import torch
 from flowscope import FlowModel, MLPConfig, SolverConfig, TrainConfig, TrainingDiverged, train
 from flowscope.data import make_dataset
 from flowscope.metrics import w2
-from flowscope.training import StepInfo, _learning_rate
+from flowscope.training import StepInfo
 
 TINY = MLPConfig(dim=2, width=32, depth=2)
 
@@ -91,9 +91,9 @@ def test_resume_continues_from_weights(small_flow: FlowModel, moons: np.ndarray)
 
 def test_learning_rate_schedule() -> None:
     config = TrainConfig(steps=1000, lr=1e-3, warmup_steps=100)
-    assert _learning_rate(config, 0) == pytest.approx(1e-5)
-    assert _learning_rate(config, 99) == pytest.approx(1e-3)
-    assert _learning_rate(config, 999) == pytest.approx(1e-5, rel=0.01)
+    assert config.learning_rate(0) == pytest.approx(1e-5)
+    assert config.learning_rate(99) == pytest.approx(1e-3)
+    assert config.learning_rate(999) == pytest.approx(1e-5, rel=0.01)
 
 
 def test_bad_configs_are_named() -> None:

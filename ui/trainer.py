@@ -16,10 +16,11 @@ import numpy as np
 import torch
 
 from flowscope import AffinePath, FlowModel, MLPConfig, StepInfo, TrainConfig, TrainingDiverged, make_path, train
+from flowscope.couplings import COUPLINGS
 from flowscope.data import dataset_hash
+from flowscope.paths import PATH_NAMES as PATHS
 
-PATHS = ("ot", "vp", "ve", "cosine", "icfm")
-COUPLINGS = ("independent", "ot")
+__all__ = ["COUPLINGS", "ICFM_SIGMA", "PATHS", "WIDTHS", "Report", "TrainOutcome", "TrainSettings", "run"]
 WIDTHS = (32, 64, 128, 256, 512)
 #: Noise of the I-CFM interpolant offered on the page (Tong et al. 2024), in normalised units.
 ICFM_SIGMA = 0.05

@@ -75,7 +75,8 @@ def choose_settings() -> trainer.TrainSettings:
     c = st.columns(5)
     path = c[0].selectbox("Probability path", trainer.PATHS, format_func=PATH_LABELS.__getitem__, key="train_path")
     coupling = c[1].selectbox("Coupling", trainer.COUPLINGS, key="train_coupling",
-                              help="independent: random pairs (the paper); ot: minibatch optimal transport pairs.")
+                              help="independent: random pairs (the paper); ot: exact minibatch OT pairs; "
+                                   "sinkhorn: entropic OT pairs.")
     steps = c[2].number_input(f"Steps (at most {uploads.MAX_STEPS:,})", 100, uploads.MAX_STEPS, 2000, 100,
                               key="train_steps")
     width = c[3].select_slider(f"Model width (at most {uploads.MAX_WIDTH})", trainer.WIDTHS, 128, key="train_width")
