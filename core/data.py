@@ -3,7 +3,7 @@
 Written with numpy only (no scikit-learn) so that a name, a size and a seed fully determine the data on
 any machine: every generator draws from one `numpy.random.Generator(PCG64(seed))`. The formulas follow
 FFJORD's `toy_data.py` and the scikit-learn generators it calls (`make_moons`, `make_circles`,
-`make_swiss_roll`); see DESIGN.md, "Toy datasets". One change to them: every point is drawn independently
+`make_swiss_roll`); see docs/design.md, "Toy datasets". One change to them: every point is drawn independently
 (its part and its position on it), where FFJORD and sklearn space angles evenly and give every part the
 same count. The distributions are the same; but two stratified draws match each other much better than
 independent samples do, so the W2 floor measured between them was out of reach of any sampler (2.0x on

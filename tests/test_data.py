@@ -107,7 +107,7 @@ def polar(radius: np.ndarray | float, angle: np.ndarray) -> np.ndarray:
 
 
 def skeletons() -> dict[str, Skeleton]:
-    """DESIGN.md's formulas without their noise, in the datasets' final coordinates."""
+    """docs/design.md's formulas without their noise, in the datasets' final coordinates."""
     a = np.linspace(0.0, np.pi, 2000)
     circle = np.linspace(0.0, TWO_PI, 2000, endpoint=False)
     roll = np.linspace(1.5 * np.pi, 4.5 * np.pi, 4000)

@@ -45,7 +45,7 @@ def test_psi_solves_conditional_ode(path: AffinePath) -> None:
 
 
 def test_paper_closed_forms() -> None:
-    """The table of DESIGN.md, evaluated at a few times."""
+    """The table of docs/design.md, evaluated at a few times."""
     t = torch.tensor([0.0, 0.3, 0.9], dtype=torch.float64)
     ot = OTPath(sigma_min=0.01)
     torch.testing.assert_close(ot.sigma(t), 1 - 0.99 * t)
