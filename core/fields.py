@@ -305,10 +305,12 @@ def marginal_field_pairs(
 class MarginalVelocity:
     """The exact marginal field as a velocity model v(x, t [B]): integrate it to watch it memorise."""
 
-    def __init__(self, path: AffinePath, data: Tensor, *, chunk_size: int | None = None) -> None:
-        """Bind a path and a dataset [N, d]; the model is evaluated on data's dtype and device."""
+    def __init__(self, path: AffinePath, data: Tensor, *, source: Tensor | None = None,
+                 chunk_size: int | None = None) -> None:
+        """Bind a path and a dataset [N, d] (or pairs (source[j], data[j])); evaluated on data's dtype and device."""
         self.path = path
         self.data = data
+        self.source = source
         self.chunk_size = chunk_size
 
     def __call__(self, x: Tensor, t: Tensor) -> Tensor:
@@ -324,7 +326,7 @@ class MarginalVelocity:
 
     def _at(self, x: Tensor, t: float) -> Tensor:
         """u_t(x) at one time."""
-        return marginal_field(self.path, self.data, x, t, chunk_size=self.chunk_size).velocity
+        return exact_field(self.path, self.data, x, t, source=self.source, chunk_size=self.chunk_size).velocity
 
 
 def _topk_softmax(probe: Tensor, centres: Tensor, var: float, k: int) -> Posterior:
@@ -414,15 +416,11 @@ def irreducible_loss(
     """E ||target - u_t(x_t)||^2 per time: the part of the CFM loss no model can remove, shape [T].
 
     The CFM target varies with x1 (and x0) at a fixed x_t, while a model can only output one vector there;
-    the best it can do is the exact marginal field, leaving this Monte Carlo estimated variance. `source`
-    [N, d] pairs row by row with `data` for a coupled, non-Gaussian source.
+    the best it can do is the exact marginal field, whose CFM loss is this Monte Carlo estimated variance.
+    `source` [N, d] pairs row by row with `data` for a coupled, non-Gaussian source.
     """
-    losses = []
-    for t in ts.tolist():
-        sample = _draw_path_samples(path, data, t, n_samples, generator, source)
-        exact = exact_field(path, data, sample.x_t, t, source=source, chunk_size=chunk_size).velocity
-        losses.append((sample.u_t - exact).pow(2).sum(1).mean())
-    return torch.stack(losses)
+    exact = MarginalVelocity(path, data, source=source, chunk_size=chunk_size)
+    return cfm_loss_by_t(exact, path, data, ts, n_samples, generator, source=source)
 
 
 @torch.no_grad()
