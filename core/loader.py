@@ -4,23 +4,47 @@ Uploaded files are untrusted: this module never unpickles, checks sizes before r
 and turns every problem into a `DataError` whose message names the file and says what was expected and
 what was found (with the line / row and column where it applies), so the CLI and the UI can show it as is.
 
-Text tables: the delimiter is sniffed among tab, ';', ',' and runs of whitespace; one header row is
-recognised when none of the first row's cells is a number; blank lines and lines starting with '#' (as
-`numpy.savetxt` writes headers) are skipped; line numbers in messages are those of the file (1-based).
+Text tables are UTF-8 (a byte order mark is dropped; CRLF, CR and LF line ends) and are parsed with the
+standard `csv` module, so quoted cells may hold the delimiter, a doubled quote or line breaks (as
+spreadsheets write them: `"income, USD",food`). The delimiter is chosen among tab, ';', ',' and runs of
+whitespace by splitting the first lines with `csv.reader` (see `_sniff_delimiter`); spaces after a
+delimiter and around a line are ignored. One header row is recognised when none of the first row's
+cells is a number. Blank lines and lines starting with '#' (as `numpy.savetxt` writes headers) are
+skipped. In a ';'- or tab-separated file a cell with one decimal comma ('1,5', as spreadsheets in
+European locales write it) reads as 1.5; with ',' or whitespace as the delimiter it is refused, with a
+hint ('1,000' may be a thousands mark there). Line numbers in messages are those of the file (1-based),
+where a row starts, whatever blank, comment or multi-line rows precede it. The file is read a chunk of
+rows at a time, so that the row limit stops a huge file early and a row with too many fields is counted
+before it is split.
 """
 
 from __future__ import annotations
 
+import csv
 import io
 import operator
 import os
 import re
 import stat
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from itertools import chain, compress, islice, repeat
 
 import numpy as np
+
+__all__ = [
+    "DEFAULT_LIMITS",
+    "MAX_ABS_VALUE",
+    "SUPPORTED_SUFFIXES",
+    "DataError",
+    "Limits",
+    "Table",
+    "load_array",
+    "load_bytes",
+    "load_table",
+    "load_table_bytes",
+]
 
 #: Values larger than this in magnitude are refused: squaring them while normalising would overflow.
 MAX_ABS_VALUE = 1e30
@@ -28,11 +52,16 @@ MAX_ABS_VALUE = 1e30
 _TEXT_SUFFIXES = (".csv", ".tsv", ".txt")
 SUPPORTED_SUFFIXES: tuple[str, ...] = (*_TEXT_SUFFIXES, ".npy", ".npz")
 _DELIMITERS = ("\t", ";", ",")  # in order of preference when several fit
+_DECIMAL_COMMA_DELIMITERS = ("\t", ";")  # where a cell '1,5' can only mean 1.5
+_DECIMAL_COMMA = re.compile(r"[+-]?\d*,\d+(?:[eE][+-]?\d+)?")  # a (stripped) number with a decimal comma
+_POINT = operator.methodcaller("replace", ",", ".")
 _SNIFF_LINES = 20
+_FIRST_CHUNK = 1024  # records read before the width of a row (hence the chunk size) is known
 _CHUNK_CELLS = 1 << 18  # text cells converted at a time: bounds the memory of their Python strings
 _LONG_ROW = 1 << 16  # characters; longer rows are counted without splitting them (a hostile one-liner)
 _FIELD = re.compile(r"\S+")  # a whitespace-separated field: \s is str.split()'s whitespace
-_BLOCK_CHARS = 1 << 20  # text read a block at a time when looking for rows
+_CONTENT_LINE = re.compile(r"^[^\S\n]*([^\s#][^\n]*)", re.MULTILINE)  # not blank, not a comment
+_BLOCK_CHARS = 1 << 16  # text split into lines a block at a time: ~1 MB of Python strings for short lines
 _NPY_MAGIC = b"\x93NUMPY"
 _ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")  # a zip with members; an empty zip
 _NUMERIC_KINDS = "biuf"  # bool, signed and unsigned int, float
@@ -348,65 +377,236 @@ def _member_name(info: zipfile.ZipInfo) -> str:
 
 @dataclass(frozen=True)
 class _Dialect:
-    """How a text table splits into cells: a delimiter (None: runs of whitespace), maybe quoted cells.
-
-    Rows are split in bulk (join, then one split) because a Python list per row makes a 1e6-row file
-    several times slower (the garbage collector keeps scanning the live lists).
-    """
+    """How a text table splits into cells (a delimiter, or None: runs of whitespace) and reads numbers."""
 
     delimiter: str | None
-    quoted: bool
 
-    def split(self, row: str) -> list[str]:
-        """The cells of one row."""
-        cells = row.split(self.delimiter)
-        return [_unquote(cell) for cell in cells] if self.quoted else cells
+    @property
+    def decimal_comma(self) -> bool:
+        """Whether '1,5' means 1.5: unambiguous only when ',' cannot be the delimiter or a thousands mark."""
+        return self.delimiter in _DECIMAL_COMMA_DELIMITERS
 
-    def widths(self, rows: list[str]) -> np.ndarray:
-        """The number of cells of every row, counted without building a list of them."""
-        if self.delimiter is None:
-            return np.fromiter(map(_count_fields, rows), dtype=np.intp, count=len(rows))
-        counts = map(operator.methodcaller("count", self.delimiter), rows)
-        return np.fromiter(counts, dtype=np.intp, count=len(rows)) + 1
+    def reader(self, lines: Iterable[str]) -> Iterator[list[str]]:
+        """csv.reader over `lines`; whitespace-separated lines must have been collapsed to single spaces."""
+        return csv.reader(lines, delimiter=self.delimiter or " ", quotechar='"', skipinitialspace=True)
 
-    def cells(self, rows: list[str]) -> list[str]:
-        """The cells of all rows, row after row."""
-        joiner = " " if self.delimiter is None else self.delimiter
-        cells = joiner.join(rows).split(self.delimiter)
-        return list(map(_unquote, cells)) if self.quoted else cells
+    def is_number(self, cell: str) -> bool:
+        """Whether `floats` accepts the cell: float() does, or it is a number with a decimal comma."""
+        return _is_float(cell) or (self.decimal_comma and _DECIMAL_COMMA.fullmatch(cell.strip()) is not None)
+
+    def floats(self, cells: list[str]) -> np.ndarray:
+        """The cells as float64, in C (map, fromiter, compress); ValueError if one is not a number."""
+        try:
+            return np.fromiter(map(float, cells), dtype=np.float64, count=len(cells))
+        except ValueError:
+            if not self.decimal_comma:
+                raise
+        values = np.fromiter(map(float, map(_POINT, cells)), dtype=np.float64, count=len(cells))
+        # float() also reads '5.' and '1_0.5': only the cells that match _DECIMAL_COMMA may have had a comma
+        with_comma = compress(cells, map(operator.contains, cells, repeat(",")))
+        if not all(map(_DECIMAL_COMMA.fullmatch, map(str.strip, with_comma))):
+            raise ValueError("a comma that is not a decimal comma")
+        return values
+
+
+def _is_float(cell: str) -> bool:
+    """Whether Python's float() accepts the cell."""
+    try:
+        float(cell)
+    except ValueError:
+        return False
+    return True
+
+
+class _Lines:
+    """The file's lines as csv.reader should see them, one item per line so that its line_num is the file's.
+
+    Lines are stripped (a blank one becomes ''); comment lines ('#' first, even within a quoted cell that
+    spans lines) become ''; whitespace-separated lines are collapsed to single spaces; a line longer than
+    _LONG_ROW characters with more fields than `max_dims` becomes '' and is noted in `wide` (line -> fields):
+    a hostile one-line file is counted, never split into millions of strings. In blocks with a '"', lines
+    keep a '\\n', so that a quoted cell that spans lines keeps its line breaks.
+    """
+
+    def __init__(self, text: str, dialect: _Dialect, max_dims: int) -> None:
+        self.text = text
+        self.dialect = dialect
+        self.max_dims = max_dims
+        self.wide: dict[int, int] = {}
+
+    def __iter__(self) -> Iterator[str]:
+        """Every line of the text, prepared; read a block at a time (a Python string per line of a block)."""
+        return chain.from_iterable(self._blocks())
+
+    def _blocks(self) -> Iterator[list[str]]:
+        """The prepared lines of each block of the text."""
+        first = 1
+        for block in _text_blocks(self.text, _BLOCK_CHARS):
+            lines = list(map(str.strip, block.split("\n")))
+            if "#" in block:
+                lines = ["" if line[:1] == "#" else line for line in lines]
+            if max(map(len, lines)) > _LONG_ROW:
+                self._blank_wide(lines, first)
+            if self.dialect.delimiter is None:
+                lines = list(map(" ".join, map(str.split, lines)))
+            if '"' in block:
+                lines = [line + "\n" for line in lines]
+            first += len(lines)
+            yield lines
+
+    def _blank_wide(self, lines: list[str], first: int) -> None:
+        """Blank (and note in `wide`) the long lines of a block that have more than max_dims fields."""
+        for k, line in enumerate(lines):
+            if len(line) > _LONG_ROW:
+                fields = self._count_fields(line)
+                if fields > self.max_dims:
+                    self.wide[first + k] = fields
+                    lines[k] = ""
+
+    def _count_fields(self, line: str) -> int:
+        """The fields of a long line, counted in C without splitting it; quoted delimiters count too.
+
+        Only a line over _LONG_ROW characters is counted so, and no table has such lines: this is a guard
+        against hostile files, which must cost neither memory nor much time (50 MB of '"",' is 17e6 fields).
+        """
+        if self.dialect.delimiter is None:
+            return sum(1 for _ in _FIELD.finditer(line))
+        return line.count(self.dialect.delimiter) + 1
+
+
+def _text_blocks(text: str, size: int) -> Iterator[str]:
+    """Consecutive pieces of about `size` characters, split at (and without) a newline.
+
+    A final newline ends the last line rather than starting an empty one, so the pieces' lines are exactly
+    the file's lines.
+    """
+    stop = len(text) - text.endswith("\n")
+    start = 0 if text else 1
+    while start <= stop:
+        newline = text.find("\n", start + size, stop)
+        end = stop if newline < 0 else newline
+        yield text[start:end]
+        start = end + 1
 
 
 @dataclass(frozen=True)
-class _Rows:
-    """The data rows of a text table (stripped lines) with their 1-based line numbers in the file."""
+class _Chunk:
+    """Consecutive non-blank records of a text table: their cells (row after row), widths and lines.
 
-    numbers: list[int]
-    lines: list[str]
+    Attributes:
+        cells: the cells of all records, one after another.
+        widths: the number of fields of each record.
+        starts: the line of the file where each record starts (1-based).
+        ends: the line where it ends (later than `starts` for a quoted cell that spans lines).
+    """
+
+    cells: list[str]
+    widths: np.ndarray
+    starts: np.ndarray
+    ends: np.ndarray
+
+    def __len__(self) -> int:
+        """The number of records."""
+        return len(self.widths)
+
+    def head(self, count: int, width: int) -> _Chunk:
+        """The first `count` records, which the caller has checked are all `width` fields wide."""
+        return _Chunk(self.cells[: count * width], self.widths[:count], self.starts[:count], self.ends[:count])
+
+    def without_first(self) -> _Chunk:
+        """All records but the first (a header row)."""
+        return _Chunk(self.cells[int(self.widths[0]) :], self.widths[1:], self.starts[1:], self.ends[1:])
+
+
+class _Records:
+    """The records of a text table, read with csv.reader a chunk at a time, with their lines in the file.
+
+    A chunk's rows are flattened into one list of cells as they are read: a Python list per row kept
+    alive makes a 1e6-row file several times slower (the garbage collector keeps scanning them).
+    """
+
+    def __init__(self, text: str, dialect: _Dialect, display: str, max_dims: int) -> None:
+        self.display = display
+        self.lines = _Lines(text, dialect, max_dims)
+        self.reader = dialect.reader(self.lines)
+        self.last_line = 0  # where the last record read ends
+
+    def read(self, count: int) -> _Chunk | None:
+        """The non-blank records among the next `count` records (blank lines are records); None at the end."""
+        widths: list[int] = []
+        ends: list[int] = []
+        reader = self.reader
+
+        def note(row: list[str]) -> list[str]:
+            """Record the width and last line of a row as it passes."""
+            widths.append(len(row))
+            ends.append(reader.line_num)  # type: ignore[attr-defined]
+            return row
+
+        try:
+            cells = list(chain.from_iterable(map(note, islice(reader, count))))
+        except csv.Error as exc:
+            line = (ends[-1] if ends else self.last_line) + 1
+            raise DataError(self.display, f"line {line}: {_describe_csv_error(exc)}") from None
+        if not ends:
+            return None
+        end = np.array(ends, dtype=np.intp)
+        start = np.concatenate(([self.last_line], end[:-1])) + 1
+        width = np.array(widths, dtype=np.intp)
+        self.last_line = ends[-1]
+        for wide in [line for line in self.lines.wide if line <= ends[-1]]:  # counted, not split: see _Lines
+            width[np.searchsorted(end, wide)] = self.lines.wide.pop(wide)
+        keep = np.flatnonzero(width)
+        return _Chunk(cells, width[keep], start[keep], end[keep])
+
+
+def _describe_csv_error(exc: csv.Error) -> str:
+    """What csv.reader could not parse; in practice a cell over its size limit, from a missing '"'."""
+    if "field larger than field limit" in str(exc):
+        return (
+            f"a cell of the row that starts here is longer than {csv.field_size_limit():,} characters "
+            "(is a closing '\"' missing?)"
+        )
+    return f"cannot read the row that starts here ({exc})"
 
 
 def _parse_text(data: bytes, display: str, limits: Limits) -> _Parsed:
-    """Read a delimited text table: sniff the delimiter, detect a header, convert in chunks of rows."""
+    """Read a delimited text table: sniff the delimiter, detect a header, convert a chunk of rows at a time."""
     text = _decode(data, display)
-    rows = _content_rows(text, display, limits)
-    if not rows.lines:
+    dialect = _Dialect(_sniff_delimiter(_sample_lines(text)))
+    records = _Records(text, dialect, display, limits.max_dims)
+    table: _TextTable | None = None
+    blocks: list[np.ndarray] = []
+    starts: list[np.ndarray] = []
+    rows, count = 0, _FIRST_CHUNK
+    while (chunk := records.read(count)) is not None:
+        if not len(chunk):
+            continue
+        if table is None:
+            table, chunk = _first_row(chunk, dialect, display, limits)
+        rows += len(chunk)
+        _check_rows(display, rows, limits, counted_so_far=True)  # before converting: at most a chunk too many
+        blocks.append(table.convert(chunk))
+        starts.append(chunk.starts)
+        count = max(1, _CHUNK_CELLS // table.width)
+    if table is None:
         raise DataError(display, "no data: the file has only blank or comment ('#') lines")
-    dialect = _Dialect(_sniff_delimiter(rows.lines[:_SNIFF_LINES]), quoted='"' in text)
-    _check_columns(display, int(dialect.widths(rows.lines[:1])[0]), limits)
-    first_no, first = rows.numbers[0], dialect.split(rows.lines[0])
-    header = not any(_is_number(cell) for cell in first)
+    if not rows:
+        raise DataError(display, f"only a header row (line {table.first_no}), no data rows")
+    numbers = np.concatenate(starts)
+    columns = table.names or _generated_columns(table.width)
+    return _Parsed(np.concatenate(blocks), columns, lambda i, j: table.place(int(numbers[i]), j))
+
+
+def _first_row(chunk: _Chunk, dialect: _Dialect, display: str, limits: Limits) -> tuple[_TextTable, _Chunk]:
+    """The table's shape and names from its first record, and the chunk less that record if it is a header."""
+    width, first_no = int(chunk.widths[0]), int(chunk.starts[0])
+    _check_columns(display, width, limits)
+    first = chunk.cells[:width]
+    header = not any(map(dialect.is_number, first))
     names = _header_names(first) if header else None
-    skip = 1 if header else 0
-    body = _Rows(rows.numbers[skip:], rows.lines[skip:])
-    if not body.lines:
-        raise DataError(display, f"only a header row (line {first_no}), no data rows")
-    _check_rows(display, len(body.lines), limits)
-    table = _TextTable(display, dialect, len(first), first_no, names)
-    step = max(1, _CHUNK_CELLS // len(first))
-    blocks = [
-        table.convert(_Rows(body.numbers[k : k + step], body.lines[k : k + step]))
-        for k in range(0, len(body.lines), step)
-    ]
-    return _Parsed(np.concatenate(blocks), names or _generated_columns(len(first)), table.locator(body.numbers))
+    table = _TextTable(display, dialect, width, first_no, names)
+    return table, chunk.without_first() if header else chunk
 
 
 def _decode(data: bytes, display: str) -> str:
@@ -426,72 +626,44 @@ def _decode(data: bytes, display: str) -> str:
     return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
-def _content_rows(text: str, display: str, limits: Limits) -> _Rows:
-    """The lines that are neither blank nor '#' comments, read a block at a time so that a file of
-    many short lines is refused for its row count before all of it is held as Python strings."""
-    rows = _Rows([], [])
-    first = 1
-    for block in _text_blocks(text, _BLOCK_CHARS):
-        stripped = list(map(str.strip, block.split("\n")))
-        keep = [k for k, line in enumerate(stripped) if line and line[0] != "#"]
-        rows.numbers.extend(first + k for k in keep)
-        rows.lines.extend(stripped[k] for k in keep)
-        first += len(stripped) - 1
-        _check_rows(display, len(rows.lines) - 1, limits, counted_so_far=True)  # - 1: maybe a header
-    return rows
-
-
-def _text_blocks(text: str, size: int) -> Iterator[str]:
-    """Consecutive pieces of about `size` characters that end with a newline (the last one may not)."""
-    start = 0
-    while start < len(text):
-        newline = text.find("\n", start + size)
-        end = len(text) if newline < 0 else newline + 1
-        yield text[start:end]
-        start = end
+def _sample_lines(text: str) -> list[str]:
+    """The first _SNIFF_LINES lines that are neither blank nor comments, stripped, cut to _LONG_ROW characters."""
+    found = islice(_CONTENT_LINE.finditer(text), _SNIFF_LINES)
+    return [text[m.start(1) : min(m.end(1), m.start(1) + _LONG_ROW)].rstrip() for m in found]
 
 
 def _sniff_delimiter(lines: list[str]) -> str | None:
-    """The delimiter of a sample of lines: tab, ';' or ',' (None: runs of whitespace).
+    """The delimiter of a sample of lines: tab, ';' or ',' (None: runs of whitespace), quotes respected.
 
-    Preferred: the first candidate found the same, non-zero, number of times on every line; else the one
-    found on most lines, if that is more than half of them (so that a ragged file is reported as ragged);
-    else whitespace (a stray tab in a space-separated file does not make it tab-separated).
+    Each candidate splits the sample with csv.reader. Preferred: the first (tab, then ';', then ',') that
+    gives every row the same number (> 1) of fields, so that '1,5;2,5' is two cells with decimal commas;
+    else the one that gives more than one field to most rows, if that is more than half of them (so that a
+    ragged file is reported as ragged); else whitespace (a stray tab in a space-separated file does not make
+    it tab-separated). csv.Sniffer is not used: it prefers ',' to ';' when both fit (decimal commas), and it
+    gives up on one-column, ragged and whitespace-separated samples, which this rule handles.
     """
+    widths = {delimiter: _sample_widths(lines, delimiter) for delimiter in _DELIMITERS}
     for delimiter in _DELIMITERS:
-        counts = {line.count(delimiter) for line in lines}
-        if len(counts) == 1 and 0 not in counts:
+        if len(set(widths[delimiter])) == 1 and widths[delimiter][0] > 1:
             return delimiter
-    found = {d: sum(d in line for line in lines) for d in _DELIMITERS}
-    best = max(_DELIMITERS, key=found.__getitem__)  # the first of equals, as max keeps the first
-    return best if 2 * found[best] > len(lines) else None
+    split = {delimiter: sum(width > 1 for width in widths[delimiter]) for delimiter in _DELIMITERS}
+    best = max(_DELIMITERS, key=split.__getitem__)  # the first of equals, as max keeps the first
+    return best if 2 * split[best] > len(widths[best]) else None
 
 
-def _count_fields(row: str) -> int:
-    """len(row.split()), without the list for a long row (millions of cells would take gigabytes)."""
-    return len(row.split()) if len(row) <= _LONG_ROW else sum(1 for _ in _FIELD.finditer(row))
-
-
-def _unquote(cell: str) -> str:
-    """A cell without surrounding whitespace and one pair of surrounding double quotes."""
-    cell = cell.strip()
-    return cell[1:-1] if len(cell) >= 2 and cell[0] == cell[-1] == '"' else cell
-
-
-def _is_number(cell: str) -> bool:
-    """Whether Python's float() (the parser used for every cell) accepts the cell."""
+def _sample_widths(lines: list[str], delimiter: str) -> list[int]:
+    """The number of fields of each record of the sample split on `delimiter`; [] if csv cannot read it."""
     try:
-        float(cell)
-    except ValueError:
-        return False
-    return True
+        return [len(row) for row in _Dialect(delimiter).reader(lines)]
+    except csv.Error:  # a cell over csv's size limit: a quote left open in a long sample
+        return []
 
 
 def _header_names(cells: list[str]) -> tuple[str, ...]:
     """Unique column names from a header row: a blank name becomes x<j>, a repeated one gets .1, .2, ..."""
     names: list[str] = []
     for j, cell in enumerate(cells):
-        name = base = _unquote(cell) or f"x{j}"
+        name = base = cell.strip().replace("\n", " ") or f"x{j}"  # a quoted name may span lines
         copy = 0
         while name in names:
             copy += 1
@@ -514,42 +686,42 @@ class _TextTable:
         """'line 3, column 2', with the column's header name if there is one."""
         return f"line {line}, column {j + 1}" + (f" ({self.names[j]!r})" if self.names else "")
 
-    def locator(self, numbers: list[int]) -> Callable[[int, int], str]:
-        """Maps (data row, column) of the converted array to its place in the file."""
-        return lambda i, j: self.place(numbers[i], j)
-
-    def convert(self, rows: _Rows) -> np.ndarray:
-        """Cells to float64 [len(rows), width]; DataError at the first ragged row or non-numeric cell.
+    def convert(self, chunk: _Chunk) -> np.ndarray:
+        """Cells to float64 [len(chunk), width]; DataError at the first ragged row or non-numeric cell.
 
         The fast path converts all cells at once; only when that fails are the cells searched, so that the
         message can name the first bad one. A ragged row is reported after the rows above it are checked.
         """
-        widths = self.dialect.widths(rows.lines)
-        ragged = np.flatnonzero(widths != self.width)
+        ragged = np.flatnonzero(chunk.widths != self.width)
         if ragged.size:
             k = int(ragged[0])
-            self.convert(_Rows(rows.numbers[:k], rows.lines[:k]))
-            expected = f"expected {self.width} fields (as on line {self.first_no}), found {widths[k]}"
-            raise DataError(self.display, f"line {rows.numbers[k]}: {expected}")
-        cells = self.dialect.cells(rows.lines) if rows.lines else []
+            self.convert(chunk.head(k, self.width))
+            line, end = int(chunk.starts[k]), int(chunk.ends[k])
+            expected = f"expected {self.width} fields (as on line {self.first_no}), found {chunk.widths[k]}"
+            if end > line:
+                expected += f" (a quoted cell makes it span lines {line}-{end}: is a closing '\"' missing?)"
+            raise DataError(self.display, f"line {line}: {expected}")
         try:
-            values = np.fromiter(map(float, cells), dtype=np.float64, count=len(cells))
+            values = self.dialect.floats(chunk.cells)
         except ValueError:
-            bad = next((k for k, cell in enumerate(cells) if not _is_number(cell)), None)
-            if bad is None:  # cannot happen: float() is the test; fail loudly rather than blame a cell
+            bad = next((k for k, cell in enumerate(chunk.cells) if not self.dialect.is_number(cell)), None)
+            if bad is None:  # cannot happen: is_number is the test; fail loudly rather than blame a cell
                 raise
             i, j = divmod(bad, self.width)
-            raise DataError(
-                self.display, f"{self.place(rows.numbers[i], j)}: {_describe_bad_cell(cells[bad])}"
-            ) from None
-        return values.reshape(len(rows.lines), self.width)
+            problem = _describe_bad_cell(chunk.cells[bad], self.dialect)
+            raise DataError(self.display, f"{self.place(int(chunk.starts[i]), j)}: {problem}") from None
+        return values.reshape(len(chunk), self.width)
 
 
-def _describe_bad_cell(cell: str) -> str:
+def _describe_bad_cell(cell: str, dialect: _Dialect) -> str:
     """What was expected and found in a cell that is not a number, with a hint for decimal commas."""
     shown = cell.strip()
     if not shown:
         return "empty cell; expected a number"
+    hint = ""
+    if "\n" in shown:
+        hint = "; the quoted cell spans lines: is a closing '\"' missing?"
+    elif not dialect.decimal_comma and _is_float(shown.replace(",", ".")):
+        hint = "; use '.' for decimals (decimal commas are read only in ';'- or tab-separated files)"
     shown = repr(shown if len(shown) <= 40 else shown[:37] + "...")
-    hint = "; decimal commas are not supported, use '.'" if _is_number(cell.replace(",", ".")) else ""
     return f"expected a number, found {shown}{hint}"

@@ -231,8 +231,9 @@ def test_errors_in_later_chunks_name_the_right_line() -> None:
     [
         (b"0.5 " * 300_000, "too many columns: 300,000"),
         (b"1 2\n3 4\n" + b"0.5 " * 300_000, "line 3: expected 2 fields (as on line 1), found 300000"),
+        (b'"0.5",' * 300_000, "too many columns: 300,001"),  # csv.reader would make 300,000 strings of it
     ],
-    ids=["one line", "a long third line"],
+    ids=["one line", "a long third line", "quoted cells"],
 )
 def test_a_huge_row_is_counted_not_split(data: bytes, fragment: str) -> None:
     """A one-line hostile file must not become millions of Python strings (splitting this one: 18 MB)."""
@@ -266,6 +267,137 @@ def test_million_rows_load_in_a_few_seconds() -> None:
     elapsed = time.perf_counter() - start
     np.testing.assert_allclose(y, x, rtol=1e-6)
     assert elapsed < 6.0, f"{elapsed:.1f} s"  # about 1 s on an idle laptop core
+
+
+# --- CSV quoting, spreadsheet files, decimal commas ----------------------------------------------------
+
+
+def loaded(data: bytes, name: str = "t.csv") -> tuple[list[list[float]], tuple[str, ...]]:
+    """The values (as float64 lists) and column names that `data` loads as."""
+    table = load_table_bytes(data, name)
+    return table.values.astype(np.float64).tolist(), table.columns
+
+
+@pytest.mark.parametrize(
+    "data, values, columns",
+    [
+        (b'"income, USD",food\n1,2\n3,4\n', [[1, 2], [3, 4]], ("income, USD", "food")),
+        (b'"1.5","2"\n"3","4"\n', [[1.5, 2], [3, 4]], ("x0", "x1")),
+        (b"x,y\r\n1.5,2\r\n3,4\r\n", [[1.5, 2], [3, 4]], ("x", "y")),
+        (b"\xef\xbb\xbfx,y\n1,2\n3,4\n", [[1, 2], [3, 4]], ("x", "y")),
+        # Excel's "CSV UTF-8": a byte order mark, CRLF, quoted header names
+        (b'\xef\xbb\xbf"income, USD","kg"\r\n1.5,2\r\n3,4.25\r\n', [[1.5, 2], [3, 4.25]], ("income, USD", "kg")),
+        (b'"say ""hi""",y\n1,2\n3,4\n', [[1, 2], [3, 4]], ('say "hi"', "y")),  # a doubled quote
+        (b'"a";"b;c"\n1;2\n3;4\n', [[1, 2], [3, 4]], ("a", "b;c")),
+        (b'"a\tb"\tc\n1\t2\n3\t4\n', [[1, 2], [3, 4]], ("a\tb", "c")),
+        (b'x, "y"\n1, "2"\n3 , 4\n', [[1, 2], [3, 4]], ("x", "y")),  # spaces around quoted cells
+        (b'"x 1"  "y 2"\n1 2\n3\t4\n', [[1, 2], [3, 4]], ("x 1", "y 2")),  # quoted names, whitespace-separated
+        (b'"x\nin m",y\n1,2\n3,4\n', [[1, 2], [3, 4]], ("x in m", "y")),  # a header cell over two lines
+        (b'"a,b"\n1\n2\n', [[1], [2]], ("a,b",)),  # one column, its name holds a comma
+    ],
+    ids=[
+        "quoted delimiter in header",
+        "quoted numbers",
+        "CRLF",
+        "BOM",
+        "Excel CSV UTF-8",
+        "doubled quote",
+        "quoted semicolon",
+        "quoted tab",
+        "spaces around quotes",
+        "whitespace with quoted names",
+        "header over two lines",
+        "one quoted column",
+    ],
+)
+def test_csv_quoting(data: bytes, values: list[list[float]], columns: tuple[str, ...]) -> None:
+    assert loaded(data) == (values, columns)
+
+
+@pytest.mark.parametrize(
+    "data, values",
+    [
+        (b"x;y\n1,5;2,5\n3,0;4,0\n", [[1.5, 2.5], [3.0, 4.0]]),
+        (b"1,5;2,5\n3,0;4,0\n", [[1.5, 2.5], [3.0, 4.0]]),  # no header: ';' still wins over ','
+        (b"x\ty\n1,5\t-2,5\n,5\t4\n", [[1.5, -2.5], [0.5, 4.0]]),
+        (b'"x";"y"\r\n"1,5";"2,5e3"\r\n3.25;+4,0\r\n', [[1.5, 2500.0], [3.25, 4.0]]),  # quoted; '.' still reads
+    ],
+    ids=["semicolon", "semicolon, no header", "tab", "quoted, exponent, mixed"],
+)
+def test_decimal_commas_in_semicolon_and_tab_files(data: bytes, values: list[list[float]]) -> None:
+    assert loaded(data)[0] == values
+
+
+def test_decimal_comma_corpus_file() -> None:
+    table = load_table(CORPUS_DIR / "decimal_comma.csv")
+    assert table.values.tolist() == [[1.5, 2.5], [3.0, 4.0]] and table.columns == ("x", "y")
+
+
+@pytest.mark.parametrize(
+    "data, fragment",
+    [
+        (b'x,y\n"1,5","2,5"\n3,4\n', "line 2, column 1 ('x'): expected a number, found '1,5'; use '.' for decimals"),
+        (b"x;y\n1,5;2,5\n1.000,5;3\n", "line 3, column 1 ('x'): expected a number, found '1.000,5'"),
+        (b"x;y\n1,5;2,5\n1,2,3;3\n", "line 3, column 1 ('x'): expected a number, found '1,2,3'"),
+        (b"x;y\n1,5;2,5\n3;5,\n", "line 3, column 2 ('y'): expected a number, found '5,'"),
+        (b"x\ty\n1,5\t2,5\n1_0,5\t3\n", "line 3, column 1 ('x'): expected a number, found '1_0,5'"),
+        (b"x y\n1,5 2\n3 4\n", "line 2, column 1 ('x'): expected a number, found '1,5'; use '.' for decimals"),
+    ],
+    ids=["comma file: ambiguous", "thousands mark", "two commas", "no digits after", "underscore", "whitespace"],
+)
+def test_decimal_commas_refused_where_ambiguous(data: bytes, fragment: str) -> None:
+    assert fragment in refused(data, "d.csv")
+
+
+def test_decimal_comma_first_row_is_data_not_header() -> None:
+    assert "line 1, column 2: expected a number, found 'abc'" in refused(b"1,5;abc\n2;3\n4;5\n", "d.csv")
+
+
+@pytest.mark.parametrize(
+    "data, fragment",
+    [
+        # a quoted cell over two lines: the next rows keep the file's line numbers
+        (b'"x\nin m",y\n1,2\n3,abc\n', "line 4, column 2 ('y'): expected a number, found 'abc'"),
+        (b'x,y\n1,"2\n"\n3,abc\n', "line 4, column 2 ('y'): expected a number, found 'abc'"),
+        # with blank and comment lines between them as well
+        (
+            b'# units\n\n"x\nin m",y\n\n1,2\n# more\n  \n3,4\n5,6,7\n',
+            "line 10: expected 2 fields (as on line 3), found 3",
+        ),
+        (b'x,y\n1,2\n"3\n4",abc\n', "line 3, column 1 ('x'): expected a number, found '3\\n4'"),
+        (b"x,y\n\n\n# c\n1,2\n\n3,abc\n", "line 7, column 2 ('y'): expected a number, found 'abc'"),
+    ],
+    ids=["header over two lines", "data cell over two lines", "blank and comment lines", "multi-line cell", "gaps"],
+)
+def test_line_numbers_are_the_files(data: bytes, fragment: str) -> None:
+    assert fragment in refused(data, "n.csv")
+
+
+def test_unclosed_quote_is_named() -> None:
+    message = refused(b'x,y\n1,2\n"3,4\n5,6\n', "q.csv")
+    assert "line 3: expected 2 fields (as on line 1), found 1" in message
+    assert "span lines 3-4: is a closing '\"' missing?" in message
+    message = refused(b'x,y\n1,"2\n3,4\n5,6\n', "q.csv")
+    assert "line 2, column 2 ('y'): expected a number, found '2\\n3,4\\n5,6'" in message
+    assert "is a closing '\"' missing?" in message
+    message = refused(b'x,y\n1,2\n3,"4\n' + b"5,6\n" * 40_000, "q.csv", Limits())
+    assert "line 3: a cell of the row that starts here is longer than 131,072 characters" in message
+
+
+def test_ragged_rows_with_quoted_delimiters() -> None:
+    assert "line 3: expected 2 fields (as on line 1), found 3" in refused(b'"a,b",c\n1,2\n3,"4,5",6\n', "r.csv")
+
+
+def test_too_many_rows_keeps_memory_bounded() -> None:
+    """A file over the row limit is refused after reading little more than the limit's worth of rows."""
+    data = b"0,1\n" * 3_000_000
+    tracemalloc.start()
+    try:
+        assert "too many rows: more than 1,000 data rows" in refused(data, "many.csv", Limits(max_rows=1000))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < len(data) + 4 * 2**20, f"{peak / 2**20:.1f} MB"  # the decoded text, and little else
 
 
 # --- arrays ---------------------------------------------------------------------------------------------
