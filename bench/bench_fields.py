@@ -13,27 +13,19 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
-import statistics
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
+from measure import clock, cpu_model, median, repeat, sync
 
 from flowscope.fields import grid_2d, marginal_field
 from flowscope.paths import OTPath
 
 RESULTS = Path(__file__).with_name("results_fields.md")
-
-
-def _sync(device: str) -> None:
-    """Wait for queued GPU work so wall-clock times are real."""
-    if device == "cuda":
-        torch.cuda.synchronize()
 
 
 def _problem(n_data: int, grid: int, device: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -44,16 +36,7 @@ def _problem(n_data: int, grid: int, device: str) -> tuple[torch.Tensor, torch.T
 
 def _median_ms(fn: Callable[[], object], device: str, repeats: int, warmup: int = 3) -> float:
     """Median wall time of fn in milliseconds after warm-up."""
-    for _ in range(warmup):
-        fn()
-    _sync(device)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        _sync(device)
-        times.append(time.perf_counter() - start)
-    return 1e3 * statistics.median(times)
+    return 1e3 * median(repeat(lambda _: fn(), repeats, warmup=warmup, device=device))
 
 
 def _dense_reference(data: torch.Tensor, grid: torch.Tensor, t: float) -> torch.Tensor:
@@ -81,16 +64,13 @@ def child(n_data: int, grid: int, device: str, chunk_size: int | None) -> None:
     data, points = _problem(n_data, grid, device)
     path = OTPath()
     marginal_field(path, data[:1000], points, 0.5)  # load kernels before the baseline
-    _sync(device)
+    sync(device)
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
         base = torch.cuda.memory_allocated()
     else:
         base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    start = time.perf_counter()
-    marginal_field(path, data, points, 0.5, chunk_size=chunk_size)
-    _sync(device)
-    seconds = time.perf_counter() - start
+    seconds, _ = clock(lambda: marginal_field(path, data, points, 0.5, chunk_size=chunk_size), device)
     peak = (
         torch.cuda.max_memory_allocated()
         if device == "cuda"
@@ -116,7 +96,7 @@ def machine(device: str) -> str:
     """One line on what ran the benchmark."""
     if device == "cuda":
         return f"{torch.cuda.get_device_name()} (torch {torch.__version__})"
-    cpu = platform.processor() or platform.machine()
+    cpu = cpu_model()
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     threads = torch.get_num_threads()
     return f"{cpu}, {os.cpu_count()} cores, {threads} torch threads, load average {load} (torch {torch.__version__})"

@@ -1,5 +1,5 @@
 """Issue 2's figure: `flowscope train --dataset moons --path ot` with default settings, its wall time on
-this machine and the W2 of its samples against the floor, as `flowscope.evaluation.quality` measures them
+this machine and the W2 of its samples against the floor, as `flowscope.evaluation.evaluate` reports them
 for the zoo (exact EMD, 2000 samples vs 2000 fresh data points, mean over 10 draws; the floor is the mean W2
 between two independent 2000-point draws of the data).
 
@@ -14,22 +14,22 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
+from measure import clock, median
 
 from flowscope import checkpoint
 from flowscope.data import make_dataset
-from flowscope.evaluation import quality
+from flowscope.evaluation import evaluate, recorded_metrics
 
 
 def run(seed: int, folder: Path) -> dict[str, float]:
     """Time the CLI's default training for one seed and measure W2 to fresh data and the floor."""
     out = folder / f"moons-{seed}.safetensors"
-    start = time.perf_counter()
-    subprocess.run(["flowscope", "train", "--dataset", "moons", "--path", "ot", "--seed", str(seed), "--quiet",
-                    "--no-eval", "--out", str(out)], check=True)
-    seconds = time.perf_counter() - start
-    report = quality(checkpoint.load(out), lambda n, s: make_dataset("moons", n, s), seed=seed)
+    seconds, _ = clock(lambda: subprocess.run(
+        ["flowscope", "train", "--dataset", "moons", "--path", "ot", "--seed", str(seed), "--quiet", "--no-eval",
+         "--out", str(out)], check=True))
+    report = recorded_metrics(evaluate(checkpoint.load(out), lambda n, s: make_dataset("moons", n, s), seed=seed,
+                                       nll_points=0))
     return {"seed": seed, "seconds": seconds, "w2": report["w2"], "floor": report["w2_floor"],
             "ratio": report["w2_ratio"], "nfe": report["nfe_dopri5"]}
 
@@ -48,7 +48,7 @@ def main() -> None:
              "|---|---|---|---|---|---|"]
     lines += [f"| {r['seed']} | {r['seconds']:.1f} | {r['w2']:.4f} | {r['floor']:.4f} | {r['ratio']:.2f} | "
               f"{r['nfe']} |" for r in rows]
-    lines += ["", f"Median ratio {np.median([r['ratio'] for r in rows]):.2f}, "
+    lines += ["", f"Median ratio {median([r['ratio'] for r in rows]):.2f}, "
               f"worst {max(r['ratio'] for r in rows):.2f}; slowest run {max(r['seconds'] for r in rows):.1f} s."]
     args.out.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

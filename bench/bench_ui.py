@@ -18,7 +18,6 @@ import argparse
 import os
 import platform
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -27,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from measure import Stopwatch, clock, median, repeat
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = ROOT / "ui" / "app.py"
@@ -45,28 +45,30 @@ def bench_slider(repeats: int) -> dict[str, float]:
     at.switch_page("views/fields.py").run()
     key = at.session_state[state.MODEL_KEY]
     slider = f"fields_t_{key}"
-    times = []
-    for i in range(repeats + 1):
-        at.slider(key=slider).set_value(round(0.05 + 0.9 * ((i * 0.37) % 1.0), 2))
-        start = time.perf_counter()
+
+    def rerun(_: int) -> None:
         at.run()
-        if i:  # the first move warms the caches
-            times.append(time.perf_counter() - start)
         assert not at.exception, at.exception
+
+    def move(i: int) -> None:
+        at.slider(key=slider).set_value(round(0.05 + 0.9 * ((i * 0.37) % 1.0), 2))
+
+    times = repeat(rerun, repeats, warmup=1, setup=move)  # the first move warms the caches
     view = state.resolve(key)
     bounds = compute.view_bounds(view.flow, view.data)
-    direct = []
-    for i in range(repeats):
-        start = time.perf_counter()
-        f = compute.fields_at(view.flow, view.data, bounds, 0.05 + 0.9 * i / repeats, 0, (0.0, 0.0))
+    support = compute.field_support(view.flow, view.data)  # the page computes it once, outside the fragment
+
+    def fragment(i: int) -> None:
+        f = compute.fields_at(view.flow, support, bounds, 0.05 + 0.9 * i / repeats, 0, (0.0, 0.0))
         panels = [plots.Panel("c", f.conditional_density, arrows=compute.coarse(f.points, f.conditional)),
                   plots.Panel("m", f.marginal_density, arrows=compute.coarse(f.points, f.marginal)),
                   plots.Panel("l", f.error, arrows=compute.coarse(f.points, f.learned))]
         plots.panels_figure(panels, f.xs, f.ys, bounds, compute.arrow_length(bounds)).to_json()
-        direct.append(time.perf_counter() - start)
-    return {"model": key, "apptest_median_ms": 1000 * statistics.median(times),
-            "apptest_max_ms": 1000 * max(times), "fragment_median_ms": 1000 * statistics.median(direct),
-            "points": min(len(view.data), compute.FIELD_POINTS)}
+
+    direct = repeat(fragment, repeats)
+    return {"model": key, "apptest_median_ms": 1000 * median(times),
+            "apptest_max_ms": 1000 * max(times), "fragment_median_ms": 1000 * median(direct),
+            "points": len(support)}
 
 
 def _free_port() -> int:
@@ -89,7 +91,7 @@ def bench_first_plot(repeats: int, cache: Path) -> list[tuple[float, float]]:
         for _ in range(repeats):
             port = _free_port()
             page = browser.new_page()
-            start = time.perf_counter()
+            watch = Stopwatch()
             proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(APP), "--server.headless", "true",
                                      "--server.port", str(port), "--server.fileWatcherType", "none"],
                                     env={**os.environ, "FLOWSCOPE_UI_CACHE": str(cache)},
@@ -98,14 +100,14 @@ def bench_first_plot(repeats: int, cache: Path) -> list[tuple[float, float]]:
                 while True:
                     try:
                         page.goto(f"http://127.0.0.1:{port}/", timeout=2000)
-                        served = time.perf_counter() - start
+                        served = watch.elapsed()
                         break
                     except Exception:  # not listening yet
-                        if time.perf_counter() - start > 120:
+                        if watch.elapsed() > 120:
                             raise
                         time.sleep(0.05)
                 page.locator(".js-plotly-plot").first.wait_for(state="visible", timeout=120_000)
-                results.append((served, time.perf_counter() - start))
+                results.append((served, watch.elapsed()))
             finally:
                 page.close()
                 proc.terminate()
@@ -128,9 +130,7 @@ def bench_training(steps: int = 2000, n: int = 5000) -> dict[str, float]:
     at.file_uploader(key="train_upload").set_value(("points.csv", csv, "text/csv")).run()
     at.number_input(key="train_steps").set_value(steps).run()
     button = at.button(key="train_go").click()
-    start = time.perf_counter()
-    button.run()
-    total = time.perf_counter() - start
+    total, _ = clock(button.run)
     assert not at.exception, at.exception
     (view,) = at.session_state[state.SESSION_MODELS].values()
     return {"page_seconds": total, "train_loop_seconds": float(view.info["seconds"]),
@@ -150,7 +150,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as cache:
         timings = bench_first_plot(args.starts + 1, Path(cache))
     cold, first = timings[0][1], [plot for _, plot in timings[1:]]
-    served = statistics.median(s for s, _ in timings)
+    served = median([s for s, _ in timings])
     print("first plot", timings, flush=True)
     training = bench_training()
     print("training", training, flush=True)
@@ -173,8 +173,8 @@ def main() -> None:
         f"{slider['points']:,} points, 3-panel figure, JSON) | {slider['fragment_median_ms']:.0f} ms | <= 300 ms | "
         f"{ok[slider['fragment_median_ms'] <= 300]} |",
         f"| First plot after `streamlit run` (chromium, median of {len(first)} starts) | "
-        f"{statistics.median(first):.2f} s (all: {', '.join(f'{s:.2f}' for s in first)}) | <= 5 s | "
-        f"{ok[statistics.median(first) <= 5]} |",
+        f"{median(first):.2f} s (all: {', '.join(f'{s:.2f}' for s in first)}) | <= 5 s | "
+        f"{ok[median(first) <= 5]} |",
         f"| ... the very first start after installing (start-page cache still empty) | {cold:.2f} s | <= 5 s | "
         f"{ok[cold <= 5]} |",
         f"| Train 2,000 steps on an uploaded 5,000-point CSV (Train page, live updates) | "

@@ -10,7 +10,7 @@ A missing peer is reported and skipped. `--peers-path DIR` adds DIR (e.g. a `pip
 folder) to the import path.
 
 Sections (see RESULTS.md for the protocol of each): training ms/step with independent and minibatch-OT
-coupling on the same MLP; the OT pairing's gap to the exact optimum; W2 to held-out data at equal steps
+coupling on the same MLP; the OT pairing's gap to the exact optimum; W2 to fresh data at equal steps
 (same MLP) and at equal wall-clock (each framework's documented recipe); sampling NFE and wall time of
 dopri5 (atol = rtol = 1e-5) and euler (20 steps); achieved GFLOP/s against this machine's matmul peak;
 on a GPU, the exact marginal field on a 200 x 200 grid over 10^5 points.
@@ -19,6 +19,7 @@ on a GPU, the exact marginal field on a 200 x 200 grid over 10^5 points.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import re
@@ -26,10 +27,13 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
+
+if TYPE_CHECKING:
+    from flowscope.evaluation import DataSampler
 
 HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:
@@ -108,30 +112,27 @@ def table(header: list[str], rows: list[list[Any]]) -> str:
     return "\n".join(out)
 
 
-def w2(a: np.ndarray, b: np.ndarray) -> float:
-    """Exact W2 (POT network simplex): flowscope.metrics.w2 when present, else ot.emd2 directly."""
-    try:
-        from flowscope.metrics import w2 as fs_w2
+def _split(name: str) -> tuple[str, str]:
+    """(source dataset or "", target dataset) of a task name such as "8gaussians->moons"."""
+    source_name, _, target = name.partition("->")
+    return (source_name, target) if target else ("", name)
 
-        return float(fs_w2(a, b))
-    except ImportError:
-        import ot
 
-        a64, b64 = np.asarray(a, np.float64), np.asarray(b, np.float64)
-        cost = ot.dist(a64, b64, metric="sqeuclidean")
-        u, v = np.full(len(a64), 1 / len(a64)), np.full(len(b64), 1 / len(b64))
-        return math.sqrt(max(float(ot.emd2(u, v, cost, numItermax=10_000_000)), 0.0))
+def data_sampler(name: str) -> DataSampler:
+    """sample_data(n, seed): fresh draws of a task's target data, what `flowscope.evaluation` judges against."""
+    from flowscope.data import make_dataset
+
+    target = _split(name)[1]
+    return lambda n, seed: make_dataset(target, n, seed)
 
 
 def make_task(name: str, device: torch.device) -> Any:
-    """Training data (seed 0), source (seed 1), evaluation sources (seed 11) and held-out data (seed 12)."""
+    """Training data (seed 0), source (seed 1), evaluation sources (seed 11) and fresh data draws to judge by."""
     from peers import Task
 
     from flowscope.data import make_dataset
 
-    source_name, _, target = name.partition("->")
-    if not target:
-        source_name, target = "", name
+    source_name, target = _split(name)
 
     def tensor(x: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(x).to(device)
@@ -141,52 +142,52 @@ def make_task(name: str, device: torch.device) -> Any:
         data=tensor(make_dataset(target, N_TRAIN, seed=0)),
         source=tensor(make_dataset(source_name, N_TRAIN, seed=1)) if source_name else None,
         eval_source=tensor(make_dataset(source_name, 4 * N_EVAL, seed=11)) if source_name else None,
-        held_out=make_dataset(target, N_EVAL, seed=12),
+        reference=data_sampler(name),
     )
 
 
-_FLOORS: dict[tuple[str, int], float] = {}
+@functools.cache
+def floor_w2(name: str, draws: int) -> float:
+    """Noise floor of a task's data: `flowscope.evaluation.w2_floor` of N_EVAL points over `draws` draws."""
+    from flowscope.evaluation import w2_floor
 
-
-def floor_w2(name: str, seeds: int) -> float:
-    """Noise floor: mean W2 between independent N_EVAL-point draws of the data (one pair per eval seed)."""
-    from flowscope.data import make_dataset
-
-    key = (name, seeds)
-    if key not in _FLOORS:
-        target = name.partition("->")[2] or name
-        _FLOORS[key] = float(
-            np.mean(
-                [
-                    w2(make_dataset(target, N_EVAL, seed=13 + 2 * s), make_dataset(target, N_EVAL, seed=14 + 2 * s))
-                    for s in range(seeds)
-                ]
-            )
-        )
-    return _FLOORS[key]
+    floor = w2_floor(data_sampler(name), n=N_EVAL, repeats=draws)
+    assert floor is not None  # a sampler always gives two independent draws
+    return floor
 
 
 def evaluate_w2(trained: Any, task: Any, seeds: int = 3) -> tuple[float, float, int]:
-    """Mean and std over `seeds` draws of W2(N_EVAL samples by dopri5 1e-5, held-out data); the max NFE.
+    """Mean and std over `seeds` draws of W2(N_EVAL samples by dopri5 1e-5, N_EVAL fresh data points); max NFE.
 
-    One 2,000-sample W2 is noisy (a few stray samples move it by 10-30% on moons), hence the mean.
+    Draw k of the samples is judged against draw k of the data as `flowscope.evaluation` draws it, so the
+    mean is its `w2_to_reference` and compares with its `w2_floor` (`floor_w2`). One 2,000-sample W2 is
+    noisy (a few stray samples move it by 10-30% on moons), hence the mean.
     """
     from peers import reference_sample
 
+    from flowscope.evaluation import reference_draws, w2_to_reference
+
     values, nfes = [], []
-    for seed in range(seeds):
+    for k in range(seeds):
         if task.eval_source is not None:
-            x0 = task.eval_source[seed * N_EVAL : (seed + 1) * N_EVAL]
+            x0 = task.eval_source[k * N_EVAL : (k + 1) * N_EVAL]
         else:
-            x0 = trained.draw_x0(N_EVAL, torch.Generator().manual_seed(seed))
+            x0 = trained.draw_x0(N_EVAL, torch.Generator().manual_seed(k))
         if trained.sample_fn is not None:
             samples, nfe = trained.sample_fn(x0)
         else:
             with torch.no_grad():
                 samples, nfe = reference_sample(trained.velocity, x0, trained.t1)
-        values.append(w2(samples.detach().cpu().numpy(), task.held_out))
+        data = reference_draws(task.reference, N_EVAL, k)[0]  # the evaluation's draw k of the data
+        values.append(w2_to_reference(samples.detach().cpu().numpy(), data, n=N_EVAL, repeats=1))  # inf: not finite
         nfes.append(int(nfe))
     return float(np.mean(values)), float(np.std(values)), max(nfes)
+
+
+def quality_row(trained: Any, task: Any, plan: Plan) -> dict[str, Any]:
+    """What the quality tables show of one trained model: W2 (mean, std over the draws), NFE, training time."""
+    distance, spread, nfe = evaluate_w2(trained, task, plan.eval_seeds)
+    return {"w2": distance, "w2_std": spread, "nfe": nfe, "seconds": trained.seconds}
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -223,36 +224,19 @@ def section_steps(
             if coupling == "ot" and batch > 512:
                 continue
             steps = plan.steps_indep if coupling == "independent" else plan.steps_ot
-            contestants = {}
-            for fw in frameworks:
-                if coupling == "ot" and not fw.has_ot:
-                    continue
 
-                def run(
-                    fw: Any = fw, batch: int = batch, steps: int = steps, coupling: str = coupling
-                ) -> tuple[float, Any]:
+            def run(
+                fw: Any, patch: list[str], batch: int = batch, steps: int = steps, coupling: str = coupling
+            ) -> tuple[float, Any]:
+                with patched_all(patch):
                     trained = fw.train_same(task, mlp, batch=batch, steps=steps, coupling=coupling, device=device)
-                    return trained.ms_per_step, None
+                return trained.ms_per_step, None
 
-                contestants[fw.name] = run
+            contestants = {
+                fw.name: functools.partial(run, fw, []) for fw in frameworks if coupling != "ot" or fw.has_ot
+            }
             if candidates:
-                flowscope_fw = frameworks[0]
-                names = list(TRAIN_STEP_PATCH)
-
-                def run_patched(
-                    names: list[str] = names,
-                    flowscope_fw: Any = flowscope_fw,
-                    batch: int = batch,
-                    steps: int = steps,
-                    coupling: str = coupling,
-                ) -> tuple[float, Any]:
-                    with patched_all(names):
-                        trained = flowscope_fw.train_same(
-                            task, mlp, batch=batch, steps=steps, coupling=coupling, device=device
-                        )
-                    return trained.ms_per_step, None
-
-                contestants["flowscope+patch"] = run_patched
+                contestants["flowscope+patch"] = functools.partial(run, frameworks[0], TRAIN_STEP_PATCH)
             # one untimed warm-up call each (allocator, lazy imports, CUDA context)
             for run_one in contestants.values():
                 run_one()
@@ -278,7 +262,8 @@ def section_steps(
         t = torch.rand(batch, device=device)
         flops[batch] = count_flops(lambda x=x, t=t: cfm_loss(net, x, t, x).backward())
     out["flops_per_step"] = flops
-    out["patch"] = {"independent": TRAIN_STEP_PATCH, "ot": TRAIN_STEP_PATCH}
+    if candidates:
+        out["patch"] = {"independent": TRAIN_STEP_PATCH, "ot": TRAIN_STEP_PATCH}
     results["steps"] = out
 
 
@@ -328,7 +313,7 @@ def section_gap(frameworks: list[Any], device: torch.device, plan: Plan, results
 
 
 def section_equal_steps(frameworks: list[Any], device: torch.device, plan: Plan, results: dict[str, Any]) -> None:
-    """Same MLP, batch, optimiser and number of steps: W2 to held-out data, alternating frameworks."""
+    """Same MLP, batch, optimiser and number of steps: W2 to fresh data, alternating frameworks."""
     from peers import same_mlp_config
 
     mlp = same_mlp_config()
@@ -338,14 +323,7 @@ def section_equal_steps(frameworks: list[Any], device: torch.device, plan: Plan,
         row: dict[str, Any] = {"floor": floor_w2(name, plan.eval_seeds)}
         for fw in frameworks:
             trained = fw.train_same(task, mlp, batch=256, steps=plan.equal_steps, device=device)
-            distance, spread, nfe = evaluate_w2(trained, task, plan.eval_seeds)
-            row[fw.name] = {
-                "w2": distance,
-                "w2_std": spread,
-                "nfe": nfe,
-                "seconds": trained.seconds,
-                "ms_per_step": trained.ms_per_step,
-            }
+            row[fw.name] = {**quality_row(trained, task, plan), "ms_per_step": trained.ms_per_step}
             if fw.name == "flowscope" and name == "moons":
                 results["sampling_model"] = trained.info["flow"].net
         out[name] = row
@@ -356,43 +334,18 @@ def section_equal_steps(frameworks: list[Any], device: torch.device, plan: Plan,
     results["equal_steps"] = out
 
 
-class _PatchedFlowscope:
-    """flowscope's default recipe with every proposed core change (bench/candidates.py) applied."""
-
-    name = "flowscope+patch"
-
-    def train_recipe(self, task: Any, *, seconds: float, device: torch.device) -> Any:
-        from candidates import TRAIN_STEP_PATCH, patched_all
-        from peers import Flowscope
-
-        with patched_all(TRAIN_STEP_PATCH):
-            trained = Flowscope().train_recipe(task, seconds=seconds, device=device)
-        trained.framework = self.name
-        trained.info["recipe"] = trained.info["recipe"] + " + " + ", ".join(TRAIN_STEP_PATCH)
-        return trained
-
-
-def section_equal_time(
-    frameworks: list[Any], device: torch.device, plan: Plan, results: dict[str, Any], candidates: bool
-) -> None:
+def section_equal_time(frameworks: list[Any], device: torch.device, plan: Plan, results: dict[str, Any]) -> None:
     """Each framework's documented recipe, trained until the same wall-clock budget is spent."""
     out: dict[str, Any] = {"budget_s": plan.budget_s}
     recipes: dict[str, str] = {}
-    contestants = list(frameworks) + ([_PatchedFlowscope()] if candidates else [])
+    contestants = list(frameworks)
     for i, name in enumerate(DATASETS):
         task = make_task(name, device)
         row: dict[str, Any] = {"floor": floor_w2(name, plan.eval_seeds)}
         order = contestants[i % len(contestants) :] + contestants[: i % len(contestants)]
         for fw in order:
             trained = fw.train_recipe(task, seconds=plan.budget_s, device=device)
-            distance, spread, nfe = evaluate_w2(trained, task, plan.eval_seeds)
-            row[fw.name] = {
-                "w2": distance,
-                "w2_std": spread,
-                "nfe": nfe,
-                "steps": trained.steps,
-                "seconds": trained.seconds,
-            }
+            row[fw.name] = {**quality_row(trained, task, plan), "steps": trained.steps}
             recipes[fw.name] = trained.info.get("recipe", "")
         out[name] = row
         log(
@@ -458,7 +411,7 @@ def section_sampling(frameworks: list[Any], device: torch.device, plan: Plan, re
 
 def section_field(device: torch.device, plan: Plan, results: dict[str, Any]) -> None:
     """Exact marginal field (flowscope.fields.marginal_field) on a grid over many data points."""
-    from measure import clock
+    from measure import median, repeat
 
     try:
         from flowscope import make_path
@@ -474,8 +427,7 @@ def section_field(device: torch.device, plan: Plan, results: dict[str, Any]) -> 
     rows = {}
     marginal_field(path, data, grid[:16], 0.5)  # warm-up
     for t in (0.1, 0.5, 0.9, 0.99):
-        times = [clock(lambda t=t: marginal_field(path, data, grid, t), device)[0] for _ in range(3)]
-        rows[t] = float(np.median(times))
+        rows[t] = median(repeat(lambda _, t=t: marginal_field(path, data, grid, t), 3, device=device))
     pairs = plan.field_points * len(grid)
     results["field"] = {
         "points": plan.field_points,
@@ -648,10 +600,14 @@ def details(results: dict[str, Any]) -> list[str]:
             "`flowscope.train` (its EMA and normalisation included, its loop timed by `TrainResult.seconds`); "
             "TorchCFM runs its `ConditionalFlowMatcher(sigma=0)` / `ExactOptimalTransportConditionalFlowMatcher"
             "(sigma=0)` loop; flow_matching its `AffineProbPath(CondOTScheduler())` loop (it has no OT coupling). "
-            "Median ms per step over alternating rounds; ratio = median of per-round flowscope/TorchCFM ratios. "
-            "`flowscope+patch` = flowscope with the proposed core changes monkeypatched "
-            f"(independent: {', '.join(steps['patch']['independent'])}; OT: {', '.join(steps['patch']['ot'])}; "
-            "see bench/candidates.py).",
+            "Median ms per step over alternating rounds; ratio = median of per-round flowscope/TorchCFM ratios."
+            + (
+                " `flowscope+patch` = flowscope with the proposed core changes monkeypatched "
+                f"(independent: {', '.join(steps['patch']['independent'])}; OT: {', '.join(steps['patch']['ot'])}; "
+                "see bench/candidates.py)."
+                if "patch" in steps
+                else ""
+            ),
             "",
             table(["coupling", "batch", "steps/run"] + [f"{n} ms" for n in names] + ["flowscope/TorchCFM"], rows),
             "",
@@ -717,8 +673,9 @@ def details(results: dict[str, Any]) -> list[str]:
             "W2 at equal steps (same MLP)",
             "Same MLP as above, batch 256, Adam lr 1e-3 constant; steps = {steps}. flowscope keeps its EMA (0.999) "
             "and data normalisation; TorchCFM sigma = 0. 20,000 training points; W2 = exact EMD between 2,000 samples "
-            "(dopri5, atol = rtol = 1e-5) and 2,000 held-out points, mean ± std over {seeds} independent sample "
-            "draws; floor = mean W2 between {seeds} pairs of independent 2,000-point draws of the data.",
+            "(dopri5, atol = rtol = 1e-5) and 2,000 fresh data points, mean ± std over {seeds} independent draws of "
+            "both (`flowscope.evaluation`'s draws); floor = `flowscope.evaluation.w2_floor`, the mean W2 between "
+            "{seeds} pairs of independent 2,000-point draws of the data.",
         ),
         (
             "equal_time",
@@ -852,7 +809,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="torch CPU threads (default 1: stable on a shared machine; 0 = torch's default)",
     )
     parser.add_argument("--peers-path", type=Path, default=None, help="extra import path for the peers")
-    parser.add_argument("--no-candidates", action="store_true", help="skip the monkeypatched core proposals")
+    parser.add_argument(
+        "--no-candidates",
+        action="store_true",
+        help="skip the monkeypatched core proposal (bench/candidates.py; timed on CUDA only)",
+    )
     parser.add_argument(
         "--only",
         default=None,
@@ -900,7 +861,7 @@ def main(argv: list[str] | None = None) -> int:
     device = torch.device(args.device)
     plan = SMOKE if args.smoke else GPU if args.gpu_only else (QUICK if args.quick else FULL)
 
-    from measure import machine_info
+    from measure import Stopwatch, machine_info
     from peers import available_frameworks
 
     frameworks, missing = available_frameworks()
@@ -920,8 +881,8 @@ def main(argv: list[str] | None = None) -> int:
         "plan": plan.__dict__,
         "gpu_only": args.gpu_only,
     }
-    started = time.perf_counter()
-    candidates = not args.no_candidates
+    watch = Stopwatch()
+    candidates = not args.no_candidates and device.type == "cuda"  # on a CPU the candidate is core's loop
     wanted = set(args.only.split(",")) if args.only else set(SECTIONS)
     if args.only:
         if args.json is None or not args.json.exists():
@@ -941,13 +902,13 @@ def main(argv: list[str] | None = None) -> int:
     if not args.gpu_only and "equal_steps" in wanted:
         section_equal_steps(frameworks, device, plan, results)
     if not args.gpu_only and "equal_time" in wanted:
-        section_equal_time(frameworks, device, plan, results, candidates)
+        section_equal_time(frameworks, device, plan, results)
     if "sampling" in wanted:
         section_sampling(frameworks, device, plan, results)
     if (args.gpu_only or not args.quick) and "field" in wanted:
         section_field(device, plan, results)
     if not args.only:
-        results["machine"]["benchmark wall time"] = f"{time.perf_counter() - started:.0f} s"
+        results["machine"]["benchmark wall time"] = f"{watch.elapsed():.0f} s"
 
     results.pop("sampling_model", None)
     if args.json is not None:

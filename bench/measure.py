@@ -26,13 +26,53 @@ def sync(device: torch.device | str) -> None:
         torch.cuda.synchronize()
 
 
+class Stopwatch:
+    """A clock started now, after the device's queued work: `elapsed()` reads it without waiting (a budget
+    check inside a loop must not stall the launch queue), `stop()` waits for the device first."""
+
+    def __init__(self, device: torch.device | str = "cpu") -> None:
+        self.device = device
+        sync(device)
+        self.start = time.perf_counter()
+
+    def elapsed(self) -> float:
+        """Seconds since the start, without waiting for the device."""
+        return time.perf_counter() - self.start
+
+    def stop(self) -> float:
+        """Seconds since the start once the device's queued work is done."""
+        sync(self.device)
+        return self.elapsed()
+
+
 def clock(fn: Callable[[], Any], device: torch.device | str = "cpu") -> tuple[float, Any]:
     """(seconds, result) of one call of `fn`, synchronising the device before and after."""
-    sync(device)
-    start = time.perf_counter()
+    watch = Stopwatch(device)
     out = fn()
-    sync(device)
-    return time.perf_counter() - start, out
+    return watch.stop(), out
+
+
+def repeat(
+    fn: Callable[[int], Any],
+    repeats: int,
+    *,
+    warmup: int = 0,
+    device: torch.device | str = "cpu",
+    setup: Callable[[int], Any] | None = None,
+) -> list[float]:
+    """Seconds of `repeats` clocked calls fn(i) after `warmup` discarded ones (as `timeit.repeat`).
+
+    i counts the calls from 0, warm-ups included; `setup(i)`, if given, runs untimed before call i (e.g. to
+    move a slider to the value that call i renders).
+    """
+    times = []
+    for i in range(warmup + repeats):
+        if setup is not None:
+            setup(i)
+        seconds, _ = clock(lambda i=i: fn(i), device)
+        if i >= warmup:
+            times.append(seconds)
+    return times
 
 
 def median(values: Sequence[float]) -> float:

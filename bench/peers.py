@@ -14,21 +14,19 @@ what its users are told to do. flowscope is always driven through its public API
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import torch
+from measure import Stopwatch
 from torch import Tensor, nn
 from torchdiffeq import odeint
 
 import flowscope
 from flowscope import MLPConfig, SolverConfig, TrainConfig, VelocityMLP
-
-Velocity = Callable[[Tensor, Tensor], Tensor]
-
+from flowscope.evaluation import REFERENCE_SOLVER, DataSampler
+from flowscope.sampling import Velocity
 
 # --------------------------------------------------------------------------------------------------------
 # Shared pieces
@@ -36,21 +34,21 @@ Velocity = Callable[[Tensor, Tensor], Tensor]
 
 @dataclass
 class Task:
-    """A 2-D benchmark problem: training data (and source samples), held-out data for W2 (floor: compare.py).
+    """A 2-D benchmark problem: training data (and source samples), fresh data to judge samples by.
 
     Attributes:
         name: e.g. "moons" or "8gaussians->moons".
         data: training points [N, 2] (float32, data coordinates, on the benchmark device).
         source: training source samples [M, 2] for a non-Gaussian source, else None (N(0, I)).
         eval_source: fresh source points to start evaluation samples from (non-Gaussian source), else None.
-        held_out: fresh data points (numpy) the samples are compared with.
+        reference: sample_data(n, seed), fresh draws of the data that `flowscope.evaluation` judges samples by.
     """
 
     name: str
     data: Tensor
     source: Tensor | None
     eval_source: Tensor | None
-    held_out: np.ndarray
+    reference: DataSampler
 
 
 @dataclass
@@ -106,14 +104,38 @@ def _gaussian_x0(device: torch.device) -> Callable[[int, torch.Generator], Tenso
     return draw
 
 
-def _budget_reached(start: float, seconds: float | None) -> bool:
-    return seconds is not None and time.perf_counter() - start >= seconds
+def _peer_loop(
+    task: Task,
+    net: nn.Module,
+    loss_of: Callable[[Tensor, Tensor], Tensor],
+    *,
+    batch: int,
+    steps: int | None,
+    seconds: float | None,
+) -> tuple[int, float]:
+    """A peer's training loop as both peers' 2-D examples write it: Adam lr 1e-3; per step x1 from the data,
+    x0 ~ N(0, I) (or from the source), the framework's loss_of(x0, x1); until `steps` or the budget is spent.
+
+    Returns (steps done, seconds).
+    """
+    optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
+    watch = Stopwatch(task.data.device)
+    k = 0
+    while (steps is None or k < steps) and (seconds is None or watch.elapsed() < seconds):
+        optimizer.zero_grad()
+        x1 = _draw_batch(task.data, batch)
+        x0 = torch.randn_like(x1) if task.source is None else _draw_batch(task.source, batch)
+        loss_of(x0, x1).backward()
+        optimizer.step()
+        k += 1
+    return k, watch.stop()
 
 
 def reference_sample(velocity: Velocity, x0: Tensor, t1: float = 1.0) -> tuple[Tensor, int]:
-    """The evaluation sampler used for every framework's W2: dopri5, atol = rtol = 1e-5 (torchdiffeq)."""
+    """The evaluation sampler used for every framework's W2: flowscope.evaluation's REFERENCE_SOLVER (dopri5,
+    atol = rtol = 1e-5, torchdiffeq)."""
     counted = CountingVelocity(velocity)
-    result = flowscope.integrate(counted, x0, t1=t1, solver=SolverConfig("dopri5", atol=1e-5, rtol=1e-5))
+    result = flowscope.integrate(counted, x0, t1=t1, solver=REFERENCE_SOLVER)
     return result.samples, result.nfe
 
 
@@ -132,7 +154,7 @@ class Flowscope:
         flow = result.model
 
         def sample(x0: Tensor) -> tuple[Tensor, int]:
-            out = flow.sample(x0=x0, solver=SolverConfig("dopri5", atol=1e-5, rtol=1e-5))
+            out = flow.sample(x0=x0, solver=REFERENCE_SOLVER)
             return out.samples, out.nfe
 
         def draw(n: int, generator: torch.Generator) -> Tensor:
@@ -240,22 +262,13 @@ class TorchCFM:
         coupling: str,
     ) -> tuple[int, float]:
         fm = self._matchers[coupling](sigma=sigma)
-        optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
-        start = time.perf_counter()
-        k = 0
-        while (steps is None or k < steps) and not _budget_reached(start, seconds):
-            optimizer.zero_grad()
-            x1 = _draw_batch(task.data, batch)
-            x0 = torch.randn_like(x1) if task.source is None else _draw_batch(task.source, batch)
+
+        def loss_of(x0: Tensor, x1: Tensor) -> Tensor:
             t, xt, ut = fm.sample_location_and_conditional_flow(x0, x1)
             vt = forward(xt, t)
-            loss = torch.mean((vt - ut) ** 2)
-            loss.backward()
-            optimizer.step()
-            k += 1
-        if task.data.is_cuda:
-            torch.cuda.synchronize()
-        return k, time.perf_counter() - start
+            return torch.mean((vt - ut) ** 2)
+
+        return _peer_loop(task, net, loss_of, batch=batch, steps=steps, seconds=seconds)
 
     def train_same(
         self,
@@ -366,23 +379,14 @@ class FlowMatching:
     def _loop(
         self, task: Task, net: nn.Module, *, batch: int, steps: int | None, seconds: float | None
     ) -> tuple[int, float]:
-        optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
         path = self._path
-        start = time.perf_counter()
-        k = 0
-        while (steps is None or k < steps) and not _budget_reached(start, seconds):
-            optimizer.zero_grad()
-            x_1 = _draw_batch(task.data, batch)
-            x_0 = torch.randn_like(x_1) if task.source is None else _draw_batch(task.source, batch)
+
+        def loss_of(x_0: Tensor, x_1: Tensor) -> Tensor:
             t = torch.rand(x_1.shape[0], device=x_1.device)
             path_sample = path.sample(t=t, x_0=x_0, x_1=x_1)
-            loss = torch.pow(net(path_sample.x_t, path_sample.t) - path_sample.dx_t, 2).mean()
-            loss.backward()
-            optimizer.step()
-            k += 1
-        if task.data.is_cuda:
-            torch.cuda.synchronize()
-        return k, time.perf_counter() - start
+            return torch.pow(net(path_sample.x_t, path_sample.t) - path_sample.dx_t, 2).mean()
+
+        return _peer_loop(task, net, loss_of, batch=batch, steps=steps, seconds=seconds)
 
     def train_same(
         self,
