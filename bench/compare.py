@@ -63,6 +63,7 @@ SECTIONS = ("peak", "steps", "gap", "equal_steps", "equal_time", "sampling", "fi
 GPU_BEGIN = "<!-- GPU-RESULTS:BEGIN -->"
 GPU_END = "<!-- GPU-RESULTS:END -->"
 DATASETS = ("moons", "8gaussians", "checkerboard", "8gaussians->moons")
+FRAMEWORKS = ("flowscope", "torchcfm", "flow_matching")  # the contestants, in the tables' column order
 N_TRAIN = 20_000
 N_EVAL = 2_000
 
@@ -207,11 +208,8 @@ def section_peak(device: torch.device, results: dict[str, Any]) -> None:
     log(f"matmul peak {results['peak']['square']:.1f} GFLOP/s ({size}^3)")
 
 
-def section_steps(
-    frameworks: list[Any], device: torch.device, plan: Plan, results: dict[str, Any], candidates: bool
-) -> None:
+def section_steps(frameworks: list[Any], device: torch.device, plan: Plan, results: dict[str, Any]) -> None:
     """ms per optimiser step on the same MLP, alternating frameworks, for each coupling and batch."""
-    from candidates import TRAIN_STEP_PATCH, patched_all
     from measure import alternate, count_flops
     from peers import same_mlp_config
 
@@ -225,18 +223,11 @@ def section_steps(
                 continue
             steps = plan.steps_indep if coupling == "independent" else plan.steps_ot
 
-            def run(
-                fw: Any, patch: list[str], batch: int = batch, steps: int = steps, coupling: str = coupling
-            ) -> tuple[float, Any]:
-                with patched_all(patch):
-                    trained = fw.train_same(task, mlp, batch=batch, steps=steps, coupling=coupling, device=device)
+            def run(fw: Any, batch: int = batch, steps: int = steps, coupling: str = coupling) -> tuple[float, Any]:
+                trained = fw.train_same(task, mlp, batch=batch, steps=steps, coupling=coupling, device=device)
                 return trained.ms_per_step, None
 
-            contestants = {
-                fw.name: functools.partial(run, fw, []) for fw in frameworks if coupling != "ot" or fw.has_ot
-            }
-            if candidates:
-                contestants["flowscope+patch"] = functools.partial(run, frameworks[0], TRAIN_STEP_PATCH)
+            contestants = {fw.name: functools.partial(run, fw) for fw in frameworks if coupling != "ot" or fw.has_ot}
             # one untimed warm-up call each (allocator, lazy imports, CUDA context)
             for run_one in contestants.values():
                 run_one()
@@ -262,8 +253,6 @@ def section_steps(
         t = torch.rand(batch, device=device)
         flops[batch] = count_flops(lambda x=x, t=t: cfm_loss(net, x, t, x).backward())
     out["flops_per_step"] = flops
-    if candidates:
-        out["patch"] = {"independent": TRAIN_STEP_PATCH, "ot": TRAIN_STEP_PATCH}
     results["steps"] = out
 
 
@@ -474,21 +463,18 @@ def headline(results: dict[str, Any]) -> str:
     for key in ("independent/256", "independent/512", "independent/4096"):
         if key in steps and "torchcfm" in steps[key]["ms"]:
             r = steps[key]["ratio_vs_torchcfm"]
-            patched = r.get("flowscope+patch")
             rows.append(
                 [
                     f"train step, same MLP, batch {key.split('/')[1]}: flowscope / TorchCFM time",
                     fmt(r["flowscope"]),
                     "<= 1.0",
                     verdict(r["flowscope"] <= 1.0),
-                    fmt(patched) if patched else "n/a",
                 ]
             )
     for key in ("ot/256", "ot/512"):
         if key in steps and "torchcfm" in steps[key]["ms"]:
             r = steps[key]["ratio_vs_torchcfm"]
             speed = 1 / r["flowscope"]
-            patched = r.get("flowscope+patch")
             target = ">= 2x" if key.endswith("512") else "(info)"
             rows.append(
                 [
@@ -496,7 +482,6 @@ def headline(results: dict[str, Any]) -> str:
                     f"{fmt(speed)}x",
                     target,
                     verdict(speed >= 2.0) if key.endswith("512") else "",
-                    f"{fmt(1 / patched)}x" if patched else "n/a",
                 ]
             )
     gap = results.get("gap")
@@ -508,7 +493,6 @@ def headline(results: dict[str, Any]) -> str:
                 f"{g * 100:.2g}%",
                 "<= 0.1%",
                 verdict(g <= 1e-3),
-                "(same solver)",
             ]
         )
     eq = results.get("equal_time")
@@ -522,34 +506,23 @@ def headline(results: dict[str, Any]) -> str:
                 continue
             best_name = min(peers, key=peers.get)
             ratio = row["flowscope"]["w2"] / peers[best_name]
-            patched = row.get("flowscope+patch")
             rows.append(
                 [
                     f"W2 at equal wall-clock ({fmt(eq['budget_s'])} s), {name}: flowscope / best peer ({best_name})",
                     fmt(ratio),
                     "< 1.0",
                     verdict(ratio < 1.0),
-                    fmt(patched["w2"] / peers[best_name]) if patched else "",
                 ]
             )
-        nfes = {
-            k: [eq[d][k]["nfe"] for d in DATASETS if d in eq and k in eq[d]]
-            for k in ("flowscope", "flowscope+patch", "torchcfm")
-        }
+        nfes = {k: [eq[d][k]["nfe"] for d in DATASETS if d in eq and k in eq[d]] for k in ("flowscope", "torchcfm")}
         if nfes["flowscope"] and nfes["torchcfm"]:
             ratio = float(np.mean(nfes["flowscope"])) / float(np.mean(nfes["torchcfm"]))
-            patched_ratio = (
-                float(np.mean(nfes["flowscope+patch"])) / float(np.mean(nfes["torchcfm"]))
-                if nfes["flowscope+patch"]
-                else None
-            )
             rows.append(
                 [
                     "dopri5 (1e-5) NFE of the equal-time models, mean over datasets: flowscope / TorchCFM",
                     fmt(ratio),
                     "(info: sampling cost)",
                     "",
-                    fmt(patched_ratio) if patched_ratio else "",
                 ]
             )
     st = results.get("steps", {})
@@ -563,24 +536,19 @@ def headline(results: dict[str, Any]) -> str:
                 f"{gflops / peak['square'] * 100:.2g}%",
                 "(info)",
                 "",
-                "",
             ]
         )
     if not rows:
         return ""
-    return "## Headline (ratios)\n\n" + table(
-        ["criterion", "flowscope as shipped", "target", "verdict", "with proposed core patch"], rows
-    )
+    return "## Headline (ratios)\n\n" + table(["criterion", "flowscope as shipped", "target", "verdict"], rows)
 
 
 def details(results: dict[str, Any]) -> list[str]:
     out: list[str] = []
     steps = results.get("steps")
     if steps:
-        names = sorted(
-            {n for k, v in steps.items() if "/" in k for n in v["ms"]},
-            key=["flowscope", "flowscope+patch", "torchcfm", "flow_matching"].index,
-        )
+        timed = {n for k, v in steps.items() if "/" in k for n in v["ms"]}
+        names = [n for n in FRAMEWORKS if n in timed]
         rows = []
         for key, v in steps.items():
             if "/" not in key:
@@ -600,14 +568,7 @@ def details(results: dict[str, Any]) -> list[str]:
             "`flowscope.train` (its EMA and normalisation included, its loop timed by `TrainResult.seconds`); "
             "TorchCFM runs its `ConditionalFlowMatcher(sigma=0)` / `ExactOptimalTransportConditionalFlowMatcher"
             "(sigma=0)` loop; flow_matching its `AffineProbPath(CondOTScheduler())` loop (it has no OT coupling). "
-            "Median ms per step over alternating rounds; ratio = median of per-round flowscope/TorchCFM ratios."
-            + (
-                " `flowscope+patch` = flowscope with the proposed core changes monkeypatched "
-                f"(independent: {', '.join(steps['patch']['independent'])}; OT: {', '.join(steps['patch']['ot'])}; "
-                "see bench/candidates.py)."
-                if "patch" in steps
-                else ""
-            ),
+            "Median ms per step over alternating rounds; ratio = median of per-round flowscope/TorchCFM ratios.",
             "",
             table(["coupling", "batch", "steps/run"] + [f"{n} ms" for n in names] + ["flowscope/TorchCFM"], rows),
             "",
@@ -687,9 +648,7 @@ def details(results: dict[str, Any]) -> list[str]:
         block = results.get(key)
         if not block:
             continue
-        fws = [
-            n for n in ("flowscope", "flowscope+patch", "torchcfm", "flow_matching") if n in block.get(DATASETS[0], {})
-        ]
+        fws = [n for n in FRAMEWORKS if n in block.get(DATASETS[0], {})]
         rows = []
         for name in DATASETS:
             r = block.get(name)
@@ -702,7 +661,7 @@ def details(results: dict[str, Any]) -> list[str]:
                 spread = f" ± {v['w2_std']:.3f}" if "w2_std" in v else ""
                 cells.append(f"{v['w2']:.4f}{spread} ({v['w2'] / r['floor']:.2f}x floor, NFE {v['nfe']}{extra})")
             rows.append(cells)
-        recipes = "; ".join(f"{k}: {v}" for k, v in block.get("recipes", {}).items())
+        recipes = "; ".join(f"{k}: {v}" for k, v in block.get("recipes", {}).items() if k in FRAMEWORKS)
         out += [
             f"## {title}",
             "",
@@ -810,11 +769,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--peers-path", type=Path, default=None, help="extra import path for the peers")
     parser.add_argument(
-        "--no-candidates",
-        action="store_true",
-        help="skip the monkeypatched core proposal (bench/candidates.py; timed on CUDA only)",
-    )
-    parser.add_argument(
         "--only",
         default=None,
         help=f"comma-separated sections to re-run into an existing --json ({', '.join(SECTIONS)})",
@@ -882,7 +836,6 @@ def main(argv: list[str] | None = None) -> int:
         "gpu_only": args.gpu_only,
     }
     watch = Stopwatch()
-    candidates = not args.no_candidates and device.type == "cuda"  # on a CPU the candidate is core's loop
     wanted = set(args.only.split(",")) if args.only else set(SECTIONS)
     if args.only:
         if args.json is None or not args.json.exists():
@@ -896,7 +849,7 @@ def main(argv: list[str] | None = None) -> int:
     if "peak" in wanted:
         section_peak(device, results)
     if "steps" in wanted:
-        section_steps(frameworks, device, plan, results, candidates)
+        section_steps(frameworks, device, plan, results)
     if "gap" in wanted:
         section_gap(frameworks, device, plan, results)
     if not args.gpu_only and "equal_steps" in wanted:
