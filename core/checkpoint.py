@@ -28,6 +28,9 @@ __all__ = ["FORMAT", "FORMAT_VERSION", "CheckpointError", "config_of", "from_byt
 FORMAT = "flowscope"
 FORMAT_VERSION = "1"
 SOURCE_KEY = "source"
+#: Optional tensor: a sample of the training data (data coordinates), so the explorer can show the model
+#: without the dataset it came from.
+DATA_KEY = "data"
 NET_PREFIX = "net."
 #: Headers beyond this are refused before parsing (a real flowscope header is a few kB).
 MAX_HEADER_BYTES = 1 << 20
@@ -44,6 +47,8 @@ def to_bytes(flow: FlowModel) -> bytes:
     tensors = {NET_PREFIX + k: v.detach().cpu().contiguous() for k, v in flow.net.state_dict().items()}
     if flow.source is not None:
         tensors[SOURCE_KEY] = flow.source.detach().cpu().float().contiguous()
+    if flow.data is not None:
+        tensors[DATA_KEY] = flow.data.detach().cpu().float().contiguous()
     return save_tensors_to_bytes(tensors, metadata={"format": FORMAT, "format_version": FORMAT_VERSION,
                                                     "config": json.dumps(config_of(flow))})
 
@@ -131,13 +136,7 @@ def _parse_config(metadata: Mapping[str, str], name: str) -> dict[str, Any]:
         _require(model, "fourier_features", int, name, "config.model")
         _require(model, "fourier_scale", (int, float), name, "config.model")
     _require(config["path"], "name", str, name, "config.path")
-    norm = config["normalization"]
-    _require(norm, "mean", list, name, "config.normalization")
-    _require(norm, "scale", (int, float), name, "config.normalization")
-    if len(norm["mean"]) != model["dim"] or not all(isinstance(m, (int, float)) for m in norm["mean"]):
-        raise CheckpointError(f"{name}: config.normalization.mean must be {model['dim']} numbers")
-    if not norm["scale"] > 0:
-        raise CheckpointError(f"{name}: config.normalization.scale must be > 0, got {norm['scale']}")
+    _normalizer(config["normalization"], model["dim"], name)
     if config["coupling"] not in COUPLINGS:
         raise CheckpointError(f"{name}: config.coupling {config['coupling']!r} is not one of {COUPLINGS}")
     if config["source"] not in ("gaussian", "samples"):
@@ -181,15 +180,41 @@ def _build(config: dict[str, Any], tensors: dict[str, torch.Tensor], name: str) 
             raise CheckpointError(f"{name}: tensor {key!r} holds NaN or inf")
     net.load_state_dict({k: v.float() for k, v in state.items()})
     net.eval()
+    normalizer = _normalizer(config["normalization"], net.config.dim, name)
     source = tensors.get(SOURCE_KEY)
     if config["source"] == "samples":
-        if source is None or source.dim() != 2 or source.shape[1] != net.config.dim or len(source) < 1:
+        if source is None or source.dim() != 2 or source.shape[1] != normalizer.data_dim or len(source) < 1:
             raise CheckpointError(f"{name}: config says source samples are stored, but tensor "
-                                  f"{SOURCE_KEY!r} of shape (n, {net.config.dim}) is missing or malformed")
-    normalizer = Normalizer(mean=tuple(float(m) for m in config["normalization"]["mean"]),
-                            scale=float(config["normalization"]["scale"]))
+                                  f"{SOURCE_KEY!r} of shape (n, {normalizer.data_dim}) is missing or malformed")
+    data = tensors.get(DATA_KEY)
+    if data is not None and (data.dim() != 2 or data.shape[1] != normalizer.data_dim or not torch.isfinite(data).all()):
+        raise CheckpointError(f"{name}: tensor {DATA_KEY!r} must be finite data of shape (n, {normalizer.data_dim}), "
+                              f"got {tuple(data.shape)}")
     reserved = {"model", "path", "coupling", "normalization", "source"}
     info = {k: v for k, v in config.items() if k not in reserved}
     return FlowModel(net=net, path=path, normalizer=normalizer,
                      source=source.float() if config["source"] == "samples" and source is not None else None,
-                     coupling=config["coupling"], info=info)
+                     coupling=config["coupling"], info=info, data=None if data is None else data.float())
+
+
+def _normalizer(norm: dict[str, Any], latent_dim: int, name: str) -> Normalizer:
+    """The stored normalisation, validated: per-column (or, in files before format 1.1, one) scale."""
+    _require(norm, "mean", list, name, "config.normalization")
+    _require(norm, "scale", (int, float, list), name, "config.normalization")
+    mean, scale, constant = norm["mean"], norm["scale"], norm.get("constant", [])
+    if not isinstance(scale, list):
+        scale = [scale] * len(mean)  # one scale for every column, as files written before per-column scales
+    numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in [*mean, *scale])
+    if not numbers or len(scale) != len(mean):
+        raise CheckpointError(f"{name}: config.normalization.mean and .scale must be lists of "
+                              f"{len(mean)} numbers")
+    if not isinstance(constant, list) or not all(isinstance(c, int) and not isinstance(c, bool) for c in constant):
+        raise CheckpointError(f"{name}: config.normalization.constant must be a list of column indices")
+    if len(mean) - len(constant) != latent_dim:
+        raise CheckpointError(f"{name}: config.normalization has {len(mean)} columns and {len(constant)} constant "
+                              f"ones, but the model is {latent_dim}-dimensional")
+    try:
+        return Normalizer(mean=tuple(float(m) for m in mean), scale=tuple(float(s) for s in scale),
+                          constant=tuple(constant))
+    except ValueError as err:
+        raise CheckpointError(f"{name}: config.normalization: {err}") from None

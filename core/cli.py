@@ -96,6 +96,8 @@ def _add_train(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fourier-features", type=int, default=MLPConfig.fourier_features,
                    help="random Fourier features of x fed to the MLP (0: raw coordinates only)")
     p.add_argument("--device", default=None, help="cuda, mps or cpu (default: best available)")
+    p.add_argument("--normalize", choices=("column", "global"), default=DEFAULTS.normalize,
+                   help="standardise each column (default), or one scale for all columns")
     p.add_argument("--resume", type=Path, help="continue training this checkpoint")
     p.add_argument("--no-eval", action="store_true", help="skip measuring W2 after training")
     p.add_argument("--out", type=Path, help="output .safetensors (default DATASET-PATH.safetensors)")
@@ -198,10 +200,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise CLIError(f"source has {source.shape[1]} columns but the data has {data.shape[1]}")
     path_params = {} if args.sigma is None else {"sigma_min" if args.path == "ot" else "sigma": args.sigma}
     config = TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
-                         device=args.device)
+                         device=args.device, normalize=args.normalize)
     resume = checkpoint.load(args.resume) if args.resume else None
     on_step, close = _progress(args.steps, args.quiet)
-    path_arg = args.path if not path_params else _path_with(args.path, path_params, data)
+    path_arg = args.path if not path_params else _path_with(args.path, path_params, data, args.normalize)
     try:
         result = train(torch.from_numpy(data), path=path_arg, config=config, source=source,
                        model=MLPConfig(dim=data.shape[1], width=args.width, depth=args.depth,
@@ -226,9 +228,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _path_with(name: str, params: dict[str, float], data: np.ndarray) -> AffinePath:
+def _path_with(name: str, params: dict[str, float], data: np.ndarray, normalize: str) -> AffinePath:
     """A path name with explicit parameters, built for the normalised data."""
-    z = Normalizer.fit(torch.from_numpy(data)).encode(torch.from_numpy(data))
+    z = Normalizer.fit(torch.from_numpy(data), per_column=normalize == "column").encode(torch.from_numpy(data))
     return path_for_data(name, z, **params)
 
 

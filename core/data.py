@@ -18,10 +18,13 @@ from collections.abc import Callable
 
 import numpy as np
 
+from . import tables
+
 _Generator = Callable[[np.random.Generator, int], np.ndarray]
 
 
-__all__ = ["DATASETS", "RINGS_RADII", "dataset_hash", "distance_to_rings", "make_circles", "make_dataset", "make_moons",
+__all__ = ["ALL_DATASETS", "DATASETS", "dataset_columns",
+           "RINGS_RADII", "dataset_hash", "distance_to_rings", "make_circles", "make_dataset", "make_moons",
            "make_swiss_roll"]
 
 
@@ -180,33 +183,43 @@ _GENERATORS: dict[str, _Generator] = {
     "checkerboard": _checkerboard,
 }
 
-#: Names accepted by `make_dataset`, in a stable order (for menus and the CLI).
+#: The 2-D toy datasets, in a stable order (for menus, the zoo and the CLI).
 DATASETS: tuple[str, ...] = tuple(_GENERATORS)
+#: Every name `make_dataset` accepts: the 2-D toys and the tables of `flowscope.tables` (more columns).
+ALL_DATASETS: tuple[str, ...] = DATASETS + tables.TABLES
+
+
+def dataset_columns(name: str) -> tuple[str, ...]:
+    """The column names of a built-in dataset (x0, x1 for the 2-D toys)."""
+    return ("x0", "x1") if name in _GENERATORS else tables.table_info(name).columns
 
 
 def make_dataset(name: str, n: int, seed: int = 0) -> np.ndarray:
-    """Draw n points of a toy dataset, reproducibly, so that a name and a seed identify the data.
+    """Draw n points of a built-in dataset, reproducibly, so that a name and a seed identify the data.
 
     Args:
-        name: one of `DATASETS`.
-        n: number of points, at least 1; exactly n rows are returned.
+        name: one of `ALL_DATASETS` (a 2-D toy or a table of `flowscope.tables`).
+        n: number of points, at least 1; exactly n rows are returned, except for a real table, which
+            returns min(n, its rows) rows.
         seed: seed of the `numpy.random.Generator(PCG64(seed))` that all draws come from (>= 0).
 
     Returns:
-        float32 array [n, 2], rows in random order.
+        float32 array [n, D], rows in random order.
 
     Raises:
         ValueError: unknown name (the message lists the valid ones), n < 1 or a negative seed.
         TypeError: n or seed is not an integer.
     """
     generator = _GENERATORS.get(name)
-    if generator is None:
-        raise ValueError(f"unknown dataset {name!r}; valid names: {', '.join(DATASETS)}")
+    if generator is None and name not in tables.TABLES:
+        raise ValueError(f"unknown dataset {name!r}; valid names: {', '.join(ALL_DATASETS)}")
     n, seed = operator.index(n), operator.index(seed)
     if n < 1:
         raise ValueError(f"n must be at least 1, got {n}")
     if seed < 0:
         raise ValueError(f"seed must be non-negative, got {seed}")
+    if generator is None:
+        return tables.load(name, n, seed).astype(np.float32)
     x = generator(np.random.Generator(np.random.PCG64(seed)), n)
     return x.astype(np.float32)
 

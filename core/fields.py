@@ -52,6 +52,7 @@ __all__ = [
     "irreducible_loss",
     "marginal_field",
     "marginal_field_pairs",
+    "mixture_log_density",
     "pair_posterior_topk",
     "posterior_topk",
 ]
@@ -197,7 +198,7 @@ def _softmax_average_rows(x: Tensor, centres: Tensor, values: Tensor, var: float
         else:
             weights = torch.exp(logits - new_max[:, None])
         vals = values[start : start + chunk]
-        vals = torch.cat([vals, torch.ones_like(vals[:, :1])], dim=1)
+        vals = torch.cat([vals, vals.new_ones(vals.shape[0], 1)], dim=1)
         acc = acc * torch.exp(run_max - new_max)[:, None] + weights @ vals
         run_max = new_max
     total = acc[:, k]
@@ -227,6 +228,12 @@ def _kernel_average(
     sq_norm = xs.pow(2).sum(1)
     log_mean = lse - 0.5 * sq_norm / var - math.log(n) + gaussian.log_normalizer(d, var)
     return log_mean, avg
+
+
+def mixture_log_density(x: Tensor, centres: Tensor, var: float, *, chunk_size: int | None = None) -> Tensor:
+    """log mean_i N(x; c_i, var I) of a Gaussian mixture at points x [M, d], shape [M] (streaming, like the fields)."""
+    _check_points("x", x, centres)
+    return _kernel_average(x, centres, centres[:, :0], var, chunk_size)[0]
 
 
 def conditional_field_grid(path: AffinePath, x1_point: Tensor, grid: Tensor, t: float) -> Tensor:

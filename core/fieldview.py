@@ -25,10 +25,12 @@ from .fields import (
     exact_field,
     field_error,
     irreducible_loss,
+    mixture_log_density,
     pair_posterior_topk,
     posterior_topk,
 )
 from .flow import FlowModel
+from .projection import Projection
 
 __all__ = [
     "FIELD_POINTS",
@@ -40,6 +42,7 @@ __all__ = [
     "fields_at",
     "loss_by_t",
     "marginal_log_density",
+    "projected_log_density",
 ]
 
 #: Most data points the exact fields aggregate over (the marginal field costs O(queries x points)).
@@ -149,6 +152,37 @@ def marginal_log_density(flow: FlowModel, support: FieldSupport, points: Tensor,
     z = flow.normalizer.encode(_as_tensor(points).to(support.z1.device))
     log_p = exact_field(flow.path, support.z1, z, t, source=support.z0).log_density
     return log_p - flow.normalizer.log_det
+
+
+@torch.no_grad()
+def projected_log_density(flow: FlowModel, support: FieldSupport, projection: Projection, uv: Tensor,
+                          t: float) -> Tensor:
+    """log density of the projection of the exact p_t at plane coordinates uv [M, 2], shape [M].
+
+    The marginal path is a Gaussian mixture in normalised coordinates (components N(alpha_t z1_i, v_t I), or
+    the pairs' kernels); a linear map takes each component to a 2-D Gaussian N(b + M c_i, v_t M M^T), so the
+    projected density, what a histogram of projected particles estimates, is exact: whitened by the
+    Cholesky factor L of M M^T, it is an isotropic mixture, minus log |det L|. For D = 2 and the coordinate
+    axes it equals `marginal_log_density`.
+    """
+    t = flow.clamp_time(t)
+    path, norm = flow.path, flow.normalizer
+    z0 = torch.zeros(1, norm.dim, dtype=torch.float64)
+    offset = projection.project(norm.decode(z0))[0]  # b: where z = 0 lands
+    basis = torch.eye(norm.dim, dtype=torch.float64)
+    linear = projection.project_velocity(norm.decode_velocity(basis)).T  # M [2, d]: dz -> duv
+    cholesky = torch.linalg.cholesky(linear @ linear.T)
+    tt = torch.tensor(t, dtype=torch.float64)
+    alpha, sigma = float(path.alpha(tt)), float(path.sigma(tt))
+    z1 = support.z1.double().cpu()
+    if support.z0 is None:
+        centres, var = alpha * z1, sigma**2 + path.noise_std**2
+    else:
+        centres, var = alpha * z1 + sigma * support.z0.double().cpu(), path.noise_std**2
+    whiten = torch.linalg.inv(cholesky)
+    y = (uv.double().cpu() - offset) @ whiten.T
+    log_p = mixture_log_density(y, centres @ linear.T @ whiten.T, var)
+    return (log_p - torch.log(torch.diagonal(cholesky)).sum()).to(uv.dtype)
 
 
 @torch.no_grad()

@@ -45,6 +45,8 @@ class FlowModel:
         source: source samples in data coordinates for a non-Gaussian source; None for N(0, prior_std^2 I).
         coupling: how source and data were paired in training.
         info: dataset name and hash, training settings, metrics: the checkpoint's JSON config extras.
+        data: optionally, a sample of the training data in data coordinates, stored with the model so that
+            views of it need no dataset (the pretrained tabular models carry theirs).
     """
 
     net: VelocityMLP
@@ -53,10 +55,16 @@ class FlowModel:
     source: Tensor | None = None
     coupling: str = "independent"
     info: dict[str, Any] = field(default_factory=dict)
+    data: Tensor | None = None
 
     @property
     def dim(self) -> int:
-        """Data dimension."""
+        """Data dimension D (columns of the data, constant ones included)."""
+        return self.normalizer.data_dim
+
+    @property
+    def latent_dim(self) -> int:
+        """The dimension d the flow works in: the data's columns that are not constants of the model."""
         return self.net.config.dim
 
     @property
@@ -83,7 +91,7 @@ class FlowModel:
         """n starting points at t = 0 in data coordinates: the Gaussian prior, or stored source samples."""
         device = self.device
         if self.source is None:
-            z = torch.randn(n, self.dim, generator=generator, device="cpu").to(device) * self.path.prior_std
+            z = torch.randn(n, self.latent_dim, generator=generator, device="cpu").to(device) * self.path.prior_std
             return self.normalizer.decode(z)
         index = torch.randint(len(self.source), (n,), generator=generator, device="cpu").to(device)
         return self.source[index]
@@ -123,8 +131,8 @@ class FlowModel:
         return float(min(max(t, 0.0), self.path.t_max))
 
     def source_std(self) -> Tensor:
-        """Per-dimension std of the Gaussian source in data coordinates, [d] (prior_std times the scale)."""
-        return self.normalizer.decode_velocity(torch.full((self.dim,), self.path.prior_std, dtype=torch.float64))
+        """Per-column std of the Gaussian source in data coordinates [D]: prior_std times the scale, 0 if constant."""
+        return self.normalizer.decode_velocity(torch.full((self.latent_dim,), self.path.prior_std, dtype=torch.float64))
 
     def prior_log_density(self, x: Tensor) -> Tensor:
         """log density at t = 0 of data-coordinate points for the Gaussian prior (None-source models)."""

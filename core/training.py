@@ -29,7 +29,12 @@ RANDOM_BLOCK = 64
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Optimisation settings; every field is stored in the checkpoint."""
+    """Optimisation settings; every field is stored in the checkpoint.
+
+    `normalize`: "column" standardises each data column (a diagonal map, so one column of values ~1000
+    does not set the scale of the others); "global" uses one scale for all columns (the isotropic map of
+    the 2-D zoo models). Either way the paths are isotropic in the normalised coordinates.
+    """
 
     steps: int = 20000
     batch_size: int = 512
@@ -43,6 +48,7 @@ class TrainConfig:
     seed: int = 0
     device: str | None = None
     threads: int | None = None
+    normalize: str = "column"
 
     def __post_init__(self) -> None:
         checks = {
@@ -54,6 +60,7 @@ class TrainConfig:
             "ema_decay must lie in [0, 1)": 0.0 <= self.ema_decay < 1.0,
             "grad_clip must be >= 0": self.grad_clip >= 0,
             "threads must be >= 1": self.threads is None or self.threads >= 1,
+            "normalize must be 'column' or 'global'": self.normalize in ("column", "global"),
         }
         failed = [message for message, ok in checks.items() if not ok]
         if failed:
@@ -159,7 +166,7 @@ def train(
         torch.set_num_threads(config.threads)
     try:
         torch.manual_seed(config.seed)
-        flow = _initial_flow(data, path, model, source, coupling, resume).to(device)
+        flow = _initial_flow(data, path, model, source, coupling, resume, config.normalize).to(device)
         flow.info.update(
             dataset=dataset, dataset_hash=dataset_hash, n_train=int(data.shape[0]), train=config.to_dict()
         )
@@ -175,19 +182,25 @@ def _initial_flow(
     source: Tensor | None,
     coupling: str,
     resume: FlowModel | None,
+    normalize: str = "column",
 ) -> FlowModel:
-    """A fresh FlowModel fitted to `data`, or a copy of `resume` to continue training."""
+    """A fresh FlowModel fitted to `data`, or a copy of `resume` to continue training.
+
+    Constant data columns are constants of the model (with a Gaussian source): the network sees only the
+    varying ones, so `model.dim` may be the data's dimension or that of its varying columns.
+    """
     if resume is not None:
         if resume.dim != data.shape[1]:
             raise ValueError(f"cannot resume a {resume.dim}-d model on {data.shape[1]}-d data")
         flow = copy.deepcopy(resume)
         flow.coupling = coupling
         return flow
-    normalizer = Normalizer.fit(data)
+    normalizer = Normalizer.fit(data, per_column=normalize == "column", keep_constant=source is not None)
     built = path if isinstance(path, AffinePath) else path_for_data(path, normalizer.encode(data.float()))
-    net = VelocityMLP(model or MLPConfig(dim=int(data.shape[1])))
-    if net.config.dim != data.shape[1]:
-        raise ValueError(f"model dim {net.config.dim} does not match data dim {data.shape[1]}")
+    config = model or MLPConfig(dim=normalizer.dim)
+    if config.dim not in (data.shape[1], normalizer.dim):
+        raise ValueError(f"model dim {config.dim} does not match data dim {data.shape[1]}")
+    net = VelocityMLP(replace(config, dim=normalizer.dim))
     return FlowModel(net=net, path=built, normalizer=normalizer, source=source, coupling=coupling)
 
 

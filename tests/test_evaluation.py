@@ -35,9 +35,9 @@ def test_array_draws_are_disjoint_and_small_arrays_have_no_floor() -> None:
     assert first is reference and second is not None
     rows = {tuple(r) for r in reference}
     assert not rows & {tuple(r) for r in second}
-    assert w2_floor(data[:700], n=400, repeats=2) is None
+    # a small array gives draws of half its rows, so that W2 always has a floor beside it
     quality = sample_quality(_gaussian(400, 7), data[:700], n=400, repeats=1)
-    assert quality["w2_floor"] is None and quality["w2_ratio"] is None and quality["w2"] > 0
+    assert quality["n"] == 350 and quality["w2_floor"] is not None and quality["w2_ratio"] is not None
     assert sample_quality(np.full((400, 2), np.nan), data, n=400, repeats=1)["w2"] == float("inf")
 
 
@@ -46,6 +46,7 @@ def test_report_of_a_model(small_flow: FlowModel, moons: np.ndarray) -> None:
     report = evaluate(small_flow, moons, n=300, repeats=2, solver=solver, nll_points=50, trajectory_points=50)
     for key in ("w2", "w2_floor", "w2_ratio", "mmd", "energy_distance", "straightness", "path_energy", "nll"):
         assert np.isfinite(report[key]), key
+    assert len(report["w1_per_dim"]) == 2 and report["nll_divergence"] == "exact divergence"
     assert report["nfe"] == 32 and report["draws"] == 2 and report["n"] == 300
     recorded = recorded_metrics(report)
     assert recorded["nfe_rk4"] == 32 and set(recorded) >= {"w2", "w2_floor", "w2_ratio", "nll"}
