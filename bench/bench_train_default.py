@@ -9,13 +9,12 @@ between two independent 2000-point draws of the data).
 from __future__ import annotations
 
 import argparse
-import subprocess
 import tempfile
 import time
 from pathlib import Path
 
 import torch
-from measure import clock, median
+from measure import median, time_cli_training
 
 from flowscope import checkpoint
 from flowscope.data import make_dataset
@@ -25,9 +24,7 @@ from flowscope.evaluation import evaluate, recorded_metrics
 def run(seed: int, folder: Path) -> dict[str, float]:
     """Time the CLI's default training for one seed and measure W2 to fresh data and the floor."""
     out = folder / f"moons-{seed}.safetensors"
-    seconds, _ = clock(lambda: subprocess.run(
-        ["flowscope", "train", "--dataset", "moons", "--path", "ot", "--seed", str(seed), "--quiet", "--no-eval",
-         "--out", str(out)], check=True))
+    seconds = time_cli_training("moons", out, seed)
     report = recorded_metrics(evaluate(checkpoint.load(out), lambda n, s: make_dataset("moons", n, s), seed=seed,
                                        nll_points=0))
     return {"seed": seed, "seconds": seconds, "w2": report["w2"], "floor": report["w2_floor"],

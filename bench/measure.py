@@ -209,3 +209,14 @@ def machine_info(device: torch.device | str) -> dict[str, str]:
     if torch.device(device).type == "cuda":
         info["gpu"] = f"{torch.cuda.get_device_name()} (CUDA {torch.version.cuda})"
     return info
+
+
+def time_cli_training(dataset: str, out: os.PathLike[str] | str, seed: int = 0, *extra: str) -> float:
+    """Wall seconds of `flowscope train --dataset NAME --path ot` with its defaults (plus `extra` flags), as a
+    user runs it: a fresh process, start-up included, evaluation skipped (the benchmark evaluates itself)."""
+    import subprocess
+
+    command = ["flowscope", "train", "--dataset", dataset, "--path", "ot", "--seed", str(seed), "--quiet",
+               "--no-eval", "--out", str(out), *extra]
+    seconds, _ = clock(lambda: subprocess.run(command, check=True))
+    return seconds

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import torch
 
-from . import checkpoint
-from .data import DATASETS, dataset_hash, make_dataset
-from .evaluation import REFERENCE_SOLVER, evaluate, recorded_metrics
+from . import checkpoint, tables
+from .data import DATASETS, dataset_columns, dataset_hash, make_dataset
+from .evaluation import REFERENCE_SOLVER, Reference, evaluate, recorded_metrics
 from .flow import FlowModel
 from .manifest import MANIFEST, ZooEntry, ZooError, directory, entries
 from .manifest import write as write_manifest
@@ -25,8 +25,8 @@ from .models import MLPConfig
 from .paths import make_path
 from .training import TrainConfig, train
 
-__all__ = ["GAUSSIAN_PATHS", "MANIFEST", "N_TRAIN", "STEPS", "ZooEntry", "ZooError", "ZooSpec", "build",
-           "build_one", "directory", "entries", "load", "specs"]
+__all__ = ["DATA_SAMPLE_ROWS", "GAUSSIAN_PATHS", "MANIFEST", "N_TRAIN", "STEPS", "TABLE_MODELS", "ZooEntry",
+           "ZooError", "ZooSpec", "build", "build_one", "directory", "entries", "load", "reference", "specs"]
 
 N_TRAIN = 20000
 GAUSSIAN_PATHS = ("ot", "vp", "ve")
@@ -35,6 +35,10 @@ GAUSSIAN_PATHS = ("ot", "vp", "ve")
 #: converges last: at 20,000 steps rings-ve still put 25% of its samples between the rings (7% at 40,000).
 #: The paper, too, finds the diffusion paths slower to train than OT.
 STEPS = {"ot": 20000, "vp": 20000, "ve": 40000, "icfm": 20000}
+#: The zoo's models of tables (`flowscope.tables`), OT path: the real ones and our 8-D mixture.
+TABLE_MODELS = ("iris", "wine", "engel", "mixture8")
+#: Rows of a table model's data kept in its file, so that the explorer can show it without the dataset.
+DATA_SAMPLE_ROWS = 2000
 
 
 @dataclass(frozen=True)
@@ -49,15 +53,27 @@ class ZooSpec:
     path_params: dict[str, float] = field(default_factory=dict)
     width: int = MLPConfig.width
     fourier_features: int = MLPConfig.fourier_features
+    #: "global" (one scale) for the 2-D toys, as they were built; "column" for tables.
+    normalize: str = "global"
+    steps: int | None = None
 
 
 def specs() -> list[ZooSpec]:
-    """Every zoo model: each 2D dataset under each of the paper's paths, plus 8gaussians -> moons."""
+    """Every zoo model: each 2D dataset under each of the paper's paths, 8gaussians -> moons, and the tables."""
     models = [ZooSpec(f"{d}-{p}", d, p) for d in DATASETS for p in GAUSSIAN_PATHS]
     for coupling in ("independent", "ot"):
         models.append(ZooSpec(f"8gaussians-to-moons-{coupling}", "moons", "icfm", coupling, "8gaussians",
                               {"sigma": 0.02}))
+    models += [ZooSpec(f"{d}-ot", d, "ot", normalize="column") for d in TABLE_MODELS]
     return models
+
+
+def reference(dataset: str) -> Reference:
+    """What a zoo model of `dataset` is judged against: fresh draws, or the rows of a real table (W2's floor
+    is then that of its two halves)."""
+    if dataset in tables.TABLES and not tables.table_info(dataset).fresh_draws:
+        return make_dataset(dataset, N_TRAIN, seed=0)
+    return lambda n, seed: make_dataset(dataset, n, seed)
 
 
 def load(name: str, folder: Path | None = None, device: str = "cpu") -> FlowModel:
@@ -116,15 +132,18 @@ def build_one(spec: ZooSpec, folder: Path, seed: int = 0) -> ZooEntry:
     source = None
     if spec.source is not None:
         source = torch.from_numpy(make_dataset(spec.source, N_TRAIN, seed=seed + 1))
-    config = TrainConfig(steps=STEPS[spec.path], seed=seed, device="cpu")
+    config = TrainConfig(steps=spec.steps or STEPS[spec.path], seed=seed, device="cpu", normalize=spec.normalize)
     path = make_path(spec.path, **spec.path_params) if spec.path_params else spec.path
-    model = MLPConfig(dim=2, width=spec.width, fourier_features=spec.fourier_features)
+    model = MLPConfig(dim=data.shape[1], width=spec.width, fourier_features=spec.fourier_features)
     result = train(torch.from_numpy(data), path=path, model=model, config=config, source=source,
                    coupling=spec.coupling, dataset=spec.dataset, dataset_hash=dataset_hash(data))
     flow = result.model
     if flow.source is not None:
         flow.source = flow.source[:2000].clone()  # enough to sample and show the source; keeps files small
-    metrics = recorded_metrics(evaluate(flow, lambda n, s: make_dataset(spec.dataset, n, s), seed=seed))
+    if spec.dataset in tables.TABLES:
+        flow.data = torch.from_numpy(data[:DATA_SAMPLE_ROWS]).float()
+        flow.info["columns"] = list(dataset_columns(spec.dataset))
+    metrics = recorded_metrics(evaluate(flow, reference(spec.dataset), seed=seed))
     flow.info["metrics"] = metrics
     flow.info["zoo_name"] = spec.name
     file = f"{spec.name}.safetensors"

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from flowscope import zoo
-from flowscope.data import DATASETS, distance_to_rings, make_dataset
+from flowscope.data import DATASETS, dataset_columns, distance_to_rings
 from flowscope.evaluation import QUALITY_DRAWS, evaluation_samples, sample_quality, w2_floor
 
 ENTRIES = zoo.entries()
@@ -24,7 +24,7 @@ def test_every_dataset_under_every_path_and_the_coupling_pair() -> None:
     names = {e.name for e in ENTRIES}
     assert names == {s.name for s in zoo.specs()}
     assert {(e.dataset, e.path) for e in ENTRIES if e.source is None} == {
-        (d, p) for d in DATASETS for p in ("ot", "vp", "ve")}
+        (d, p) for d in DATASETS for p in ("ot", "vp", "ve")} | {(d, "ot") for d in zoo.TABLE_MODELS}
     assert {e.coupling for e in ENTRIES if e.source == "8gaussians"} == {"independent", "ot"}
 
 
@@ -45,7 +45,9 @@ def test_recorded_quality_meets_the_bar(entry: zoo.ZooEntry) -> None:
 @cache
 def floor_of(dataset: str) -> float:
     """The dataset's W2 floor as the build measured it (the same for every model of the dataset)."""
-    return w2_floor(lambda n, seed: make_dataset(dataset, n, seed), n=N_CHECK, seed=0)
+    floor = w2_floor(zoo.reference(dataset), n=N_CHECK, seed=0)
+    assert floor is not None
+    return floor
 
 
 @pytest.mark.parametrize("entry", ENTRIES, ids=[e.name for e in ENTRIES])
@@ -59,9 +61,10 @@ def test_manifest_w2_is_reproduced(entry: zoo.ZooEntry) -> None:
     assert flow.info["metrics"] == entry.metrics  # the file and the manifest agree
     floor = floor_of(entry.dataset)
     assert floor == pytest.approx(entry.metrics["w2_floor"], rel=1e-3)
-    samples = evaluation_samples(flow, N_CHECK * QUALITY_DRAWS, seed=0)
-    recomputed = sample_quality(samples.samples.numpy(), lambda n, seed: make_dataset(entry.dataset, n, seed),
-                                n=N_CHECK, seed=0, floor=floor)
+    reference = zoo.reference(entry.dataset)
+    n = N_CHECK if callable(reference) else min(N_CHECK, len(reference) // 2)
+    samples = evaluation_samples(flow, n * QUALITY_DRAWS, seed=0)
+    recomputed = sample_quality(samples.samples.numpy(), reference, n=N_CHECK, seed=0, floor=floor)
     assert recomputed["w2_ratio"] == pytest.approx(entry.metrics["w2_ratio"], rel=0.01)
     assert samples.nfe == pytest.approx(entry.metrics["nfe_dopri5"], abs=12)
     assert recomputed["w2_ratio"] <= BAR[entry.path]
@@ -106,3 +109,14 @@ def test_ot_path_needs_fewer_evaluations_than_vp_for_most_datasets() -> None:
 def test_manifest_is_plain_json() -> None:
     manifest = json.loads((zoo.directory() / zoo.MANIFEST).read_text())
     assert manifest["solver_for_nfe"]["method"] == "dopri5" and manifest["solver_for_nfe"]["atol"] == 1e-5
+
+
+@pytest.mark.parametrize("name", [f"{d}-ot" for d in zoo.TABLE_MODELS])
+def test_table_models_carry_their_data_and_columns(name: str) -> None:
+    """The explorer shows them without scikit-learn or statsmodels: the data sample is in the file."""
+    flow = zoo.load(name)
+    dataset = name.removesuffix("-ot")
+    assert flow.data is not None and flow.data.shape[1] == flow.dim == len(flow.info["columns"])
+    assert tuple(flow.info["columns"]) == dataset_columns(dataset)
+    samples = flow.sample(500, generator=torch.Generator().manual_seed(0)).samples
+    assert samples.shape == (500, flow.dim) and bool(torch.isfinite(samples).all())
