@@ -1,26 +1,32 @@
 """What the views compute, by calling the core: trajectories, fields on the view's grid, losses, sweeps.
 
 No Streamlit and no maths here: the exact and learned fields come from `flowscope.fieldview` (in data
-coordinates), quality from `flowscope.evaluation`, paths metrics from `flowscope.metrics`; this module lays
-them on the views' grid and hands numpy arrays to the pages, which call it through the caches of `state`.
+coordinates), quality from `flowscope.evaluation`, paths metrics from `flowscope.metrics`, 2-D views of
+D-dimensional models from `flowscope.projection`; this module lays them on the views' grid (for D > 2, a
+plane through a chosen point, spanned by the projection's axes) and hands numpy arrays to the pages, which
+call it through the caches of `state`. A 2-D model's view is its data coordinates, exactly as they are.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from flowscope import FlowModel, SolverConfig, evaluation, fieldview
-from flowscope.fields import grid_2d
-from flowscope.fieldview import FIELD_POINTS, FieldSupport
+from flowscope import FlowModel, SolverConfig, evaluation, fieldview, metrics
+from flowscope.fields import Grid2D, grid_2d
+from flowscope.fieldview import FIELD_POINTS, FieldSupport, FieldView
 from flowscope.metrics import straightness
+from flowscope.models import Normalizer
+from flowscope.projection import Projection, coordinate_projection, pca_projection
 
 from .plots import Bounds
 
-__all__ = ["FIELD_POINTS", "GRID_N", "FieldsAtT", "Sweep", "Trajectories", "fields_at", "field_support"]
+__all__ = ["FIELD_POINTS", "GRID_N", "PCA", "FieldsAtT", "Sweep", "Trajectories", "ViewAxes", "fields_at",
+           "fields_on_plane", "field_support", "project", "view_axes"]
 
 #: Grid of the field and density heatmaps (GRID_N x GRID_N); arrows are drawn on every other node.
 GRID_N = 40
@@ -43,7 +49,12 @@ class Trajectories:
 
 @dataclass(frozen=True)
 class FieldsAtT:
-    """Everything the Fields page draws at one time t, on a GRID_N x GRID_N grid (data coordinates).
+    """Everything the Fields page draws at one time t, on a GRID_N x GRID_N grid of the view's plane.
+
+    For a 2-D model the plane is the data's own coordinates. For D > 2 it is a slice: the plane through a
+    chosen point spanned by the projection's axes; every field is computed in all D dimensions at the
+    slice's points, vectors are drawn as their components along the two axes, points by their projection,
+    and the densities are those of the D-dimensional p_t at the slice's points.
 
     Attributes:
         t: the time (clamped to the path's t_max).
@@ -52,11 +63,11 @@ class FieldsAtT:
         conditional, conditional_density: u_t(x | x1) [M, 2] and p_t(x | x1) [GRID_N, GRID_N].
         marginal, marginal_density: exact u_t(x) [M, 2] and p_t(x) [GRID_N, GRID_N].
         learned: v_theta(x, t) [M, 2].
-        error: |v_theta - u_t| [GRID_N, GRID_N].
+        error: |v_theta - u_t| [GRID_N, GRID_N] (measured in all D dimensions).
         x1: the chosen data point [2].
         centre: where p_t(x | x1) is centred at t (mu_t(x1), or the pair's interpolant), if it has one centre [2].
         partner: x1's source partner x0 under an OT coupling, else None [2].
-        probe: the probe point [2]; probe_velocity: u_t(probe) [2].
+        probe: the probe point [2]; probe_velocity: u_t(probe) [2] (its components along the axes).
         top_points: data points with the largest posterior weights at the probe [k, 2]; top_weights [k];
             top_indices [k] (indices into the field data).
     """
@@ -113,16 +124,116 @@ def trajectories(flow: FlowModel, n: int, solver: SolverConfig, n_frames: int = 
     return Trajectories(points=_numpy(result.trajectory), times=_numpy(result.times), nfe=result.nfe)
 
 
-def view_bounds(flow: FlowModel, data: np.ndarray) -> Bounds:
-    """Axes of the 2-D views: the data and the bulk of the source (Gaussian prior up to 2 sigma, capped)."""
+# --- 2-D views of a D-dimensional model ------------------------------------------------------------------
+
+#: The choice of the principal axes (the default view of a D > 2 model); ("coords", i, j) picks two columns.
+PCA: tuple[str | int, ...] = ("pca",)
+#: Source points drawn to size a projected view (the bulk of a Gaussian source, seen through the projection).
+BOUNDS_SOURCE_POINTS = 4000
+
+
+@dataclass(frozen=True)
+class ViewAxes:
+    """The 2-D view a page draws of a model: the core projection, its cache key and the axis titles.
+
+    Attributes:
+        projection: data [..., D] -> plane coordinates [..., 2] (`flowscope.projection`).
+        key: names the view in cache and widget keys: "pca", or "c<i>-<j>" for columns i and j.
+        titles: the axes' titles, or None for a 2-D model whose columns have no names (drawn as today).
+    """
+
+    projection: Projection
+    key: str
+    titles: tuple[str, str] | None
+
+    @property
+    def identity(self) -> bool:
+        """Whether the view draws points as they are: a 2-D model in its data coordinates."""
+        return is_identity(self.projection)
+
+
+def is_identity(projection: Projection) -> bool:
+    """Whether a projection leaves 2-D points as they are (D = 2, columns 0 and 1): today's 2-D views."""
+    return (projection.dim == 2 and projection.axes == ((1.0, 0.0), (0.0, 1.0))
+            and projection.weights == (1.0, 1.0) and projection.origin == (0.0, 0.0))
+
+
+def _float64(x: np.ndarray | Tensor) -> Tensor:
+    """A float64 CPU tensor of an array or tensor."""
+    if isinstance(x, Tensor):
+        return x.detach().cpu().double()
+    return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float64))
+
+
+def view_axes(flow: FlowModel, data: np.ndarray, names: tuple[str, ...] | None,
+              choice: tuple[str | int, ...] = PCA) -> ViewAxes:
+    """The view of a model: its two data coordinates for D = 2; for D > 2 the principal axes of its data
+    (fitted in the model's normalised coordinates by the core) or the two columns of choice ("coords", i, j).
+
+    Raises ValueError (with a message naming the problem) for two equal columns, or for principal axes of
+    data with fewer than two varying columns.
+    """
+    dim = flow.dim
+    if dim == 2:
+        projection = coordinate_projection(2, 0, 1, names)
+        return ViewAxes(projection, "c0-1", projection.labels if names is not None else None)
+    if choice[0] == "coords":
+        first, second = int(choice[1]), int(choice[2])
+        projection = coordinate_projection(dim, first, second, names)
+        return ViewAxes(projection, f"c{first}-{second}", projection.labels)
+    projection = pca_projection(_float64(data), flow.normalizer)
+    return ViewAxes(projection, "pca", projection.labels)
+
+
+def data_axes(points: np.ndarray, names: tuple[str, ...] | None, normalize: str = "column") -> ViewAxes:
+    """A view of data before any model is trained on them: their two columns (d = 2), else their principal
+    axes in the coordinates a model would train in (the core's normaliser, per column or one scale), or
+    their first two columns when those cannot be fitted (fewer than two varying columns)."""
+    dim = points.shape[1]
+    if dim > 2:
+        try:
+            normalizer = Normalizer.fit(_float64(points), per_column=normalize == "column")
+            projection = pca_projection(_float64(points), normalizer)
+            return ViewAxes(projection, "pca", projection.labels)
+        except ValueError:
+            pass
+    projection = coordinate_projection(dim, 0, 1, names)
+    return ViewAxes(projection, "c0-1", projection.labels if names is not None else None)
+
+
+def project(projection: Projection, points: np.ndarray) -> np.ndarray:
+    """Points [..., D] -> their plane coordinates [..., 2]; a 2-D model's points come back as they are."""
+    if is_identity(projection):
+        return points
+    return _numpy(projection.project(_float64(points)))
+
+
+def view_bounds(flow: FlowModel, data: np.ndarray, projection: Projection | None = None) -> Bounds:
+    """Axes of the 2-D views: the data and the bulk of the source (Gaussian prior up to 2 sigma, capped).
+
+    With a projection (D > 2), the same in plane coordinates: the projected data, and the spread of
+    projected source points.
+    """
+    if projection is None or is_identity(projection):
+        if flow.source is None:
+            return _bounds(data, 2.0 * float(flow.source_std().max()), None)
+        return _bounds(data, None, _numpy(flow.source.cpu()))
+    uv = project(projection, data)
+    if flow.source is None:
+        spread = project(projection, _numpy(source_points(flow, BOUNDS_SOURCE_POINTS, 0))).std(axis=0)
+        return _bounds(uv, 2.0 * float(spread.max()), None)
+    return _bounds(uv, None, project(projection, _numpy(flow.source.cpu())))
+
+
+def _bounds(data: np.ndarray, spread: float | None, source: np.ndarray | None) -> Bounds:
+    """A square around the data, widened to `spread` (capped at 2.5x) or to hold the source's box."""
     (x0, x1), (y0, y1) = _data_box(data)
     centre = np.array([(x0 + x1) / 2, (y0 + y1) / 2])
     half = (x1 - x0) / 2
-    if flow.source is None:
-        spread = 2.0 * float(flow.source_std().max())
+    if spread is not None:
         half = max(half, min(spread, 2.5 * half))
-    else:
-        sx, sy = _data_box(_numpy(flow.source.cpu()))
+    elif source is not None:
+        sx, sy = _data_box(source)
         half = max(half, abs(sx[0] - centre[0]), abs(sx[1] - centre[0]), abs(sy[0] - centre[1]),
                    abs(sy[1] - centre[1]))
     return (float(centre[0] - half), float(centre[0] + half)), (float(centre[1] - half), float(centre[1] + half))
@@ -148,14 +259,48 @@ def fields_at(flow: FlowModel, support: FieldSupport, bounds: Bounds, t: float, 
     grid = grid_2d(bounds[0], bounds[1], GRID_N)
     f = fieldview.fields_at(flow, support, grid.points, t, x1_index=x1_index, probe=torch.tensor(probe),
                             top_k=top_k)
+    return _laid(f, grid, _numpy, _numpy)
+
+
+def slice_point(data: np.ndarray, support: FieldSupport, x1_index: int, through: str) -> np.ndarray:
+    """Where a slice passes [D]: the mean of the data ("mean"), or the chosen data point x1 ("x1")."""
+    if through == "x1":
+        return _numpy(support.x1[int(np.clip(x1_index, 0, len(support) - 1))])
+    return np.asarray(data, dtype=np.float64).mean(axis=0)
+
+
+def fields_on_plane(flow: FlowModel, support: FieldSupport, projection: Projection, through: np.ndarray,
+                    bounds: Bounds, t: float, x1_index: int, probe_uv: tuple[float, float],
+                    top_k: int = 60) -> FieldsAtT:
+    """The fields at time t on the plane through `through` [D] spanned by the projection's axes (see FieldsAtT).
+
+    The grid of plane coordinates on `bounds` is lifted to D dimensions by `projection.plane`, the core
+    computes every field there in all D dimensions, and the results come back in plane coordinates; the
+    probe is a point of the plane (its plane coordinates). For a 2-D model this is `fields_at`, unchanged.
+    """
+    if is_identity(projection):
+        return fields_at(flow, support, bounds, t, x1_index, probe_uv, top_k)
+    grid = grid_2d(bounds[0], bounds[1], GRID_N, dtype=torch.float64)
+    centre = _float64(through)
+    points = projection.plane(centre, grid.points)
+    probe = projection.plane(centre, torch.tensor([probe_uv], dtype=torch.float64))[0]
+    f = fieldview.fields_at(flow, support, points, t, x1_index=x1_index, probe=probe, top_k=top_k)
+    return _laid(f, grid, lambda x: _numpy(projection.project(x.double())),
+                 lambda v: _numpy(projection.project_velocity(v.double())))
+
+
+def _laid(f: FieldView, grid: Grid2D, point: Callable[[Tensor], np.ndarray],
+          arrow: Callable[[Tensor], np.ndarray]) -> FieldsAtT:
+    """The core's fields on a grid as the page's arrays: points by `point`, vectors by `arrow`, densities
+    exponentiated and laid out as GRID_N x GRID_N images."""
     shape = (GRID_N, GRID_N)
     return FieldsAtT(
         t=f.t, xs=_numpy(grid.xs), ys=_numpy(grid.ys), points=_numpy(grid.points),
-        conditional=_numpy(f.conditional), conditional_density=np.exp(_numpy(f.conditional_log_density)).reshape(shape),
-        marginal=_numpy(f.marginal), marginal_density=np.exp(_numpy(f.marginal_log_density)).reshape(shape),
-        learned=_numpy(f.learned), error=_numpy(f.error).reshape(shape), x1=_numpy(f.x1),
-        centre=None if f.centre is None else _numpy(f.centre), partner=None if f.partner is None else _numpy(f.partner),
-        probe=_numpy(f.probe), probe_velocity=_numpy(f.probe_velocity), top_points=_numpy(f.posterior_points),
+        conditional=arrow(f.conditional), conditional_density=np.exp(_numpy(f.conditional_log_density)).reshape(shape),
+        marginal=arrow(f.marginal), marginal_density=np.exp(_numpy(f.marginal_log_density)).reshape(shape),
+        learned=arrow(f.learned), error=_numpy(f.error).reshape(shape), x1=point(f.x1),
+        centre=None if f.centre is None else point(f.centre), partner=None if f.partner is None else point(f.partner),
+        probe=point(f.probe), probe_velocity=arrow(f.probe_velocity), top_points=point(f.posterior_points),
         top_weights=_numpy(f.posterior.weights), top_indices=f.posterior.indices.cpu().numpy(),
     )
 
@@ -226,3 +371,22 @@ def density_at(flow: FlowModel, support: FieldSupport, bounds: Bounds,
     grid = grid_2d(bounds[0], bounds[1], GRID_N)
     log_p = fieldview.marginal_log_density(flow, support, grid.points, t)
     return _numpy(grid.xs), _numpy(grid.ys), np.exp(_numpy(log_p)).reshape(GRID_N, GRID_N)
+
+
+def density_on_view(flow: FlowModel, support: FieldSupport, projection: Projection, bounds: Bounds,
+                    t: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(xs, ys, density on the GRID_N x GRID_N grid) of what a histogram of the view's particles estimates.
+
+    For a 2-D model that is the exact p_t (`density_at`); for D > 2, the exact density of the projected
+    p_t (`fieldview.projected_log_density`), not a slice.
+    """
+    if is_identity(projection):
+        return density_at(flow, support, bounds, t)
+    grid = grid_2d(bounds[0], bounds[1], GRID_N, dtype=torch.float64)
+    log_p = fieldview.projected_log_density(flow, support, projection, grid.points, t)
+    return _numpy(grid.xs), _numpy(grid.ys), np.exp(_numpy(log_p)).reshape(GRID_N, GRID_N)
+
+
+def per_dimension_w1(data: np.ndarray, samples: np.ndarray) -> np.ndarray:
+    """W1 between the data's and the samples' marginals, one per column [D] (`flowscope.metrics`)."""
+    return metrics.per_dimension_w1(data, samples)

@@ -1,7 +1,8 @@
 """Pure plotting functions of the explorer: numpy arrays in, plotly figures out (no Streamlit import here).
 
-Every 2-D view uses data coordinates, equal aspect and explicit axis ranges (`Bounds`), so that panels
-drawn side by side share their axes exactly.
+Every 2-D view uses the plane coordinates of the page's view (a 2-D model's data coordinates, or a
+projection of a D-dimensional one, whose axis titles `AxisTitles` name), equal aspect and explicit axis
+ranges (`Bounds`), so that panels drawn side by side share their axes exactly.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 Bounds = tuple[tuple[float, float], tuple[float, float]]
+#: Titles of a view's horizontal and vertical axes (column names, "PC1 (40% of variance)"); None: untitled.
+AxisTitles = tuple[str, str] | None
 
 DATA_COLOR = "rgba(120, 120, 120, 0.35)"
 SAMPLE_COLOR = "#1f5fbf"
@@ -129,8 +132,8 @@ def _heat_trace(panel: Panel, xs: np.ndarray, ys: np.ndarray, colorbar_x: float)
     )
 
 
-def _square_axes(fig: go.Figure, bounds: Bounds, n_cols: int) -> None:
-    """Give every subplot the same ranges, linked zoom and equal aspect."""
+def _square_axes(fig: go.Figure, bounds: Bounds, n_cols: int, titles: AxisTitles = None) -> None:
+    """Give every subplot the same ranges, linked zoom and equal aspect (and the axes' titles, if any)."""
     (x0, x1), (y0, y1) = bounds
     for col in range(1, n_cols + 1):
         suffix = "" if col == 1 else str(col)
@@ -138,10 +141,14 @@ def _square_axes(fig: go.Figure, bounds: Bounds, n_cols: int) -> None:
                          constrain="domain")
         fig.update_yaxes(range=[y0, y1], matches="y", showgrid=False, zeroline=False, row=1, col=col,
                          scaleanchor=f"x{suffix}", scaleratio=1.0, constrain="domain")
+        if titles is not None:
+            fig.update_xaxes(title={"text": titles[0], "font": {"size": 12}}, row=1, col=col)
+            if col == 1:
+                fig.update_yaxes(title={"text": titles[1], "font": {"size": 12}}, row=1, col=col)
 
 
 def panels_figure(panels: Sequence[Panel], xs: np.ndarray, ys: np.ndarray, bounds: Bounds,
-                  arrow_length: float, height: int = 430) -> go.Figure:
+                  arrow_length: float, height: int = 430, titles: AxisTitles = None) -> go.Figure:
     """Panels side by side on shared axes: heatmaps on the (xs, ys) grid, arrows and marker overlays."""
     n = len(panels)
     fig = make_subplots(rows=1, cols=n, subplot_titles=[p.title for p in panels], horizontal_spacing=0.03)
@@ -154,7 +161,7 @@ def panels_figure(panels: Sequence[Panel], xs: np.ndarray, ys: np.ndarray, bound
                                      line={"color": ARROW_COLOR, "width": 1.1}), row=1, col=col)
         for markers in panel.markers:
             fig.add_trace(_marker_trace(markers), row=1, col=col)
-    _square_axes(fig, bounds, n)
+    _square_axes(fig, bounds, n, titles)
     fig.update_annotations(font={"size": 13})
     fig.update_layout(height=height, margin={**MARGIN, "t": 60}, template="plotly_white", dragmode="pan",
                       clickmode="event+select", uirevision="fields")
@@ -198,7 +205,8 @@ def _segments(paths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def flow_animation(trajectory: np.ndarray, times: np.ndarray, bounds: Bounds, *, data: np.ndarray | None = None,
-                   n_lines: int = 60, height: int = 520, start_frame: int = -1) -> go.Figure:
+                   n_lines: int = 60, height: int = 520, start_frame: int = -1,
+                   titles: AxisTitles = None) -> go.Figure:
     """Particles moving from the source (t = 0) to the data (t = 1), their trajectories, Play/Pause and a t slider.
 
     Args:
@@ -207,6 +215,7 @@ def flow_animation(trajectory: np.ndarray, times: np.ndarray, bounds: Bounds, *,
         data: data points drawn faintly behind the particles.
         n_lines: how many particles also show their whole trajectory.
         start_frame: the frame shown before Play (default: the last, the samples).
+        titles: the axes' titles (a projection's labels), if any.
     """
     traj = np.round(np.asarray(trajectory, dtype=np.float64), 4)
     k = int(start_frame) % len(times)
@@ -245,16 +254,24 @@ def flow_animation(trajectory: np.ndarray, times: np.ndarray, bounds: Bounds, *,
     fig.update_xaxes(range=[x0, x1], showgrid=False, zeroline=False, constrain="domain")
     fig.update_yaxes(range=[y0, y1], showgrid=False, zeroline=False, scaleanchor="x", scaleratio=1.0,
                      constrain="domain")
+    if titles is not None:
+        fig.update_xaxes(title={"text": titles[0], "font": {"size": 12}, "standoff": 4})
+        fig.update_yaxes(title={"text": titles[1], "font": {"size": 12}})
     fig.update_layout(height=height, margin={"l": 10, "r": 10, "t": 30, "b": 120}, template="plotly_white",
                       legend={"orientation": "h", "y": 1.06, "x": 0.0})
     return fig
 
 
 def density_pair(samples_t: np.ndarray, exact_density: np.ndarray, xs: np.ndarray, ys: np.ndarray,
-                 bounds: Bounds, t: float, height: int = 380) -> go.Figure:
-    """Histogram of the model's particles x_t beside the exact p_t of the data, on shared axes."""
+                 bounds: Bounds, t: float, height: int = 380, titles: AxisTitles = None,
+                 projected: bool = False) -> go.Figure:
+    """Histogram of the model's particles x_t beside the exact p_t of the data, on shared axes.
+
+    `projected`: the particles and the density are those of a projection of D-dimensional ones.
+    """
+    exact = f"exact density of the projected p_t, t = {t:.2f}" if projected else f"exact p_t of the data, t = {t:.2f}"
     fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.04, subplot_titles=[
-        f"model: histogram of x_t, t = {t:.2f}", f"exact p_t of the data, t = {t:.2f}"])
+        f"model: histogram of {'projected ' if projected else ''}x_t, t = {t:.2f}", exact])
     (x0, x1), (y0, y1) = bounds
     nbins = len(xs)
     fig.add_trace(go.Histogram2d(
@@ -264,7 +281,7 @@ def density_pair(samples_t: np.ndarray, exact_density: np.ndarray, xs: np.ndarra
         ybins={"start": y0, "end": y1, "size": (y1 - y0) / nbins}), row=1, col=1)
     fig.add_trace(go.Heatmap(x=xs, y=ys, z=exact_density, colorscale=DENSITY_SCALE, showscale=False, zsmooth="best",
                              hovertemplate="p_t %{z:.3g}<extra></extra>"), row=1, col=2)
-    _square_axes(fig, bounds, 2)
+    _square_axes(fig, bounds, 2, titles)
     fig.update_layout(height=height, margin=MARGIN, template="plotly_white")
     return fig
 
@@ -321,10 +338,15 @@ def posterior_bars(weights: np.ndarray, labels: Sequence[str], height: int = 300
 
 
 def trajectories_side_by_side(trajectories: Sequence[np.ndarray], titles: Sequence[str], bounds: Bounds,
-                              data: Sequence[np.ndarray | None] | None = None, height: int = 460) -> go.Figure:
-    """Trajectories [T, n, 2] of several models from the same noise, side by side on shared axes."""
+                              data: Sequence[np.ndarray | None] | None = None, height: int = 460,
+                              axis_titles: Sequence[AxisTitles] | None = None) -> go.Figure:
+    """Trajectories [T, n, 2] of several models from the same noise, side by side on shared axes.
+
+    `axis_titles`: per panel, the titles of its axes (each model's projection), if any.
+    """
     n = len(trajectories)
-    fig = make_subplots(rows=1, cols=n, subplot_titles=list(titles), horizontal_spacing=0.03)
+    spacing = 0.03 if not any(axis_titles or []) else 0.07  # room for the second panel's vertical title
+    fig = make_subplots(rows=1, cols=n, subplot_titles=list(titles), horizontal_spacing=spacing)
     for col, traj in enumerate(trajectories, start=1):
         points = data[col - 1] if data is not None else None
         if points is not None:
@@ -335,6 +357,10 @@ def trajectories_side_by_side(trajectories: Sequence[np.ndarray], titles: Sequen
         fig.add_trace(_marker_trace(Markers(traj[0], "x0 (noise)", SOURCE_COLOR, 4.0)), row=1, col=col)
         fig.add_trace(_marker_trace(Markers(traj[-1], "x1 (sample)", SAMPLE_COLOR, 4.0)), row=1, col=col)
     _square_axes(fig, bounds, n)
+    for col, axes in enumerate(axis_titles or [], start=1):
+        if axes is not None:
+            fig.update_xaxes(title={"text": axes[0], "font": {"size": 12}}, row=1, col=col)
+            fig.update_yaxes(title={"text": axes[1], "font": {"size": 12}}, row=1, col=col)
     fig.update_layout(height=height, margin=MARGIN, template="plotly_white")
     return fig
 
@@ -353,4 +379,110 @@ def sweep_figure(series: Sequence[tuple[str, np.ndarray, np.ndarray]], floor: fl
     fig.update_yaxes(title="W2 to the data")
     fig.update_layout(height=height, margin=MARGIN, template="plotly_white",
                       legend={"orientation": "h", "y": 1.15, "x": 0.0})
+    return fig
+
+
+# --- marginals of D-dimensional data -----------------------------------------------------------------------
+
+HISTOGRAM_BINS = 30
+
+
+def shared_bins(a: np.ndarray, b: np.ndarray, bins: int = HISTOGRAM_BINS) -> np.ndarray:
+    """Bin edges [bins + 1] shared by two samples of one column: the 0.5%..99.5% range of both, padded 5%."""
+    values = np.concatenate([np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)])
+    values = values[np.isfinite(values)]
+    if len(values) == 0:
+        return np.linspace(-1.0, 1.0, bins + 1)
+    lo, hi = (float(v) for v in np.quantile(values, [0.005, 0.995]))
+    pad = 0.05 * (hi - lo) if hi > lo else 0.5 * max(abs(lo), 1.0)
+    return np.linspace(lo - pad, hi + pad, bins + 1)
+
+
+def _densities(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Histogram heights as a density of all the points (those outside the bins count, as missing mass)."""
+    counts, _ = np.histogram(values, bins=edges)
+    return counts / max(len(values), 1) / np.diff(edges)
+
+
+def _overlaid_bars(data: np.ndarray, samples: np.ndarray, edges: np.ndarray, axes: tuple[str, str],
+                   showlegend: bool) -> list[go.Bar]:
+    """Data (grey) and model samples (blue) of one column as overlaid histograms on the same bins."""
+    centres, width = (edges[:-1] + edges[1:]) / 2, np.diff(edges)
+    return [go.Bar(x=centres, y=_densities(values, edges), width=width, name=name, legendgroup=name,
+                   showlegend=showlegend, xaxis=axes[0], yaxis=axes[1], marker={"color": color, "line": {"width": 0}},
+                   hovertemplate=f"{name}: %{{y:.3g}} at %{{x:.3g}}<extra></extra>")
+            for values, name, color in ((data, "data", "rgba(110, 110, 110, 0.55)"),
+                                        (samples, "model samples", "rgba(31, 95, 191, 0.5)"))]
+
+
+def _axis_names(index: int) -> tuple[str, str, str, str]:
+    """The trace references ("x3", "y3") and layout keys ("xaxis3", "yaxis3") of the index-th subplot (1-based)."""
+    suffix = "" if index == 1 else str(index)
+    return f"x{suffix}", f"y{suffix}", f"xaxis{suffix}", f"yaxis{suffix}"
+
+
+def marginal_histograms(data: np.ndarray, samples: np.ndarray, names: Sequence[str], w1: np.ndarray, *,
+                        columns: int = 4, row_height: int = 170) -> go.Figure:
+    """Every column's histogram of the data and of the model's samples, overlaid on shared bins, in a grid
+    of small panels titled with the column's name and the W1 distance between the two marginals."""
+    dim = data.shape[1]
+    columns = max(1, min(columns, dim))
+    rows = -(-dim // columns)
+    height = rows * row_height + 70
+    fig = make_subplots(rows=rows, cols=columns, vertical_spacing=min(0.3, 48 / height), horizontal_spacing=0.04,
+                        subplot_titles=[f"{names[j]} · W1 {w1[j]:.3g}" for j in range(dim)])
+    traces: list[go.Bar] = []
+    for j in range(dim):
+        x, y, _, _ = _axis_names(j + 1)
+        traces += _overlaid_bars(data[:, j], samples[:, j], shared_bins(data[:, j], samples[:, j]), (x, y),
+                                 showlegend=j == 0)
+    fig.add_traces(traces)
+    fig.update_yaxes(showticklabels=False, showgrid=False)
+    fig.update_xaxes(showgrid=False, tickfont={"size": 10})
+    fig.update_annotations(font={"size": 12})
+    fig.update_layout(barmode="overlay", bargap=0, height=height, margin={**MARGIN, "t": 50},
+                      template="plotly_white",
+                      legend={"orientation": "h", "y": 1.0 + 30 / height, "yanchor": "bottom", "x": 0.0})
+    return fig
+
+
+def pair_plot(data: np.ndarray, samples: np.ndarray, dims: Sequence[int], names: Sequence[str], w1: np.ndarray, *,
+              n_points: int = 300, cell: int = 115) -> go.Figure:
+    """A scatter matrix of the chosen columns: data (grey) and model samples (blue) for each pair, and on
+    the diagonal their overlaid histograms with the W1 distance between the column's two marginals."""
+    k = len(dims)
+    height = max(420, cell * k + 80)
+    fig = make_subplots(rows=k, cols=k, horizontal_spacing=0.015, vertical_spacing=0.015)
+    edges = {j: shared_bins(data[:, j], samples[:, j]) for j in dims}
+    shown = [(np.asarray(data[:n_points], dtype=np.float32), DATA_COLOR),
+             (np.asarray(samples[:n_points], dtype=np.float32), "rgba(31, 95, 191, 0.45)")]
+    traces: list[go.Bar | go.Scatter] = []
+    axes: dict[str, dict[str, Any]] = {}
+    notes = []
+    for r, row_dim in enumerate(dims):
+        for c, col_dim in enumerate(dims):
+            x, y, xaxis, yaxis = _axis_names(r * k + c + 1)
+            bottom, left = r == k - 1, c == 0
+            axes[xaxis] = {"range": [edges[col_dim][0], edges[col_dim][-1]], "showticklabels": bottom,
+                           "title": {"text": names[col_dim] if bottom else "", "font": {"size": 11}}}
+            if r == c:
+                traces += _overlaid_bars(data[:, col_dim], samples[:, col_dim], edges[col_dim], (x, y),
+                                         showlegend=r == 0)
+                axes[yaxis] = {"showticklabels": False, "title": {"text": ""}}
+                notes.append({"text": f"W1 {w1[col_dim]:.3g}", "xref": f"{x} domain", "yref": f"{y} domain",
+                              "x": 0.02, "y": 0.98, "xanchor": "left", "yanchor": "top", "showarrow": False,
+                              "font": {"size": 10, "color": "#333333"}})
+                continue
+            for points, color in shown:
+                traces.append(go.Scatter(x=points[:, col_dim], y=points[:, row_dim], mode="markers", showlegend=False,
+                                         hoverinfo="skip", xaxis=x, yaxis=y,
+                                         marker={"size": 2.5, "color": color, "line": {"width": 0}}))
+            axes[yaxis] = {"range": [edges[row_dim][0], edges[row_dim][-1]], "showticklabels": left,
+                           "title": {"text": names[row_dim] if left else "", "font": {"size": 11}}}
+    for axis in axes.values():
+        axis.update(showgrid=False, zeroline=False, tickfont={"size": 9})
+    fig.add_traces(traces)
+    fig.update_layout(**axes, annotations=notes, barmode="overlay", bargap=0, height=height,
+                      margin={**MARGIN, "t": 40}, template="plotly_white",
+                      legend={"orientation": "h", "y": 1.0 + 10 / height, "yanchor": "bottom", "x": 0.0})
     return fig

@@ -9,7 +9,7 @@ re-raise it afterwards.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -20,8 +20,13 @@ from flowscope.couplings import COUPLINGS
 from flowscope.data import dataset_hash
 from flowscope.paths import PATH_NAMES as PATHS
 
-__all__ = ["COUPLINGS", "ICFM_SIGMA", "PATHS", "WIDTHS", "Report", "TrainOutcome", "TrainSettings", "run"]
+__all__ = ["COUPLINGS", "DATA_SAMPLE_ROWS", "ICFM_SIGMA", "NORMALIZE", "PATHS", "WIDTHS", "Report", "TrainOutcome",
+           "TrainSettings", "run"]
 WIDTHS = (32, 64, 128, 256, 512)
+#: The core's normalisations: "column" standardises each column, "global" uses one scale for all of them.
+NORMALIZE = ("column", "global")
+#: Rows of the training data kept in the model (`FlowModel.data`), so that its file opens with its data.
+DATA_SAMPLE_ROWS = 2000
 #: Noise of the I-CFM interpolant offered on the page (Tong et al. 2024), in normalised units.
 ICFM_SIGMA = 0.05
 
@@ -41,6 +46,7 @@ class TrainSettings:
     lr: float = 3e-3
     batch_size: int = 256
     seed: int = 0
+    normalize: str = "column"
 
 
 @dataclass
@@ -60,13 +66,15 @@ class TrainOutcome:
         return len(self.losses)
 
 
-def run(data: np.ndarray, settings: TrainSettings, *, dataset: str = "upload",
+def run(data: np.ndarray, settings: TrainSettings, *, dataset: str = "upload", columns: Sequence[str] | None = None,
         report: Report | None = None, every: int = 100) -> TrainOutcome:
-    """Train on data [n, 2] with one torch thread, calling `report` every `every` steps and at the end.
+    """Train on data [n, D] with one torch thread, calling `report` every `every` steps and at the end.
 
-    A Streamlit control exception raised by `report` stops training cleanly and is returned in
-    `outcome.interrupt` (the caller re-raises it after keeping the model); a NaN/inf loss keeps the last
-    good weights (status "diverged").
+    The core normalises the data (`settings.normalize`); the model and its samples stay in data units. The
+    model keeps the column names (`info["columns"]`) and a sample of the data (`FlowModel.data`), so that a
+    downloaded file opens with its data. A Streamlit control exception raised by `report` stops training
+    cleanly and is returned in `outcome.interrupt` (the caller re-raises it after keeping the model); a
+    NaN/inf loss keeps the last good weights (status "diverged").
     """
     interrupts: list[BaseException] = []
     losses: list[float] = []
@@ -85,7 +93,7 @@ def run(data: np.ndarray, settings: TrainSettings, *, dataset: str = "upload",
         return False
 
     config = TrainConfig(steps=settings.steps, batch_size=settings.batch_size, lr=settings.lr, seed=settings.seed,
-                         device="cpu", threads=1)
+                         device="cpu", threads=1, normalize=settings.normalize)
     path: str | AffinePath = make_path("icfm", sigma=ICFM_SIGMA) if settings.path == "icfm" else settings.path
     points = torch.from_numpy(np.ascontiguousarray(data, dtype=np.float32))
     try:
@@ -95,7 +103,7 @@ def run(data: np.ndarray, settings: TrainSettings, *, dataset: str = "upload",
                        dataset_hash=dataset_hash(data), callback=callback)
     except TrainingDiverged as err:
         kept = err.result
-        return TrainOutcome(kept.model, kept.losses, kept.seconds, "diverged", str(err),
+        return TrainOutcome(_with_data(kept.model, points, columns), kept.losses, kept.seconds, "diverged", str(err),
                             interrupts[0] if interrupts else None)
     if result.stopped_early:
         message = f"stopped at step {len(result.losses):,} of {settings.steps:,}; the model is kept as it was then"
@@ -103,5 +111,14 @@ def run(data: np.ndarray, settings: TrainSettings, *, dataset: str = "upload",
     else:
         message = f"trained {settings.steps:,} steps in {result.seconds:.1f} s"
         status = "done"
-    return TrainOutcome(result.model, result.losses, result.seconds, status, message,
+    return TrainOutcome(_with_data(result.model, points, columns), result.losses, result.seconds, status, message,
                         interrupts[0] if interrupts else None)
+
+
+def _with_data(flow: FlowModel, points: torch.Tensor, columns: Sequence[str] | None) -> FlowModel:
+    """The model with its column names and a seeded sample of DATA_SAMPLE_ROWS training rows kept in it."""
+    if columns is not None:
+        flow.info["columns"] = list(columns)
+    rows = torch.randperm(len(points), generator=torch.Generator().manual_seed(0))[:DATA_SAMPLE_ROWS]
+    flow.data = points[rows.sort().values].clone()
+    return flow

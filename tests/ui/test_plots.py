@@ -202,3 +202,102 @@ def test_solver_failures_are_handled(flow: FlowModel) -> None:
     with pytest.raises(compute.SolverFailed, match="try a fixed-step solver"):
         compute.trajectories(wild, 10, SolverConfig("dopri5"))
     assert compute.nfe_or_none(wild, SolverConfig("dopri5")) is None
+
+
+# --- models of any dimension: projections, slices, marginals -------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def wine_flow() -> tuple[FlowModel, np.ndarray]:
+    """A tiny OT model of the 13-column wine table, and the table (seconds)."""
+    data = make_dataset("wine", 500, seed=0)
+    config = TrainConfig(steps=60, device="cpu", threads=1)
+    return train(torch.from_numpy(data), model=MLPConfig(dim=13, width=32, depth=2), config=config).model, data
+
+
+def test_the_slice_view_of_a_2d_model_is_todays_view(flow: FlowModel) -> None:
+    """For D = 2 the plane is the data's coordinates: the same numbers as the grid of `fields_at`, exactly."""
+    data = make_dataset("moons", 600, seed=2)
+    support = compute.field_support(flow, data)
+    axes = compute.view_axes(flow, data, None)
+    assert axes.identity and axes.key == "c0-1" and axes.titles is None
+    assert compute.view_axes(flow, data, ("a", "b")).titles == ("a", "b")
+    assert compute.view_bounds(flow, data, axes.projection) == compute.view_bounds(flow, data)
+    assert compute.project(axes.projection, data) is data
+    through = compute.slice_point(data, support, 3, "mean")
+    sliced = compute.fields_on_plane(flow, support, axes.projection, through, BOUNDS, 0.6, 3, (0.2, -0.1))
+    today = compute.fields_at(flow, support, BOUNDS, 0.6, 3, (0.2, -0.1))
+    for name, value in vars(today).items():
+        other = getattr(sliced, name)
+        assert (value == other if np.isscalar(value) or value is None else np.array_equal(value, other)), name
+    xs, ys, density = compute.density_on_view(flow, support, axes.projection, BOUNDS, 0.6)
+    assert np.array_equal(density, compute.density_at(flow, support, BOUNDS, 0.6)[2])
+
+
+def test_fields_on_a_plane_of_a_13d_model_are_the_cores_in_13_dimensions(
+        wine_flow: tuple[FlowModel, np.ndarray]) -> None:
+    flow, data = wine_flow
+    support = compute.field_support(flow, data)
+    axes = compute.view_axes(flow, data, None)
+    assert not axes.identity and axes.key == "pca" and axes.titles is not None and axes.titles[0].startswith("PC1")
+    bounds = compute.view_bounds(flow, data, axes.projection)
+    through = compute.slice_point(data, support, 5, "x1")
+    assert np.allclose(through, data[5], atol=1e-6)
+    f = compute.fields_on_plane(flow, support, axes.projection, through, bounds, 0.7, 5, (0.3, -0.2))
+    n = compute.GRID_N
+    assert f.conditional.shape == f.marginal.shape == f.learned.shape == f.points.shape == (n * n, 2)
+    assert f.marginal_density.shape == f.error.shape == (n, n) and np.isfinite(f.error).all()
+    assert np.allclose(f.probe, (0.3, -0.2), atol=1e-5)  # the probe is a point of the plane
+    lifted = axes.projection.plane(torch.from_numpy(through), torch.from_numpy(f.points))
+    core = fieldview.fields_at(flow, support, lifted, 0.7, x1_index=5)
+    assert np.allclose(f.marginal, axes.projection.project_velocity(core.marginal.double()).numpy(), atol=1e-5)
+    assert np.allclose(f.error.ravel(), core.error.numpy(), atol=1e-5)  # |v - u| in all 13 dimensions
+    assert np.allclose(np.log(f.marginal_density.ravel()), core.marginal_log_density.numpy(), atol=1e-4)
+    assert np.allclose(f.x1, axes.projection.project(torch.from_numpy(data[5]).double()).numpy(), atol=1e-5)
+    assert f.x1 == pytest.approx(compute.project(axes.projection, data[5:6])[0], abs=1e-5)
+    xs, ys, density = compute.density_on_view(flow, support, axes.projection, bounds, 0.7)
+    cell = (xs[1] - xs[0]) * (ys[1] - ys[0])
+    assert density.shape == (n, n) and 0.9 < density.sum() * cell <= 1.0 + 1e-6  # the projected p_t, on the view
+    coords = compute.view_axes(flow, data, tuple(f"c{j}" for j in range(13)), ("coords", 3, 7))
+    assert coords.key == "c3-7" and coords.titles == ("c3", "c7")
+    assert np.array_equal(compute.project(coords.projection, data[:4]), data[:4, [3, 7]].astype(np.float64))
+    with pytest.raises(ValueError, match="two different columns"):
+        compute.view_axes(flow, data, None, ("coords", 2, 2))
+
+
+def test_views_of_data_before_training() -> None:
+    points = RNG.normal(size=(300, 5)) * np.array([1.0, 100.0, 1.0, 1.0, 1.0])
+    axes = compute.data_axes(points, tuple("abcde"))
+    assert axes.key == "pca" and axes.titles is not None and "variance" in axes.titles[0]
+    two = compute.data_axes(points[:, :2], ("a", "b"))
+    assert two.identity and two.titles == ("a", "b") and compute.data_axes(points[:, :2], None).titles is None
+
+
+def test_marginal_figures() -> None:
+    data, samples = RNG.normal(size=(400, 13)), RNG.normal(size=(300, 13))
+    data[:, 4] = samples[:, 4] = 2.0  # a constant column still gets bins
+    names = [f"col{j}" for j in range(13)]
+    w1 = np.linspace(0, 1, 13)
+    grid = plots.marginal_histograms(data, samples, names, w1)
+    assert len(grid.data) == 26 and {type(t).__name__ for t in grid.data} == {"Bar"}
+    assert [a.text for a in grid.layout.annotations][:2] == ["col0 · W1 0", "col1 · W1 0.0833"]
+    assert grid.data[0].xaxis == grid.data[1].xaxis == "x" and grid.data[25].xaxis == "x13"  # overlaid per panel
+    assert np.allclose(grid.data[0].x, grid.data[1].x)  # shared bins
+    bins = plots.shared_bins(data[:, 4], samples[:, 4])
+    assert bins[0] < 2.0 < bins[-1]
+    pairs = plots.pair_plot(data, samples, (0, 4, 7), names, w1)
+    kinds = [type(t).__name__ for t in pairs.data]
+    assert kinds.count("Bar") == 6 and kinds.count("Scatter") == 12
+    assert [a.text for a in pairs.layout.annotations] == [f"W1 {w1[j]:.3g}" for j in (0, 4, 7)]
+    assert pairs.layout.xaxis7.title.text == "col0" and pairs.layout.yaxis4.title.text == "col4"
+
+
+def test_training_keeps_columns_data_and_the_chosen_normalisation() -> None:
+    data = np.column_stack([RNG.normal(size=2500), 1000 * RNG.normal(size=2500), RNG.normal(size=2500)])
+    outcome = trainer.run(data, trainer.TrainSettings(steps=20, width=16, normalize="global"), columns=("p", "q", "r"))
+    flow = outcome.flow
+    assert flow.info["columns"] == ["p", "q", "r"] and len(set(flow.normalizer.scale)) == 1  # one scale
+    assert flow.data is not None and flow.data.shape == (trainer.DATA_SAMPLE_ROWS, 3)
+    assert np.isin(flow.data[:, 1].numpy(), data[:, 1].astype(np.float32)).all()  # rows of the data, in its units
+    column = trainer.run(data[:100], trainer.TrainSettings(steps=20, width=16)).flow
+    assert len(set(column.normalizer.scale)) == 3 and "columns" not in column.info and len(column.data) == 100
