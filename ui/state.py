@@ -20,7 +20,7 @@ import numpy as np
 import streamlit as st
 
 from flowscope import FlowModel, zoo
-from flowscope.data import DATASETS, make_dataset
+from flowscope.data import ALL_DATASETS, DATASETS, dataset_columns, make_dataset
 
 from .layout import MODEL_KEY
 
@@ -44,7 +44,7 @@ class ModelView:
         key: "zoo:<name>" for a pretrained model, "mine:<n>" for one of this session's models.
         label: what the menus show.
         flow: the model (a shared zoo object must never be mutated).
-        data: the data it is shown against, data coordinates, shuffled [n, 2].
+        data: the data it is shown against, data coordinates, shuffled [n, D] (D = flow.dim).
         dataset: the data's name.
         cache_id: identifies the model and data in caches (zoo: name and file time).
         info: manifest metrics or training summary, for captions.
@@ -62,6 +62,22 @@ class ModelView:
     def is_zoo(self) -> bool:
         """Whether this is a shared pretrained model."""
         return self.key.startswith("zoo:")
+
+    @property
+    def columns(self) -> tuple[str, ...] | None:
+        """The data's column names when known: recorded with the model, or a built-in table's; else None."""
+        names = self.flow.info.get("columns")
+        if isinstance(names, list | tuple) and len(names) == self.flow.dim and all(isinstance(n, str) for n in names):
+            return tuple(names)
+        if self.dataset in ALL_DATASETS and self.dataset not in DATASETS:
+            known = dataset_columns(self.dataset)
+            return known if len(known) == self.flow.dim else None
+        return None
+
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        """A name per data column: the known ones, else x0, x1, ..."""
+        return self.columns or tuple(f"x{j}" for j in range(self.flow.dim))
 
 
 def zoo_folder() -> Path:
@@ -241,6 +257,16 @@ def select(key: str) -> None:
     st.session_state[MODEL_KEY] = key
 
 
+def model_data(flow: FlowModel, dataset: str) -> np.ndarray:
+    """The data a zoo model is shown against: VIEW_POINTS of its toy dataset, else the sample it carries
+    (the pretrained tables'), else none (the page then says it cannot be drawn)."""
+    if dataset in DATASETS:
+        return toy_data(dataset, VIEW_POINTS, 0)
+    if flow.data is not None:
+        return flow.data.detach().cpu().numpy()
+    return np.empty((0, flow.dim), dtype=np.float32)
+
+
 def resolve(key: str) -> ModelView:
     """The ModelView of a key; raises zoo.ZooError (missing/corrupt zoo model) or KeyError (unknown key)."""
     if key.startswith("mine:"):
@@ -251,7 +277,7 @@ def resolve(key: str) -> ModelView:
     if entry is None:
         raise zoo.ZooError(message or f"no zoo model named {name!r}")
     flow = zoo_model(entry)
-    data = toy_data(entry.dataset, VIEW_POINTS, 0) if entry.dataset in DATASETS else np.empty((0, 2))
+    data = model_data(flow, entry.dataset)
     cache_id = f"{zoo_folder() / entry.file}@{_mtime(zoo_folder() / entry.file)}"
     return ModelView(key=key, label=entry.name, flow=flow, data=data, dataset=entry.dataset, cache_id=cache_id,
                      info={"metrics": entry.metrics, "path": entry.path, "coupling": entry.coupling,

@@ -1,9 +1,11 @@
-"""Widgets and blocks shared by the pages: header, model picker, solver controls, cached trajectories."""
+"""Widgets and blocks shared by the pages: header, model picker, projection picker, solver controls, cached
+trajectories and the other per-model results the pages share."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import streamlit as st
 import torch
 
@@ -13,6 +15,7 @@ from flowscope.sampling import FIXED_STEP_METHODS, METHODS
 
 from . import compute, state
 from .layout import header as header  # re-exported: pages use widgets.header; the start page, layout.header
+from .plots import Bounds
 from .state import ModelView
 
 _PICKER = "_model_picker"
@@ -68,16 +71,30 @@ def current_model() -> ModelView:
 
 
 def open_model(key: str) -> ModelView:
-    """The model of `key`, or an error on the page (missing/corrupt file, not 2-D) and the end of the page."""
+    """The model of `key`, or an error on the page (missing/corrupt file, no data of its dimension) and the
+    end of the page."""
     try:
         view = state.resolve(key)
     except (zoo.ZooError, KeyError) as err:
         st.error(f"Cannot show model {key.removeprefix('zoo:')!r}: {err}")
         st.stop()
-    if view.flow.dim != 2 or view.data.shape[1:] != (2,) or len(view.data) < 4:
-        st.error(f"Model {view.label!r} cannot be drawn: the views need a 2-D model with its 2-D data.")
+    problem = drawable(view)
+    if problem:
+        st.error(f"Model {view.label!r} cannot be drawn: {problem}.")
         st.stop()
     return view
+
+
+def drawable(view: ModelView) -> str | None:
+    """Why the views cannot draw a model, or None: they need D >= 2 and at least 4 data points of D columns."""
+    dim = view.flow.dim
+    if dim < 2:
+        return f"the views need a model of at least 2 dimensions, and this one is {dim}-dimensional"
+    if view.data.ndim != 2 or view.data.shape[1] != dim or len(view.data) < 4:
+        shape = "×".join(str(n) for n in view.data.shape)
+        return (f"the views need at least 4 points of its data ({dim} columns) and have {shape}; the model file "
+                "carries no data sample, so open it on the Train page with its data")
+    return None
 
 
 def model_caption(view: ModelView) -> None:
@@ -123,3 +140,107 @@ def trajectories(view: ModelView, solver: SolverConfig, n: int, frames: int = 41
 def field_support(view: ModelView) -> FieldSupport:
     """Cached points (or, for a stored source, the model's coupled pairs) that its exact fields average over."""
     return state.memo("support", view, (), lambda: compute.field_support(view.flow, view.data))
+
+
+# --- the 2-D view of a model (a projection for D > 2) ------------------------------------------------------
+
+_PROJECTIONS = "_projections"  # st.session_state: model key -> {"kind", "first", "second"}, kept across pages
+PRINCIPAL, COORDINATES = "Principal axes", "Two coordinates"
+
+
+def _choice(view: ModelView) -> dict[str, Any]:
+    """The remembered view of a model (principal axes and its first two columns until the user picks)."""
+    store: dict[str, dict[str, Any]] = st.session_state.setdefault(_PROJECTIONS, {})
+    return store.setdefault(view.key, {"kind": PRINCIPAL, "first": 0, "second": 1})
+
+
+def _remember(model_key: str, widget: str, field: str) -> None:
+    """Copy a projection widget's value to the model's remembered view (a callback: before the script runs)."""
+    st.session_state[_PROJECTIONS][model_key][field] = st.session_state[widget]
+
+
+def view_axes(view: ModelView, choice: tuple[str | int, ...] = compute.PCA) -> compute.ViewAxes:
+    """The (cached) view of a model for a choice: ("pca",) or ("coords", i, j); a 2-D model's own axes."""
+    if view.flow.dim == 2:
+        choice = ()
+    return state.memo("axes", view, choice,
+                      lambda: compute.view_axes(view.flow, view.data, view.columns, choice or compute.PCA))
+
+
+def remembered_axes(view: ModelView) -> compute.ViewAxes:
+    """The view of a model that the user last picked (principal axes by default), without drawing a widget."""
+    if view.flow.dim == 2:
+        return view_axes(view)
+    chosen = _choice(view)
+    choice: tuple[str | int, ...] = compute.PCA
+    if chosen["kind"] == COORDINATES and chosen["first"] != chosen["second"]:
+        choice = ("coords", int(chosen["first"]), int(chosen["second"]))
+    try:
+        return view_axes(view, choice)
+    except ValueError:  # principal axes of data with fewer than two varying columns: its first two columns
+        return view_axes(view, ("coords", 0, 1))
+
+
+def projection_picker(view: ModelView, label: str = "") -> compute.ViewAxes:
+    """The sidebar's choice of the 2-D view of a D > 2 model, remembered per model for every page.
+
+    "Principal axes" (the default) or "Two coordinates" of its columns. A 2-D model is drawn in its own
+    coordinates: no widget. `label` names the model when a page shows several ("A", "B").
+    """
+    if view.flow.dim == 2:
+        return view_axes(view)
+    chosen = _choice(view)
+    names = view.column_names
+    keys = {field: f"_projection_{field}_{view.key}" for field in ("kind", "first", "second")}
+    for field, widget in keys.items():
+        st.session_state[widget] = chosen[field]
+    with st.sidebar:
+        st.radio(f"View of {label + ': ' if label else ''}{view.flow.dim}-D model", [PRINCIPAL, COORDINATES],
+                 key=keys["kind"], horizontal=True, on_change=_remember, args=(view.key, keys["kind"], "kind"),
+                 help=f"Its {view.flow.dim} dimensions are drawn through a 2-D projection: the principal axes of "
+                      "its data (in the model's normalised coordinates), or two of its columns.")
+        if chosen["kind"] == COORDINATES:
+            left, right = st.columns(2)
+            for column, field, title in ((left, "first", "horizontal axis"), (right, "second", "vertical axis")):
+                column.selectbox(title, range(view.flow.dim), format_func=names.__getitem__, key=keys[field],
+                                 on_change=_remember, args=(view.key, keys[field], field))
+            if chosen["first"] == chosen["second"]:
+                st.error(f"Choose two different columns for the axes (both are {names[chosen['first']]!r}); "
+                         "the views show the principal axes meanwhile.")
+    axes = remembered_axes(view)
+    if chosen["kind"] == PRINCIPAL and axes.key != "pca":
+        st.sidebar.warning("Its data have fewer than two varying columns, so there are no principal axes: "
+                           "the views show its first two columns.")
+    return axes
+
+
+def projected_trajectories(view: ModelView, axes: compute.ViewAxes, solver: SolverConfig, n: int,
+                           frames: int = 41) -> compute.Trajectories:
+    """The cached trajectories of `trajectories`, in the view's plane coordinates [T, n, 2]."""
+    run = trajectories(view, solver, n, frames)
+    if axes.identity:
+        return run
+    return state.memo("projected_trajectories", view, (solver.method, solver.steps, n, frames, axes.key),
+                      lambda: compute.Trajectories(points=compute.project(axes.projection, run.points),
+                                                   times=run.times, nfe=run.nfe))
+
+
+def projected_data(view: ModelView, axes: compute.ViewAxes, n: int | None = None) -> np.ndarray:
+    """The first n of the model's data points (all if None), in the view's plane coordinates [n, 2] (cached)."""
+    points = view.data if n is None else view.data[:n]
+    if axes.identity:
+        return points
+    return state.memo("projected_data", view, (axes.key, n), lambda: compute.project(axes.projection, points))
+
+
+def bounds(view: ModelView, axes: compute.ViewAxes) -> Bounds:
+    """The axes' ranges of the model's views (cached per model and projection)."""
+    if axes.identity:
+        return compute.view_bounds(view.flow, view.data)
+    return state.memo("bounds", view, (axes.key,),
+                      lambda: compute.view_bounds(view.flow, view.data, axes.projection))
+
+
+def data_mean(view: ModelView) -> np.ndarray:
+    """Where a slice of a D > 2 model passes by default: the mean of its data [D] (cached)."""
+    return state.memo("data_mean", view, (), lambda: compute.slice_point(view.data, field_support(view), 0, "mean"))

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import io
+import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -13,11 +15,11 @@ from ui_support import APP, csv_bytes, write_manifest
 
 from corpus_cases import materialize_corpus
 from flowscope import MLPConfig, TrainConfig, checkpoint, train
-from flowscope.data import make_dataset
+from flowscope.data import dataset_columns, make_dataset
 from flowscope.zoo import entries
 from flowscope_ui import startpage, state, uploads
 
-PAGES = ["gallery", "paths", "fields", "train", "compare", "learn"]
+PAGES = ["gallery", "paths", "fields", "marginals", "train", "compare", "learn"]
 TIMEOUT = 120
 
 
@@ -111,7 +113,7 @@ def test_every_page_renders(zoo_env: Path, page: str) -> None:
     assert not errors(at)
     assert at.title[0].value.lower() == page  # the page's title, then its one-sentence description
     assert len(at.markdown[0].value.split(". ")) == 1 or page == "learn"
-    expected = {"gallery": 3, "paths": 2, "fields": 3, "train": 0, "compare": 2, "learn": 0}[page]
+    expected = {"gallery": 3, "paths": 2, "fields": 3, "marginals": 2, "train": 0, "compare": 2, "learn": 0}[page]
     assert charts(at) == expected
     if page == "gallery":
         assert [b.label for b in at.button] == ["Open"] * 3
@@ -313,3 +315,136 @@ def test_upload_limit_in_config_matches_the_code() -> None:
     config = tomllib.loads((APP.parent / ".streamlit" / "config.toml").read_text())
     assert config["server"]["maxUploadSize"] == uploads.MAX_UPLOAD_MB
     assert uploads.UPLOAD_LIMITS.max_bytes == uploads.MAX_UPLOAD_MB * 2**20
+
+
+# --- models of any dimension ---------------------------------------------------------------------------------
+
+
+def _session_view(key: str, data: np.ndarray, dataset: str, steps: int = 60) -> state.ModelView:
+    """A tiny model of `data` as one of a session's own models (seconds to train)."""
+    flow = train(torch.from_numpy(data), model=MLPConfig(dim=data.shape[1], width=32, depth=2),
+                 config=TrainConfig(steps=steps, device="cpu", threads=1), dataset=dataset).model
+    return state.ModelView(key=key, label=f"{dataset} (this session)", flow=flow, data=data, dataset=dataset,
+                           cache_id=key)
+
+
+@pytest.fixture(scope="module")
+def wine_view() -> state.ModelView:
+    """A 13-D model of the wine table, whose columns have names."""
+    return _session_view("mine:913", make_dataset("wine", 500, seed=0), "wine")
+
+
+@pytest.fixture(scope="module")
+def random_view() -> state.ModelView:
+    """A 13-D model of random data without column names, one column constant (a constant of the model)."""
+    data = np.random.default_rng(1).normal(size=(600, 13)).astype(np.float32) * np.linspace(0.5, 3.0, 13)
+    data[:, 6] = 4.0
+    return _session_view("mine:914", data, "custom")
+
+
+def show(at: AppTest, *views: state.ModelView) -> AppTest:
+    """Make `views` this session's own models and select the first."""
+    at.session_state[state.SESSION_MODELS] = {v.key: v for v in views}
+    at.session_state[state.MODEL_KEY] = views[0].key
+    return at.run()
+
+
+def pick_coordinates(at: AppTest, view: state.ModelView, first: int, second: int) -> AppTest:
+    """Choose "Two coordinates" in the sidebar's view of `view` (on a page that draws it)."""
+    at.sidebar.radio(key=f"_projection_kind_{view.key}").set_value("Two coordinates").run()
+    at.sidebar.selectbox(key=f"_projection_first_{view.key}").set_value(first).run()
+    return at.sidebar.selectbox(key=f"_projection_second_{view.key}").set_value(second).run()
+
+
+def axis_titles(at: AppTest, chart: int = 0) -> tuple[Any, Any]:
+    """The first panel's axis titles of a plotly chart on the page."""
+    layout = json.loads(at.get("plotly_chart")[chart].proto.spec)["layout"]
+    return (layout["xaxis"].get("title", {}).get("text"), layout["yaxis"].get("title", {}).get("text"))
+
+
+VIEW_PAGES = {"home": 2, "paths": 2, "fields": 3, "marginals": 2, "compare": 2, "gallery": 3}
+
+
+@pytest.mark.parametrize("projection", ["principal axes", "two coordinates"])
+def test_every_page_draws_a_13d_model(zoo_env: Path, wine_view: state.ModelView, projection: str) -> None:
+    at = show(start("paths"), wine_view)
+    names = dataset_columns("wine")
+    expected = ("PC1", "PC2")
+    if projection == "two coordinates":
+        pick_coordinates(at, wine_view, 3, 9)
+        expected = (names[3], names[9])
+    for page, n in VIEW_PAGES.items():
+        at.switch_page(f"views/{page}.py").run()
+        assert_clean(at)
+        assert not errors(at), (page, errors(at))
+        assert charts(at) == n, page
+        if page in ("home", "paths", "fields"):
+            x, y = axis_titles(at)
+            assert x.startswith(expected[0]) and y.startswith(expected[1]), (page, x, y)
+    at.switch_page("views/paths.py").run()
+    assert any("exact density of the projected" in c.value for c in at.caption)
+    assert at.sidebar.radio(key=f"_projection_kind_{wine_view.key}").value == projection.capitalize()  # remembered
+
+
+def test_fields_slice_of_a_13d_model(zoo_env: Path, random_view: state.ModelView) -> None:
+    at = show(start("fields"), random_view)
+    key = random_view.key
+    assert any("exact in all 13 dimensions" in c.value and "on the slice" in c.value for c in at.caption)
+    at.slider(key=f"fields_t_{key}").set_value(0.9).run()
+    at.number_input(key=f"fields_x1_{key}").set_value(11).run()
+    at.radio(key=f"fields_through_{key}").set_value("x1").run()
+    at.number_input(key=f"fields_px_{key}_pca").set_value(0.5).run()
+    assert_clean(at)
+    assert not errors(at) and charts(at) == 3
+    assert any("along the plane's axes" in m.value for m in at.markdown)
+    pick_coordinates(at, random_view, 6, 2)  # a constant column as an axis: its values are the model's constant
+    assert_clean(at)
+    assert charts(at) == 3 and axis_titles(at) == ("x6", "x2")
+    at.sidebar.selectbox(key=f"_projection_second_{key}").set_value(6).run()
+    assert_clean(at)
+    assert any("Choose two different columns" in e and "'x6'" in e for e in errors(at))
+    assert charts(at) == 3 and axis_titles(at)[0].startswith("PC1")  # the principal axes meanwhile
+
+
+def test_marginals_for_2d_and_13d_models(zoo_env: Path, wine_view: state.ModelView) -> None:
+    at = start("marginals")
+    assert_clean(at)
+    assert charts(at) == 2 and [m.value for m in at.multiselect] == [[0, 1]]
+    histograms = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert [a["text"].split(" · ")[0] for a in histograms["layout"]["annotations"]] == ["x0", "x1"]
+    show(at, wine_view)
+    assert_clean(at)
+    dims = at.multiselect(key=f"marginals_dims_{wine_view.key}")
+    assert dims.value == list(range(8)) and charts(at) == 2
+    titles = [a["text"] for a in json.loads(at.get("plotly_chart")[0].proto.spec)["layout"]["annotations"]]
+    assert len(titles) == 13 and titles[0].startswith("alcohol · W1 ")
+    dims.set_value([0]).run()
+    assert charts(at) == 1 and any("at least two dimensions" in i.value for i in at.info)
+    at.multiselect(key=f"marginals_dims_{wine_view.key}").set_value([12, 0, 5]).run()
+    assert_clean(at)
+    assert charts(at) == 2
+
+
+def test_compare_a_2d_and_a_13d_model(zoo_env: Path, wine_view: state.ModelView, random_view: state.ModelView) -> None:
+    at = show(start("compare"), wine_view, random_view)
+    assert_clean(at)
+    at.selectbox(key="compare_a").set_value("zoo:moons-ot").run()
+    at.selectbox(key="compare_b").set_value(wine_view.key).run()
+    assert_clean(at)
+    assert charts(at) == 2 and len(at.dataframe) == 1
+    assert [r.label for r in at.sidebar.radio] == ["View of B: 13-D model"]
+    at.selectbox(key="compare_b").set_value("zoo:moons-ot").run()  # the same model twice: no picker at all
+    assert_clean(at)
+    at.selectbox(key="compare_a").set_value(random_view.key).run()
+    at.selectbox(key="compare_b").set_value(random_view.key).run()  # the same 13-D model twice: one picker
+    assert_clean(at)
+    assert [r.label for r in at.sidebar.radio] == ["View of A: 13-D model"] and charts(at) == 2
+
+
+def test_a_model_without_data_of_its_dimension_is_refused_clearly(zoo_env: Path,
+                                                                   wine_view: state.ModelView) -> None:
+    broken = state.ModelView(key="mine:999", label="no data", flow=wine_view.flow, data=np.zeros((0, 2)),
+                             dataset="custom", cache_id="mine:999")
+    at = show(start("paths"), broken)
+    assert_clean(at)
+    assert any("cannot be drawn" in e and "13 columns" in e for e in errors(at)), errors(at)

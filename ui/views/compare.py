@@ -24,14 +24,21 @@ left, right = st.columns(2)
 a = left.selectbox("Model A", keys, index=keys.index(first), format_func=options.__getitem__, key="compare_a")
 b = right.selectbox("Model B", keys, index=keys.index(second), format_func=options.__getitem__, key="compare_b")
 views = [widgets.open_model(a), widgets.open_model(b)]
+# each D > 2 model is drawn through its own projection (one picker when A and B are the same model)
+picked = {v.key: widgets.projection_picker(v, label=name) for name, v in zip("AB", views, strict=True)
+          if v.key != a or name == "A"}
+axes = [picked[v.key] for v in views]
 solver = widgets.solver_picker("compare", default_method="euler", default_steps=8)
 
 runs = [widgets.trajectories(v, solver, n=500, frames=21) for v in views]
-boxes = [compute.view_bounds(v.flow, v.data) for v in views]
+shown = [widgets.projected_trajectories(v, ax, solver, n=500, frames=21) for v, ax in zip(views, axes, strict=True)]
+boxes = [widgets.bounds(v, ax) for v, ax in zip(views, axes, strict=True)]
 bounds = plots.union_bounds(*boxes)
 titles = [f"A: {views[0].label}", f"B: {views[1].label}"]
-st.plotly_chart(plots.trajectories_side_by_side([r.points[:, :150] for r in runs], titles, bounds,
-                                                data=[v.data[:1000] for v in views]), key="compare_traj")
+st.plotly_chart(plots.trajectories_side_by_side([r.points[:, :150] for r in shown], titles, bounds,
+                                                data=[widgets.projected_data(v, ax, 1000)
+                                                      for v, ax in zip(views, axes, strict=True)],
+                                                axis_titles=[ax.titles for ax in axes]), key="compare_traj")
 
 rows, floors = [], []
 for name, view, run in zip("AB", views, runs, strict=True):

@@ -12,6 +12,8 @@ widgets.header("Fields", "At a time t, on shared axes: the conditional field u_t
                "the posterior weights w_i(x, t); and the learned field v_theta with its error |v_theta - u_t|.")
 view = widgets.current_model()
 widgets.model_caption(view)
+axes = widgets.projection_picker(view)
+sliced = not axes.identity  # a D > 2 model: its fields on a plane through a point, spanned by the view's axes
 support = widgets.field_support(view)
 paired = support.z0 is not None
 if paired:
@@ -24,10 +26,20 @@ elif view.flow.coupling != "independent":
             "drawn here are the paper's, for independent pairs (a Gaussian source has no finite set of pairs).")
 n_points = len(support)
 shown = min(n_points, 300)
-bounds = compute.view_bounds(view.flow, view.data)
+bounds = widgets.bounds(view, axes)
 centre = np.array([sum(bounds[0]), sum(bounds[1])]) / 2
 losses = state.memo("loss_by_t", view, (), lambda: compute.loss_by_t(view.flow, support))
-keys = {name: f"fields_{name}_{view.key}" for name in ("t", "x1", "px", "py", "chart")}
+data_uv = state.memo("support_points", view, (axes.key, shown),
+                     lambda: compute.project(axes.projection, support.x1[:shown].numpy()))
+keys = {name: f"fields_{name}_{view.key}" for name in ("t", "x1", "px", "py", "chart", "through")}
+if sliced:  # the probe is a point of the view's plane: its own inputs per projection
+    keys.update(px=f"fields_px_{view.key}_{axes.key}", py=f"fields_py_{view.key}_{axes.key}")
+    st.caption(f"This {view.flow.dim}-D model is shown on a slice: the plane through the point chosen below, "
+               f"spanned by the view's axes ({axes.projection.labels[0]}, {axes.projection.labels[1]}); the fields "
+               f"are exact in all {view.flow.dim} dimensions at the plane's points (not a 2-D fit), the arrows are "
+               "their components along the axes, the densities are those on the slice, and the error "
+               f"|v_theta - u_t| is measured in all {view.flow.dim} dimensions.")
+MEAN, X1 = "the data mean", "x1"
 DATA_POINT, GRID_NODE, WEIGHTED = 0, 1, 2  # customdata[0] of clickable points
 
 
@@ -51,18 +63,32 @@ def conditional_markers(f: compute.FieldsAtT) -> list[plots.Markers]:
     return markers
 
 
+def fields_now(t: float, x1: int, probe: tuple[float, float], through: str) -> compute.FieldsAtT:
+    """Every field at t on the view's plane (for D > 2 the slice through the data mean or x1): what a slider
+    move recomputes, and only that."""
+    if not sliced:
+        return compute.fields_at(view.flow, support, bounds, t, x1, probe)
+    point = widgets.data_mean(view) if through == MEAN else compute.slice_point(view.data, support, x1, "x1")
+    return compute.fields_on_plane(view.flow, support, axes.projection, point, bounds, t, x1, probe)
+
+
 @st.fragment
 def fields_at_t() -> None:
     """The t slider, the choice of x1 and probe, and every plot that depends on them (reruns alone)."""
-    top = st.columns([3, 1, 1, 1])
+    top = st.columns([3, 1, 1, 1, 1] if sliced else [3, 1, 1, 1])
     t = top[0].slider("t", 0.0, 1.0, 0.5, 0.01, key=keys["t"])
     x1 = top[1].number_input("data point x1", 0, n_points - 1, 0, key=keys["x1"],
                              help="Its index in the data; or click a grey point in the left panel.")
-    px = top[2].number_input("probe x", value=float(centre[0]), format="%.2f", key=keys["px"],
-                             help="Where the aggregation is shown; or click anywhere in the middle panel.")
-    py = top[3].number_input("probe y", value=float(centre[1]), format="%.2f", key=keys["py"])
-    f = compute.fields_at(view.flow, support, bounds, t, int(x1), (px, py))
-    data = support.x1[:shown].numpy()
+    u, v = ("u", "v") if sliced else ("x", "y")
+    where = " (plane coordinates)" if sliced else ""
+    px = top[2].number_input(f"probe {u}", value=float(centre[0]), format="%.2f", key=keys["px"],
+                             help=f"Where the aggregation is shown{where}; or click anywhere in the middle panel.")
+    py = top[3].number_input(f"probe {v}", value=float(centre[1]), format="%.2f", key=keys["py"])
+    through = top[4].radio("slice through", [MEAN, X1], key=keys["through"],
+                           help="The point the plane passes through: the data's mean, or the chosen data point "
+                                "x1.") if sliced else MEAN
+    f = fields_now(t, int(x1), (px, py), through or MEAN)
+    data = data_uv
     clickable = np.stack([np.full(shown, DATA_POINT), np.arange(shown)], axis=1)
     nodes = np.stack([np.full(len(f.points), GRID_NODE), np.arange(len(f.points))], axis=1)
     weights = np.sqrt(f.top_weights / max(float(f.top_weights.max()), 0.02))  # spread-out weights stay small
@@ -86,14 +112,15 @@ def fields_at_t() -> None:
         plots.Panel("learned v_theta(x, t)<br>over the error |v_theta - u_t|", f.error, "|v - u|", plots.ERROR_SCALE,
                     show_scale=True, arrows=compute.coarse(f.points, f.learned)),
     ]
-    figure = plots.panels_figure(panels, f.xs, f.ys, bounds, compute.arrow_length(bounds))
+    figure = plots.panels_figure(panels, f.xs, f.ys, bounds, compute.arrow_length(bounds), titles=axes.titles)
     st.plotly_chart(figure, key=keys["chart"], on_select=on_click, selection_mode="points")
     left, right = st.columns(2)
+    along = " along the plane's axes" if sliced else ""
     with left:
         st.markdown(f"**The aggregation at the probe** ({px:.2f}, {py:.2f}): u_t(probe) = Σ_i w_i u_t(probe | x1_i) "
-                    f"= ({f.probe_velocity[0]:.2f}, {f.probe_velocity[1]:.2f}). The {len(f.top_weights)} largest of "
-                    f"the {n_points:,} weights (orange in the middle panel) sum to {f.top_weights.sum():.0%}; "
-                    "the 12 largest:")
+                    f"= ({f.probe_velocity[0]:.2f}, {f.probe_velocity[1]:.2f}){along}. The {len(f.top_weights)} "
+                    f"largest of the {n_points:,} weights (orange in the middle panel) sum to "
+                    f"{f.top_weights.sum():.0%}; the 12 largest:")
         labels = [f"#{i}" for i in f.top_indices[:12]]
         st.plotly_chart(plots.posterior_bars(f.top_weights[:12], labels), key="fields_weights")
     with right:

@@ -31,10 +31,21 @@ def card(entry: zoo.ZooEntry) -> None:
     except zoo.ZooError as err:
         st.error(str(err))
         return
-    samples = state.memo("thumbnail", view, (), lambda: compute.preview_samples(view.flow, 600))
+    problem = None if view.flow.dim == 2 else widgets.drawable(view)  # a projection needs the model's data
+    if problem:
+        st.error(f"It cannot be drawn: {problem}.")
+        return
+    try:
+        axes = widgets.view_axes(view)  # a D > 2 model: its samples on the principal axes of its data
+    except ValueError as err:
+        st.error(f"It cannot be drawn: {err}.")
+        return
+    samples = state.memo("thumbnail", view, (axes.key,),
+                         lambda: compute.project(axes.projection, compute.preview_samples(view.flow, 600)))
     st.plotly_chart(plots.thumbnail(samples), config={"staticPlot": True}, key=f"gallery_thumb_{entry.name}")
     source = f" · source {entry.source}" if entry.source else ""
-    st.caption(f"data **{entry.dataset}** · path **{entry.path}** · coupling {entry.coupling}{source}")
+    dims = f" · {view.flow.dim}-D, drawn on its principal axes" if view.flow.dim > 2 else ""
+    st.caption(f"data **{entry.dataset}** · path **{entry.path}** · coupling {entry.coupling}{source}{dims}")
     m = entry.metrics
     facts = [f"W2/floor {m['w2_ratio']:.2f}" if "w2_ratio" in m else "",
              f"NFE {m['nfe_dopri5']}" if "nfe_dopri5" in m else "",

@@ -30,27 +30,35 @@ from flowscope_ui import compute, state, widgets  # noqa: E402
 
 widgets.sidebar()
 view = widgets.current_model()
-bounds = compute.view_bounds(view.flow, view.data)
+axes = widgets.projection_picker(view)
+bounds = widgets.bounds(view, axes)
 if cached is None or default is None or view.key != f"zoo:{default[0]}":
     caption.caption(widgets.caption_text(view))
-    traj = widgets.trajectories(view, SolverConfig(method="rk4", steps=30), n=500)
-    flow_slot.plotly_chart(plots.flow_animation(traj.points, traj.times, bounds, data=view.data[:1500]),
+    traj = widgets.projected_trajectories(view, axes, SolverConfig(method="rk4", steps=30), n=500)
+    flow_slot.plotly_chart(plots.flow_animation(traj.points, traj.times, bounds,
+                                                data=widgets.projected_data(view, axes, 1500), titles=axes.titles),
                            key="home_flow")
     if default is not None and view.key == f"zoo:{default[0]}":
         startpage.save(default[1], SETTINGS, startpage.CachedFlow(traj.points, traj.times, view.data[:1500], bounds,
                                                                   widgets.caption_text(view)))
-with right:
-    fields = state.memo("home_fields", view, (bounds,), lambda: compute.fields_at(
-        view.flow, widgets.field_support(view), bounds, 0.8, 0, (0.0, 0.0)))
-    panel = plots.Panel(title="learned field v_theta(x, t = 0.8) over the exact p_t", heat=fields.marginal_density,
-                        heat_name="p_t", arrows=compute.coarse(fields.points, fields.learned))
-    figure = plots.panels_figure([panel], fields.xs, fields.ys, bounds, compute.arrow_length(bounds), height=420)
+with right:  # a D > 2 model: its field on the slice through the data mean spanned by the view's axes
+    fields = state.memo("home_fields", view, (bounds, axes.key), lambda: compute.fields_on_plane(
+        view.flow, widgets.field_support(view), axes.projection, widgets.data_mean(view), bounds, 0.8, 0,
+        (0.0, 0.0)))
+    where = "" if axes.identity else " on the slice through the data mean"
+    panel = plots.Panel(title=f"learned field v_theta(x, t = 0.8){where} over the exact p_t",
+                        heat=fields.marginal_density, heat_name="p_t",
+                        arrows=compute.coarse(fields.points, fields.learned))
+    figure = plots.panels_figure([panel], fields.xs, fields.ys, bounds, compute.arrow_length(bounds), height=420,
+                                 titles=axes.titles)
     st.plotly_chart(figure, key="home_field")
     st.markdown("**Where next**")
     st.page_link("views/gallery.py", label="Gallery: every pretrained model", icon=":material/grid_view:")
     st.page_link("views/paths.py", label="Paths: samples over time, solver cost and accuracy",
                  icon=":material/timeline:")
     st.page_link("views/fields.py", label="Fields: conditional vs marginal vs learned", icon=":material/explore:")
+    st.page_link("views/marginals.py", label="Marginals: every dimension, data vs model",
+                 icon=":material/bar_chart:")
     st.page_link("views/train.py", label="Train: on your own data", icon=":material/model_training:")
     st.page_link("views/compare.py", label="Compare: two models on the same noise", icon=":material/compare:")
     st.page_link("views/learn.py", label="Learn: the paper's ideas in plain words", icon=":material/school:")
