@@ -14,17 +14,18 @@ from typing import BinaryIO
 import numpy as np
 import torch
 
-from . import checkpoint
+from . import checkpoint, tables
 from .couplings import COUPLINGS
-from .data import DATASETS, dataset_hash, make_dataset
+from .data import ALL_DATASETS, dataset_columns, dataset_hash, make_dataset
 from .evaluation import QUALITY_DRAWS, Reference, evaluate, recorded_metrics
 from .files import write_atomic
 from .flow import FlowModel, resolve_device
-from .loader import DataError, load_array
+from .loader import DataError, Table, load_table
 from .models import MLPConfig, Normalizer
 from .paths import PATH_NAMES, AffinePath
 from .sampling import METHODS, SolverConfig
 from .training import StepInfo, TrainConfig, TrainingDiverged, path_for_data, train
+from .zoo import DATA_SAMPLE_ROWS
 
 __all__ = ["CLIError", "build_parser", "load_data", "main", "save_array", "streamlit_command"]
 
@@ -72,11 +73,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+COLUMNS_HELP = ("comma-separated columns to use: header names, or 0-based indices among the numeric columns "
+                "(default: every numeric column; text columns are always left out)")
+
+
 def _add_data_args(p: argparse.ArgumentParser) -> None:
-    """--dataset / --data / --n: where data comes from (shared by train and eval)."""
+    """--dataset / --data / --columns / --n: where data comes from (shared by train and eval)."""
     group = p.add_mutually_exclusive_group()
-    group.add_argument("--dataset", choices=DATASETS, default=None, help="a built-in 2D dataset (default moons)")
-    group.add_argument("--data", type=Path, help="a CSV/TSV/.npy/.npz file of shape (n, d)")
+    group.add_argument("--dataset", choices=ALL_DATASETS, default=None,
+                       help="a built-in dataset: a 2-D toy, or a table of more columns (mixture8; iris, wine and "
+                            "engel need scikit-learn / statsmodels) (default moons)")
+    group.add_argument("--data", type=Path,
+                       help="a CSV/TSV/.npy/.npz file of shape (n, d); text columns (no cell a number) are left out")
+    p.add_argument("--columns", default=None, help=COLUMNS_HELP)
     p.add_argument("--n", type=int, default=20000, help="points drawn from a built-in dataset")
     p.add_argument("--seed", type=int, default=0)
 
@@ -84,7 +93,7 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
 def _add_train(p: argparse.ArgumentParser) -> None:
     _add_data_args(p)
     p.add_argument("--source", type=Path, help="a file of source samples (non-Gaussian source)")
-    p.add_argument("--source-dataset", choices=DATASETS, help="a built-in dataset as the source")
+    p.add_argument("--source-dataset", choices=ALL_DATASETS, help="a built-in dataset as the source")
     p.add_argument("--path", choices=PATH_NAMES, default="ot")
     p.add_argument("--sigma", type=float, default=None, help="I-CFM noise / OT sigma_min")
     p.add_argument("--coupling", choices=COUPLINGS, default="independent")
@@ -100,6 +109,9 @@ def _add_train(p: argparse.ArgumentParser) -> None:
                    help="standardise each column (default), or one scale for all columns")
     p.add_argument("--resume", type=Path, help="continue training this checkpoint")
     p.add_argument("--no-eval", action="store_true", help="skip measuring W2 after training")
+    p.add_argument("--no-data-sample", action="store_true",
+                   help=f"store no training data in the checkpoint (by default it keeps up to "
+                        f"{DATA_SAMPLE_ROWS:,} training rows, so that the explorer can show the model with its data)")
     p.add_argument("--out", type=Path, help="output .safetensors (default DATASET-PATH.safetensors)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(handler=cmd_train)
@@ -118,6 +130,9 @@ def _add_sample(p: argparse.ArgumentParser) -> None:
     p.add_argument("-n", type=int, default=1000, help="number of samples")
     p.add_argument("--out", type=Path, default=Path("samples.npy"), help=".npy, .npz or .csv")
     p.add_argument("--source", type=Path, help="draw the starting points from this file")
+    p.add_argument("--columns", default=None,
+                   help="the columns of --source to start from: header names or 0-based indices among its numeric "
+                        "columns (default: the model's columns by name if the file's header has them, else all)")
     p.add_argument("--seed", type=int, default=0)
     _add_solver_args(p)
     p.set_defaults(handler=cmd_sample)
@@ -160,13 +175,80 @@ def _add_ui(p: argparse.ArgumentParser) -> None:
 
 
 def load_data(args: argparse.Namespace, n: int | None = None) -> tuple[np.ndarray, str, str]:
-    """The data selected by --dataset / --data: (points, display name, hash)."""
-    if args.data is not None:
-        points = load_array(args.data)
-        return points, args.data.name, dataset_hash(points)
-    name = args.dataset or "moons"
-    points = make_dataset(name, n or args.n, seed=args.seed)
+    """The data selected by --dataset / --data and --columns: (points, display name, hash)."""
+    points, name, _, _ = _chosen_data(args, n)
     return points, name, dataset_hash(points)
+
+
+def _chosen_data(args: argparse.Namespace, n: int | None = None) -> tuple[np.ndarray, str, list[str], list[int]]:
+    """(points, display name, column names, their positions among the dataset's columns) of --data / --dataset,
+    less the columns that --columns leaves out (a file's text columns are left out, and said so)."""
+    if args.data is not None:
+        table = _read_table(args.data)
+        index = _pick(args.columns, table, args.data.name)
+        return _take(table.values, index), args.data.name, [table.columns[k] for k in index], index
+    name = args.dataset or "moons"
+    columns = dataset_columns(name)
+    index = _pick(args.columns, Table(np.empty((0, len(columns))), columns), name)
+    return _take(make_dataset(name, n or args.n, seed=args.seed), index), name, [columns[k] for k in index], index
+
+
+def _read_table(path: Path) -> Table:
+    """Load a data file, printing (to stderr) each text column it leaves out and why."""
+    table = load_table(path)
+    for column in table.dropped:
+        print(f"{path.name}: left out column {column.name!r} ({column.reason})", file=sys.stderr)
+    return table
+
+
+def _take(points: np.ndarray, index: list[int]) -> np.ndarray:
+    """The columns `index` of points (the array itself when that is all of them, in order)."""
+    return points if index == list(range(points.shape[1])) else np.ascontiguousarray(points[:, index])
+
+
+def _pick(spec: str | None, table: Table, file: str) -> list[int]:
+    """The positions among `table.columns` that a --columns value names (all when None); CLIError for a name
+    that is not a numeric column, naming the file, the name and the columns there are."""
+    columns = table.columns
+    if spec is None:
+        return list(range(len(columns)))
+    available = (f"the numeric columns are {', '.join(map(repr, columns))} "
+                 f"(or their indices 0-{len(columns) - 1})")
+    chosen: list[int] = []
+    for token in (part.strip() for part in spec.split(",")):
+        if token in columns:
+            k = columns.index(token)
+        elif token.isascii() and token.isdigit() and int(token) < len(columns):
+            k = int(token)
+        else:
+            text = next((column for column in table.dropped if column.name == token), None)
+            if text is not None:
+                raise CLIError(f"{file}: column {token!r} was left out as text ({text.reason}); {available}")
+            raise CLIError(f"{file}: --columns names {token!r}, which is not a column; {available}")
+        if k in chosen:
+            raise CLIError(f"{file}: --columns names column {columns[k]!r} twice")
+        chosen.append(k)
+    return chosen
+
+
+def _for_model(table: Table, file: str, spec: str | None, names: object) -> np.ndarray:
+    """A file's points for a model of columns `names`: those --columns picks if given, else the columns named
+    `names` when the file's header has them all, else all its numeric columns (the caller checks the count)."""
+    if spec is not None:
+        return _take(table.values, _pick(spec, table, file))
+    if (isinstance(names, list) and names and table.header
+            and all(isinstance(name, str) and name in table.columns for name in names)):
+        return _take(table.values, [table.columns.index(name) for name in names])
+    return table.values
+
+
+def _reference(name: str, index: list[int], data: np.ndarray) -> Reference:
+    """What a model of built-in dataset `name` (columns `index`) is judged against: fresh draws, or `data`,
+    the rows of a real table (a sampler would give the same rows for every seed; W2's floor is then that of
+    two disjoint halves)."""
+    if name in tables.TABLES and not tables.table_info(name).fresh_draws:
+        return data
+    return lambda n, seed: _take(make_dataset(name, n, seed), index)
 
 
 def _progress(total: int, quiet: bool) -> tuple[Callable[[StepInfo, FlowModel], None], Callable[[], None]]:
@@ -188,11 +270,11 @@ def _progress(total: int, quiet: bool) -> tuple[Callable[[StepInfo, FlowModel], 
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    """flowscope train: fit a model and write it as .safetensors (atomically)."""
-    data, name, digest = load_data(args)
+    """flowscope train: fit a model and write it as .safetensors (atomically), with its columns and a data sample."""
+    data, name, columns, index = _chosen_data(args)
     source = None
     if args.source is not None:
-        source = torch.from_numpy(load_array(args.source))
+        source = torch.from_numpy(_for_model(_read_table(args.source), args.source.name, None, columns))
     elif args.source_dataset is not None:
         source = torch.from_numpy(make_dataset(args.source_dataset, args.n, seed=args.seed + 1))
         name = f"{args.source_dataset}->{name}"
@@ -208,24 +290,34 @@ def cmd_train(args: argparse.Namespace) -> int:
         result = train(torch.from_numpy(data), path=path_arg, config=config, source=source,
                        model=MLPConfig(dim=data.shape[1], width=args.width, depth=args.depth,
                                        fourier_features=args.fourier_features),
-                       coupling=args.coupling, dataset=name, dataset_hash=digest, callback=on_step,
+                       coupling=args.coupling, dataset=name, dataset_hash=dataset_hash(data), callback=on_step,
                        resume=resume)
     except TrainingDiverged as err:
         close()
         out = _out_path(args, name)
+        _record(err.result.model, columns, None if args.no_data_sample else data)
         checkpoint.save(err.result.model, out)
         raise CLIError(f"{err}; saved them to {out}") from None
     close()
-    flow = result.model
-    if not args.no_eval and args.data is None and source is None and data.shape[1] == 2:
-        report = evaluate(flow, lambda n, seed: make_dataset(args.dataset or "moons", n, seed), seed=args.seed,
-                          nll_points=0)
+    flow = _record(result.model, columns, None if args.no_data_sample else data)
+    if not args.no_eval and args.data is None and source is None:
+        dataset = args.dataset or "moons"
+        report = evaluate(flow, _reference(dataset, index, data), seed=args.seed, nll_points=0)
         flow.info["metrics"] = recorded_metrics(report)
     out = checkpoint.save(flow.to("cpu"), _out_path(args, name))
     print(f"trained {result.seconds:.1f} s, final loss {np.mean(result.losses[-100:]):.4f}; wrote {out}")
     if "metrics" in flow.info:
         print(json.dumps(flow.info["metrics"]))
     return 0
+
+
+def _record(flow: FlowModel, columns: list[str], data: np.ndarray | None) -> FlowModel:
+    """Store in the model its column names and (unless `data` is None) up to DATA_SAMPLE_ROWS training rows,
+    in the order they were loaded, so that the explorer can show it without the dataset."""
+    flow.info["columns"] = list(columns)
+    if data is not None:
+        flow.data = torch.from_numpy(np.array(data[:DATA_SAMPLE_ROWS], dtype=np.float32))
+    return flow
 
 
 def _path_with(name: str, params: dict[str, float], data: np.ndarray, normalize: str) -> AffinePath:
@@ -251,7 +343,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
     generator = torch.Generator().manual_seed(args.seed)
     x0 = None
     if args.source is not None:
-        start = load_array(args.source)
+        start = _for_model(_read_table(args.source), args.source.name, args.columns, flow.info.get("columns"))
         if start.shape[1] != flow.dim:
             raise CLIError(f"{args.source.name}: has {start.shape[1]} columns, the model needs {flow.dim}")
         x0 = torch.from_numpy(start).to(flow.device)
@@ -292,11 +384,20 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.draws < 1:
         raise CLIError(f"--draws must be >= 1, got {args.draws}")
     reference: Reference
+    names = flow.info.get("columns")
     if args.data is not None:
-        reference, name = load_array(args.data), args.data.name
+        name = args.data.name
+        reference = _for_model(_read_table(args.data), name, args.columns, names)
     else:
         name = args.dataset or "moons"
-        reference = lambda n, seed: make_dataset(name, n, seed)  # noqa: E731  (fresh draws of a built-in set)
+        columns = dataset_columns(name)
+        table = Table(np.empty((0, len(columns))), columns, header=True)  # a built-in set's names, for --columns
+        index = list(range(len(columns)))
+        if args.columns is not None:
+            index = _pick(args.columns, table, name)
+        elif isinstance(names, list) and names and all(isinstance(c, str) and c in columns for c in names):
+            index = [columns.index(c) for c in names]
+        reference = _reference(name, index, _take(make_dataset(name, args.n, seed=args.seed), index))
     dim = reference.shape[1] if isinstance(reference, np.ndarray) else reference(2, 0).shape[1]
     if dim != flow.dim:
         raise CLIError(f"{name}: data has {dim} columns, the model needs {flow.dim}")

@@ -8,27 +8,46 @@ Text tables are UTF-8 (a byte order mark is dropped; CRLF, CR and LF line ends) 
 standard `csv` module, so quoted cells may hold the delimiter, a doubled quote or line breaks (as
 spreadsheets write them: `"income, USD",food`). The delimiter is chosen among tab, ';', ',' and runs of
 whitespace by splitting the first lines with `csv.reader` (see `_sniff_delimiter`); spaces after a
-delimiter and around a line are ignored. One header row is recognised when none of the first row's
-cells is a number. Blank lines and lines starting with '#' (as `numpy.savetxt` writes headers) are
-skipped. In a ';'- or tab-separated file a cell with one decimal comma ('1,5', as spreadsheets in
-European locales write it) reads as 1.5; with ',' or whitespace as the delimiter it is refused, with a
-hint ('1,000' may be a thousands mark there). Line numbers in messages are those of the file (1-based),
-where a row starts, whatever blank, comment or multi-line rows precede it. The file is read a chunk of
-rows at a time, so that the row limit stops a huge file early and a row with too many fields is counted
-before it is split.
+delimiter and around a line are ignored. One header row is recognised when none of the first row's cells
+is a number (so `5.1,3.5,setosa` is a data row, `length,width,species` a header). Blank lines and lines
+starting with '#' (as `numpy.savetxt` writes headers) are skipped. In a ';'- or tab-separated file a cell
+with one decimal comma ('1,5', as spreadsheets in European locales write it) reads as 1.5; with ',' or
+whitespace as the delimiter it is refused, with a hint ('1,000' may be a thousands mark there). Line
+numbers in messages are those of the file (1-based), where a row starts, whatever blank, comment or
+multi-line rows precede it. The file is read a chunk of rows at a time, so that the row limit stops a
+huge file early and a row with too many fields is counted before it is split.
+
+Text columns. A column of a text table is *numeric* when every one of its data cells is a number (as
+float() reads it, 'nan' and 'inf' included, which are then refused as not finite; or with a decimal
+comma where those are read). It is a *text column* when none of its data cells is a finite number nor
+almost one (see below): labels such as 'setosa', ids such as 'a17', dates, 'nan' among words, and empty
+cells are all fine there; a column whose cells are all empty is a text column too ("empty"). A text
+column is left out: `Table.values` and `Table.columns` hold the numeric columns only, `Table.dropped`
+says which columns were left out and why, and `Table.text` keeps their (stripped) cells, one per row.
+A column with both finite numbers and other cells is refused: at its first cell that is not a number
+(empty ones included), or, when its text cells so far outnumber its numbers, at its first number. A
+cell that is almost a number counts as a number for this rule, so that its message and hint are given
+rather than the column left out: one that float() reads once its commas are points ('1,5' where decimal
+commas are not read), or a quoted cell over several lines whose first line is a number (a closing quote
+missing). The rule is applied a chunk of rows at a time, so a mixed column stops a long file early: the
+error names the first such cell, in reading order, among the columns found mixed in the same chunk. A
+file left with no numeric column is refused ("no numeric columns: ..."). Without a header, columns are
+named x<j>, j being the column's 0-based position in the file (a name does not depend on which columns
+are left out). .npy and .npz arrays are numeric by construction: they have no text columns.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import math
 import operator
 import os
 import re
 import stat
 import zipfile
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import chain, compress, islice, repeat
 
 import numpy as np
@@ -38,6 +57,7 @@ __all__ = [
     "MAX_ABS_VALUE",
     "SUPPORTED_SUFFIXES",
     "DataError",
+    "DroppedColumn",
     "Limits",
     "Table",
     "load_array",
@@ -65,6 +85,15 @@ _BLOCK_CHARS = 1 << 16  # text split into lines a block at a time: ~1 MB of Pyth
 _NPY_MAGIC = b"\x93NUMPY"
 _ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")  # a zip with members; an empty zip
 _NUMERIC_KINDS = "biuf"  # bool, signed and unsigned int, float
+# What a cell that counts as a number (see _Dialect.counts_as_number) must be, up to its first line end: a
+# loose pattern of a float, decimal commas allowed, to skip text cells (dates too) without a Python call
+# per cell. _NUMBER_CELL finds such cells among a column's cells joined by NUL (which no decoded text holds),
+# with a NUL before the first and after the last.
+_FLOAT_LIKE = r"\s*[+-]?(?=[.,_]*\d)[\d.,_]+(?:[eE][+-]?[\d_]+)?[^\S\n]*"  # (linear backtracking)
+_NUMBER_LIKE = re.compile(_FLOAT_LIKE + r"(?:\n|$)")
+_NUMBER_CELL = re.compile(r"\x00" + _FLOAT_LIKE + r"(?=[\n\x00])")
+_SHOWN_VALUES = 3  # distinct values of a text column named in its reason
+_DEDUPLICATE = 4096  # distinct labels of a text column stored once each (labels repeat; ids do not)
 
 
 class DataError(ValueError):
@@ -99,34 +128,60 @@ class Limits:
     max_dims: int = 64
 
     def __post_init__(self) -> None:
-        for field, value in vars(self).items():
+        for limit, value in vars(self).items():
             if value < 1:
-                raise ValueError(f"Limits.{field} must be at least 1, got {value}")
+                raise ValueError(f"Limits.{limit} must be at least 1, got {value}")
 
 
 DEFAULT_LIMITS = Limits()
 
 
-@dataclass(frozen=True, eq=False)
-class Table:
-    """A loaded data set: finite float32 values [n, d] (n >= 2, d >= 1) and one name per column.
+@dataclass(frozen=True)
+class DroppedColumn:
+    """A column of a text table that was left out of `Table.values` because it is text, not numbers.
 
     Attributes:
-        values: the points, float32 [n, d], C-contiguous.
-        columns: one unique name per column: the header's, or "x0", "x1", ... when the file has none.
+        name: its header name, or x<j> when the file has no header.
+        index: its 0-based position among the file's columns.
+        reason: why, for people, e.g. "not numeric: 'setosa', 'versicolor', 'virginica'; 3 distinct values".
+    """
+
+    name: str
+    index: int
+    reason: str
+
+
+@dataclass(frozen=True, eq=False)
+class Table:
+    """A loaded data set: finite float32 values [n, d] (n >= 2, d >= 1), a name per column, text left out.
+
+    Attributes:
+        values: the points (the numeric columns), float32 [n, d], C-contiguous.
+        columns: one unique name per numeric column: the header's, or x<j> when the file has none (j: the
+            column's position in the file, text columns counted).
+        dropped: the text columns left out, in file order (none for .npy / .npz).
+        text: each dropped column's name -> its stripped cells, one per row of `values`, in that order
+            (labels for conditional generation).
+        header: whether the names come from a header row.
     """
 
     values: np.ndarray
     columns: tuple[str, ...]
+    dropped: tuple[DroppedColumn, ...] = ()
+    text: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    header: bool = False
 
 
 @dataclass(frozen=True, eq=False)
 class _Parsed:
-    """Numbers read from a file (float64 [n, d]) and how to name a cell's place in that file."""
+    """Numbers read from a file (float64 [n, d]), how to name a cell's place, and the text columns left out."""
 
     values: np.ndarray
     columns: tuple[str, ...]
     locate: Callable[[int, int], str]
+    dropped: tuple[DroppedColumn, ...] = ()
+    text: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    header: bool = False
 
 
 def load_table(path: str | os.PathLike[str], *, name: str | None = None, limits: Limits = DEFAULT_LIMITS) -> Table:
@@ -139,7 +194,8 @@ def load_table(path: str | os.PathLike[str], *, name: str | None = None, limits:
         limits: size, row and column bounds; the size is checked before anything is read.
 
     Returns:
-        the values (float32 [n, d], finite, n >= 2, not all rows identical) and column names.
+        the values (float32 [n, d], finite, n >= 2, not all rows identical) of the numeric columns, their
+        names, and the text columns left out (see the module docstring for the rule).
 
     Raises:
         DataError: for every problem with the file; the message names the file.
@@ -243,7 +299,7 @@ def _parse(data: bytes, display: str, suffix: str, limits: Limits) -> Table:
 
 
 def _validate(parsed: _Parsed, display: str) -> Table:
-    """Refuse too few rows, non-finite or huge values and constant data; convert to float32."""
+    """Refuse too few rows, non-finite or huge values and constant data (constant columns are fine); to float32."""
     values = parsed.values
     if values.shape[1] == 0:
         raise DataError(display, f"no columns: found an array of shape {values.shape}")
@@ -254,7 +310,7 @@ def _validate(parsed: _Parsed, display: str) -> Table:
     x = np.ascontiguousarray(values, dtype=np.float32)
     if (x == x[0]).all():
         raise DataError(display, f"all {len(x):,} points are identical (zero variance): there is nothing to learn from")
-    return Table(values=x, columns=parsed.columns)
+    return Table(values=x, columns=parsed.columns, dropped=parsed.dropped, text=parsed.text, header=parsed.header)
 
 
 def _refuse_first(display: str, parsed: _Parsed, bad: np.ndarray, describe: Callable[[float], str]) -> None:
@@ -394,6 +450,12 @@ class _Dialect:
         """Whether `floats` accepts the cell: float() does, or it is a number with a decimal comma."""
         return _is_float(cell) or (self.decimal_comma and _DECIMAL_COMMA.fullmatch(cell.strip()) is not None)
 
+    def counts_as_number(self, cell: str) -> bool:
+        """Whether the cell is a finite number or almost one (see the module docstring): its column is not text."""
+        shown = cell.strip()
+        first = shown.partition("\n")[0].rstrip()  # a quoted cell over lines, as a missing '"' makes
+        return any(_is_finite(c) or _is_finite(c.replace(",", ".")) for c in {shown, first})
+
     def floats(self, cells: list[str]) -> np.ndarray:
         """The cells as float64, in C (map, fromiter, compress); ValueError if one is not a number."""
         try:
@@ -407,6 +469,14 @@ class _Dialect:
         if not all(map(_DECIMAL_COMMA.fullmatch, map(str.strip, with_comma))):
             raise ValueError("a comma that is not a decimal comma")
         return values
+
+
+def _is_finite(cell: str) -> bool:
+    """Whether Python's float() reads the cell as a finite number."""
+    try:
+        return math.isfinite(float(cell))
+    except ValueError:
+        return False
 
 
 def _is_float(cell: str) -> bool:
@@ -577,7 +647,6 @@ def _parse_text(data: bytes, display: str, limits: Limits) -> _Parsed:
     records = _Records(text, dialect, display, limits.max_dims)
     table: _TextTable | None = None
     blocks: list[np.ndarray] = []
-    starts: list[np.ndarray] = []
     rows, count = 0, _FIRST_CHUNK
     while (chunk := records.read(count)) is not None:
         if not len(chunk):
@@ -587,15 +656,12 @@ def _parse_text(data: bytes, display: str, limits: Limits) -> _Parsed:
         rows += len(chunk)
         _check_rows(display, rows, limits, counted_so_far=True)  # before converting: at most a chunk too many
         blocks.append(table.convert(chunk))
-        starts.append(chunk.starts)
         count = max(1, _CHUNK_CELLS // table.width)
     if table is None:
         raise DataError(display, "no data: the file has only blank or comment ('#') lines")
     if not rows:
         raise DataError(display, f"only a header row (line {table.first_no}), no data rows")
-    numbers = np.concatenate(starts)
-    columns = table.names or _generated_columns(table.width)
-    return _Parsed(np.concatenate(blocks), columns, lambda i, j: table.place(int(numbers[i]), j))
+    return table.finish(np.concatenate(blocks))
 
 
 def _first_row(chunk: _Chunk, dialect: _Dialect, display: str, limits: Limits) -> tuple[_TextTable, _Chunk]:
@@ -672,25 +738,66 @@ def _header_names(cells: list[str]) -> tuple[str, ...]:
     return tuple(names)
 
 
-@dataclass(frozen=True)
-class _TextTable:
-    """What converting the rows of one text table needs to know, to convert them and to name a cell."""
+@dataclass
+class _Column:
+    """What the rows read so far say about one column of a text table: numeric, text, or mixed (refused).
 
-    display: str
-    dialect: _Dialect
-    width: int
-    first_no: int
-    names: tuple[str, ...] | None
+    Attributes:
+        number: the first cell that is a finite number or almost one, as (data row, cell); None if none yet.
+        other: the first cell that is not a number, as (data row, cell); None if none yet.
+        cells: every stripped cell while `number` is None (the column may be text); then None.
+        labels: one string per distinct label stored (see _DEDUPLICATE); None once there are too many.
+    """
+
+    number: tuple[int, str] | None = None
+    other: tuple[int, str] | None = None
+    cells: list[str] | None = field(default_factory=list)
+    labels: dict[str, str] | None = field(default_factory=dict)
+
+    def keep(self, cells: list[str]) -> None:
+        """Store a chunk's cells of a column that may be text, each distinct label once."""
+        assert self.cells is not None
+        stripped = list(map(str.strip, cells))
+        if self.labels is not None:
+            stripped = list(map(self.labels.setdefault, stripped, stripped))
+            if len(self.labels) > _DEDUPLICATE:
+                self.labels = None
+        self.cells.extend(stripped)
+
+    def saw_number(self, row: int, cell: str) -> None:
+        """Note the column's first number: it is not text, so its cells need not be kept."""
+        self.number = (row, cell)
+        self.cells = self.labels = None
+
+
+class _TextTable:
+    """Converts the rows of one text table a chunk at a time, sorting its columns into numeric and text.
+
+    It knows the table's shape and names (to name a cell's place), what each column's cells were so far
+    (`_Column`), and the first line of every data row read (to name a cell of an earlier chunk).
+    """
+
+    def __init__(self, display: str, dialect: _Dialect, width: int, first_no: int,
+                 names: tuple[str, ...] | None) -> None:
+        self.display = display
+        self.dialect = dialect
+        self.width = width
+        self.first_no = first_no
+        self.names = names
+        self.state = [_Column() for _ in range(width)]
+        self.starts: list[np.ndarray] = []
+        self.rows = 0
 
     def place(self, line: int, j: int) -> str:
         """'line 3, column 2', with the column's header name if there is one."""
         return f"line {line}, column {j + 1}" + (f" ({self.names[j]!r})" if self.names else "")
 
     def convert(self, chunk: _Chunk) -> np.ndarray:
-        """Cells to float64 [len(chunk), width]; DataError at the first ragged row or non-numeric cell.
+        """Cells to float64 [len(chunk), width] (NaN in text cells); DataError at a ragged row or mixed column.
 
-        The fast path converts all cells at once; only when that fails are the cells searched, so that the
-        message can name the first bad one. A ragged row is reported after the rows above it are checked.
+        The fast path converts all cells at once (while no column looks like text), else each column at once;
+        a column with a cell that is not a number is then sorted by `_sort`. A ragged row is reported after
+        the rows above it are checked.
         """
         ragged = np.flatnonzero(chunk.widths != self.width)
         if ragged.size:
@@ -701,16 +808,136 @@ class _TextTable:
             if end > line:
                 expected += f" (a quoted cell makes it span lines {line}-{end}: is a closing '\"' missing?)"
             raise DataError(self.display, f"line {line}: {expected}")
-        try:
-            values = self.dialect.floats(chunk.cells)
-        except ValueError:
-            bad = next((k for k, cell in enumerate(chunk.cells) if not self.dialect.is_number(cell)), None)
-            if bad is None:  # cannot happen: is_number is the test; fail loudly rather than blame a cell
-                raise
-            i, j = divmod(bad, self.width)
-            problem = _describe_bad_cell(chunk.cells[bad], self.dialect)
-            raise DataError(self.display, f"{self.place(int(chunk.starts[i]), j)}: {problem}") from None
-        return values.reshape(len(chunk), self.width)
+        n, width = len(chunk), self.width
+        unread: set[int] = set()
+        values: np.ndarray | None = None
+        if all(column.other is None for column in self.state):  # no text column so far: try all at once
+            try:
+                values = self.dialect.floats(chunk.cells).reshape(n, width)
+            except ValueError:
+                values = None
+        if values is None:
+            values = np.empty((n, width))
+            for j in range(width):
+                try:
+                    values[:, j] = self.dialect.floats(chunk.cells[j::width])
+                except ValueError:
+                    values[:, j] = np.nan
+                    unread.add(j)
+        self._sort(chunk, values, unread)
+        self.starts.append(chunk.starts)
+        self.rows += n
+        return values
+
+    def _sort(self, chunk: _Chunk, values: np.ndarray, unread: set[int]) -> None:
+        """Update each column's state with a chunk's cells; DataError at the first cell of a mixed column."""
+        width, base = self.width, self.rows
+        problems: list[tuple[int, int, str]] = []
+        for j, column in enumerate(self.state):
+            cells = chunk.cells[j::width]
+            before = column.cells  # the cells before this chunk while the column may be text (keep extends it)
+            if j in unread:
+                if column.other is None:
+                    k = next(k for k, cell in enumerate(cells) if not self.dialect.is_number(cell))
+                    column.other = (base + k, cells[k])
+                if column.number is None:
+                    k = self._first_number(cells)
+                    if k >= 0:
+                        column.saw_number(base + k, cells[k])
+                    else:
+                        column.keep(cells)
+            elif column.number is None:
+                finite = np.isfinite(values[:, j])
+                if finite.any():
+                    k = int(np.argmax(finite))
+                    column.saw_number(base + k, cells[k])
+                else:
+                    column.keep(cells)
+            if column.number is not None and column.other is not None:
+                problems.append(self._mixed(j, column, before, chunk))
+        if problems:
+            row, j, problem = min(problems)
+            raise DataError(self.display, f"{self.place(self._line(row, chunk), j)}: {problem}")
+
+    def _first_number(self, cells: list[str]) -> int:
+        """The index of the first cell that counts as a number, or -1: candidates found by one regex search."""
+        joined = "\x00" + "\x00".join(cells) + "\x00"
+        for match in _NUMBER_CELL.finditer(joined):
+            k = joined.count("\x00", 0, match.start())
+            if self.dialect.counts_as_number(cells[k]):
+                return k
+        return -1
+
+    def _mixed(self, j: int, column: _Column, before: list[str] | None, chunk: _Chunk) -> tuple[int, int, str]:
+        """(data row, column, problem) for a column with numbers and other cells: at its first non-number,
+        or, when most of its non-empty cells so far are text, at its first number."""
+        assert column.number is not None and column.other is not None
+        cells = chunk.cells[j :: self.width]
+        if before is None:  # every cell before this chunk was a number
+            numbers, words = self.rows, 0
+        else:
+            numbers, words = self._tally(before)
+        more_numbers, more_words = self._tally(cells)
+        if words + more_words <= numbers + more_numbers:
+            row, cell = column.other
+            return row, j, _describe_bad_cell(cell, self.dialect)
+        row, cell = column.number
+        earlier = before or []  # the rows before this chunk (all of them, if it has text)
+        k, word = next((k, c) for k, c in enumerate(chain(earlier, cells)) if self._is_word(c))
+        line = self._line(k if k < len(earlier) else self.rows + k - len(earlier), chunk)
+        return row, j, (f"expected text, as in the rest of this column ({_shorten(word.strip())} on line {line}), "
+                        f"found the number {_shorten(cell.strip())}: a column is left out as text only when none "
+                        "of its cells is a number")
+
+    def _is_word(self, cell: str) -> bool:
+        """Whether a cell is text: not empty, not a number and not almost one ('nan' is a number, not finite)."""
+        return bool(cell.strip()) and not self.dialect.is_number(cell) and not self.dialect.counts_as_number(cell)
+
+    def _tally(self, cells: list[str]) -> tuple[int, int]:
+        """(cells that count as numbers, cells that are text) among `cells`."""
+        numbers = sum(1 for cell in cells if _NUMBER_LIKE.match(cell) and self.dialect.counts_as_number(cell))
+        return numbers, sum(map(self._is_word, cells))
+
+    def _line(self, row: int, chunk: _Chunk) -> int:
+        """The line of the file where data row `row` starts (a row of `chunk`, the one being read, or before)."""
+        if row >= self.rows:
+            return int(chunk.starts[row - self.rows])
+        return int(np.concatenate(self.starts)[row])
+
+    def finish(self, values: np.ndarray) -> _Parsed:
+        """The numeric columns of all rows read (`values`: every column), the text ones left out with their
+        cells; DataError when no column is numeric."""
+        names = self.names or _generated_columns(self.width)
+        text = [j for j, column in enumerate(self.state) if column.other is not None]
+        dropped = tuple(DroppedColumn(names[j], j, _text_reason(self.state[j].cells or [])) for j in text)
+        keep = [j for j in range(self.width) if j not in text]
+        if not keep:
+            listed = ", ".join(f"{d.name!r} ({d.reason})" for d in dropped)
+            raise DataError(self.display, f"no numeric columns: every column is text: {listed}")
+        numbers = np.concatenate(self.starts)
+        labels = {names[j]: tuple(self.state[j].cells or ()) for j in text}
+        return _Parsed(values[:, keep] if text else values, tuple(names[j] for j in keep),
+                       lambda i, j: self.place(int(numbers[i]), keep[j]), dropped, labels, self.names is not None)
+
+
+def _shorten(cell: str) -> str:
+    """A cell for a message: quoted, and cut to 40 characters."""
+    return repr(cell if len(cell) <= 40 else cell[:37] + "...")
+
+
+def _text_reason(cells: list[str]) -> str:
+    """Why a text column is left out, with a few of its values: "not numeric: 'a', 'b', ...; 9 distinct values"."""
+    values = dict.fromkeys(cell for cell in cells if cell)
+    if not values:
+        return "empty: no cell has a value"
+    shown = ", ".join(_shorten(value) for value in islice(values, _SHOWN_VALUES))
+    if len(values) > _SHOWN_VALUES:
+        shown += ", ..."
+    count = f"{len(values):,} distinct value" + ("s" if len(values) > 1 else "")
+    empty = sum(1 for cell in cells if not cell)
+    if empty:
+        count += f", {empty:,} empty cell" + ("s" if empty > 1 else "")
+    return f"not numeric: {shown}; {count}"
 
 
 def _describe_bad_cell(cell: str, dialect: _Dialect) -> str:
@@ -723,5 +950,4 @@ def _describe_bad_cell(cell: str, dialect: _Dialect) -> str:
         hint = "; the quoted cell spans lines: is a closing '\"' missing?"
     elif not dialect.decimal_comma and _is_float(shown.replace(",", ".")):
         hint = "; use '.' for decimals (decimal commas are read only in ';'- or tab-separated files)"
-    shown = repr(shown if len(shown) <= 40 else shown[:37] + "...")
-    return f"expected a number, found {shown}{hint}"
+    return f"expected a number, found {_shorten(shown)}{hint}"

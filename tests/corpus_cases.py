@@ -41,6 +41,9 @@ STATIC_CASES: list[tuple[str, str]] = [
     ("blank.csv", "only blank or comment ('#') lines"),
     ("header_only.csv", "only a header row (line 1), no data rows"),
     ("text_in_numeric.csv", "line 3, column 2 ('y'): expected a number, found 'abc'"),
+    ("only_text.csv", "no numeric columns: every column is text: 'name' (not numeric: 'Alice', 'Bob', 'Carol'"),
+    ("stray_number.csv", "line 4, column 1 ('id'): expected text, as in the rest of this column ('a1' on line 2), "
+     "found the number '17'"),
     ("empty_cell.csv", "line 3, column 2 ('y'): empty cell"),
     ("nan.csv", "line 3, column 1 ('x'): found NaN"),
     ("inf.csv", "line 2, column 2: found infinite value (inf)"),
@@ -85,6 +88,7 @@ GOOD_FILES: list[tuple[str, tuple[int, int], tuple[str, ...]]] = [
     ("good_semicolon.csv", (2, 2), ("width", "height")),
     ("decimal_comma.csv", (2, 2), ("x", "y")),
     ("single_column.csv", (4, 1), ("value",)),
+    ("iris_text.csv", (6, 4), ("sepal_length", "sepal_width", "petal_length", "petal_width")),
     ("good.npy", (4, 3), ("x0", "x1", "x2")),
     ("good.npz", (5, 2), ("x0", "x1")),
 ]

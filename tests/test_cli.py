@@ -164,3 +164,144 @@ def test_sample_and_eval_default_to_the_best_device(trained: Path, tmp_path: Pat
                  "--steps", "2"]) == 0
     assert main(["eval", str(trained), "--samples", "50", "--method", "euler", "--steps", "2"]) == 0
     assert devices == [resolve_device(None)] * 2
+
+
+# --- data of any dimension: text columns, --columns, built-in tables, the stored data sample ----------------
+
+IRIS_COLUMNS = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
+
+
+@pytest.fixture()
+def iris_csv(tmp_path: Path) -> tuple[Path, np.ndarray]:
+    """An iris-like CSV (header, 4 numeric columns, a text `species` column, CRLF) and its numbers."""
+    rng = np.random.default_rng(0)
+    values = np.round(rng.uniform(0.1, 8.0, size=(60, 4)), 1).astype(np.float32)
+    species = ["setosa", "versicolor", "virginica"] * 20
+    rows = [",".join(IRIS_COLUMNS + ["species"])]
+    rows += [",".join([*(f"{v:.1f}" for v in row), label]) for row, label in zip(values, species, strict=True)]
+    path = tmp_path / "iris.csv"
+    path.write_bytes(("\r\n".join(rows) + "\r\n").encode())
+    return path, values
+
+
+def _train(*args: str) -> list[str]:
+    """`flowscope train` arguments for a tiny, quick model."""
+    return ["train", *args, "--steps", "20", "--width", "16", "--quiet"]
+
+
+def test_train_leaves_out_a_text_column_and_records_columns_and_data(iris_csv: tuple[Path, np.ndarray],
+                                                                      tmp_path: Path,
+                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    from flowscope import checkpoint
+
+    path, values = iris_csv
+    out = tmp_path / "iris.safetensors"
+    assert main(_train("--data", str(path), "--no-eval", "--out", str(out))) == 0
+    err = capsys.readouterr().err
+    assert "iris.csv: left out column 'species' (not numeric: 'setosa', 'versicolor', 'virginica'" in err
+    flow = checkpoint.load(out)
+    assert flow.dim == 4 and flow.info["columns"] == IRIS_COLUMNS and "metrics" not in flow.info
+    assert flow.data is not None
+    np.testing.assert_array_equal(flow.data.numpy(), values)  # every row (fewer than 2,000), in file order
+    bare = tmp_path / "bare.safetensors"
+    assert main(_train("--data", str(path), "--no-eval", "--no-data-sample", "--out", str(bare))) == 0
+    assert checkpoint.load(bare).data is None
+
+
+def test_columns_by_name_and_by_index(iris_csv: tuple[Path, np.ndarray], tmp_path: Path,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    from flowscope import checkpoint
+
+    path, values = iris_csv
+    for spec in ("petal_length,sepal_length", "2,0", "petal_length, 0"):
+        out = tmp_path / "sub.safetensors"
+        assert main(_train("--data", str(path), "--columns", spec, "--no-eval", "--out", str(out))) == 0
+        flow = checkpoint.load(out)
+        assert flow.dim == 2 and flow.info["columns"] == ["petal_length", "sepal_length"], spec
+        assert flow.data is not None
+        np.testing.assert_array_equal(flow.data.numpy(), values[:, [2, 0]])
+    capsys.readouterr()
+    for spec, fragment in (("petal,0", "--columns names 'petal', which is not a column"),
+                           ("4", "--columns names '4', which is not a column"),
+                           ("species", "column 'species' was left out as text (not numeric: 'setosa'"),
+                           ("0,sepal_length", "--columns names column 'sepal_length' twice")):
+        assert main(_train("--data", str(path), "--columns", spec, "--out", str(tmp_path / "x.safetensors"))) == 2
+        err = capsys.readouterr().err
+        assert f"iris.csv: {fragment}" in err and "Traceback" not in err, err
+        if "twice" not in fragment:
+            assert "the numeric columns are 'sepal_length', 'sepal_width', 'petal_length', 'petal_width'" in err
+
+
+def test_eval_and_sample_pick_the_models_columns_by_name(iris_csv: tuple[Path, np.ndarray], tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    path, _ = iris_csv
+    model = tmp_path / "petals.safetensors"
+    assert main(_train("--data", str(path), "--columns", "petal_width,petal_length", "--no-eval",
+                       "--out", str(model))) == 0
+    capsys.readouterr()
+    fast = ["--method", "euler", "--steps", "2"]
+    assert main(["eval", str(model), "--data", str(path), "--samples", "20", "--draws", "1", *fast]) == 0
+    assert len(json.loads(capsys.readouterr().out)["w1_per_dim"]) == 2  # the file's 4 columns, 2 picked by name
+    assert main(["eval", str(model), "--data", str(path), "--columns", "3,1", "--samples", "20", "--draws", "1",
+                 *fast]) == 0
+    capsys.readouterr()
+    assert main(["sample", str(model), "--source", str(path), "--out", str(tmp_path / "s.npy"), *fast]) == 0
+    assert np.load(tmp_path / "s.npy").shape == (60, 2)
+    headerless = tmp_path / "four.csv"
+    np.savetxt(headerless, np.arange(12.0).reshape(3, 4), delimiter=",")
+    assert main(["eval", str(model), "--data", str(headerless), "--samples", "20", *fast]) == 2
+    assert "four.csv: data has 4 columns, the model needs 2" in capsys.readouterr().err
+
+
+def test_every_built_in_dataset_is_accepted() -> None:
+    from flowscope.cli import build_parser
+    from flowscope.data import ALL_DATASETS
+
+    assert {"mixture8", "iris", "wine", "engel", "moons"} <= set(ALL_DATASETS)
+    for name in ALL_DATASETS:
+        for command in (["train"], ["eval", "m.safetensors"]):
+            assert build_parser().parse_args([*command, "--dataset", name]).dataset == name
+
+
+def test_train_on_wine_records_its_columns_and_metrics_with_a_floor(tmp_path: Path,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("sklearn")
+    from flowscope import checkpoint
+    from flowscope.data import dataset_columns
+
+    out = tmp_path / "wine.safetensors"
+    assert main(_train("--dataset", "wine", "--out", str(out))) == 0
+    flow = checkpoint.load(out)
+    assert flow.info["columns"] == list(dataset_columns("wine")) and len(flow.info["columns"]) == 13
+    metrics = flow.info["metrics"]
+    assert metrics["w2_floor"] > 0 and np.isfinite(metrics["w2_ratio"]), metrics
+    assert flow.data is not None and tuple(flow.data.shape) == (178, 13)
+    assert "w2_ratio" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("name, fixed", [("iris", True), ("engel", True), ("mixture8", False), ("moons", False)])
+def test_real_tables_are_judged_against_their_rows_and_others_against_fresh_draws(
+        name: str, fixed: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A sampler of a real table would give the same rows for every seed (a floor of 0): its rows are passed."""
+    if fixed:
+        pytest.importorskip("sklearn" if name == "iris" else "statsmodels")
+    from flowscope import checkpoint, cli
+
+    seen: list[object] = []
+
+    def evaluate(flow: object, data: object, **kwargs: object) -> dict[str, object]:
+        seen.append(data)
+        return {"w2": 1.0, "w2_floor": 0.5, "w2_ratio": 2.0, "solver": "dopri5", "nfe": 8}
+
+    monkeypatch.setattr(cli, "evaluate", evaluate)
+    out = tmp_path / "m.safetensors"
+    assert main(_train("--dataset", name, "--n", "500", "--steps", "2", "--out", str(out))) == 0
+    (data,) = seen
+    flow = checkpoint.load(out)
+    assert flow.data is not None and flow.info["metrics"]["w2_ratio"] == 2.0
+    if fixed:
+        assert isinstance(data, np.ndarray)
+        np.testing.assert_array_equal(data[: len(flow.data)], flow.data.numpy())
+    else:
+        assert callable(data) and data(7, 1).shape == (7, flow.dim)
+        assert not np.array_equal(data(7, 1), data(7, 2))

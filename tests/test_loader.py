@@ -20,6 +20,7 @@ from corpus_cases import CASES, CORPUS_DIR, CORPUS_LIMITS, GOOD_FILES, STATIC_CA
 from flowscope.loader import (
     SUPPORTED_SUFFIXES,
     DataError,
+    DroppedColumn,
     Limits,
     Table,
     load_array,
@@ -269,6 +270,107 @@ def test_million_rows_load_in_a_few_seconds() -> None:
     assert elapsed < 6.0, f"{elapsed:.1f} s"  # about 1 s on an idle laptop core
 
 
+# --- text columns ---------------------------------------------------------------------------------------
+
+IRIS_COLUMNS = ("sepal_length", "sepal_width", "petal_length", "petal_width")
+
+
+def test_iris_like_file_leaves_out_its_species_column() -> None:
+    """Header, four numeric columns, a text `species` column, CRLF: loads as 4 columns, species kept as labels."""
+    path = CORPUS_DIR / "iris_text.csv"
+    assert b"\r\n" in path.read_bytes()
+    for table in (load_table(path), load_table_bytes(path.read_bytes(), "iris_text.csv")):
+        assert table.values.shape == (6, 4) and table.columns == IRIS_COLUMNS and table.header
+        np.testing.assert_array_equal(table.values[0], np.array([5.1, 3.5, 1.4, 0.2], np.float32))
+        assert table.dropped == (
+            DroppedColumn("species", 4, "not numeric: 'setosa', 'versicolor', 'virginica'; 3 distinct values"),
+        )
+        assert table.text == {"species": ("setosa",) * 2 + ("versicolor",) * 2 + ("virginica",) * 2}
+
+
+def test_id_and_date_columns_are_left_out() -> None:
+    data = b"id,date,x,y\na17,2020-01-03,1,2\nb2,,3,4.5\na19,2020-01-05,5,6\na20, 2020-01-06 ,7,8\n"
+    table = load_table_bytes(data, "ids.csv")
+    assert table.columns == ("x", "y") and table.values.tolist() == [[1, 2], [3, 4.5], [5, 6], [7, 8]]
+    assert [(d.name, d.index) for d in table.dropped] == [("id", 0), ("date", 1)]
+    assert table.dropped[0].reason == "not numeric: 'a17', 'b2', 'a19', ...; 4 distinct values"
+    assert table.dropped[1].reason == "not numeric: '2020-01-03', '2020-01-05', '2020-01-06'; 3 distinct values, " \
+                                      "1 empty cell"
+    assert table.text == {"id": ("a17", "b2", "a19", "a20"), "date": ("2020-01-03", "", "2020-01-05", "2020-01-06")}
+
+
+def test_without_a_header_columns_are_named_by_their_place_in_the_file() -> None:
+    """`5.1,3.5,setosa` has numbers: a data row, not a header; names x<j> keep the file's positions."""
+    table = load_table_bytes(b"5.1,setosa,3.5\n4.9,versicolor,3.0\n", "iris.csv")
+    assert table.columns == ("x0", "x2") and not table.header
+    assert table.dropped[0].name == "x1" and table.text == {"x1": ("setosa", "versicolor")}
+
+
+@pytest.mark.parametrize(
+    "data, fragment",
+    [
+        (b"x,y,label\n0.5,1.5,a\n2.0,abc,b\n3.0,4.0,c\n", "line 3, column 2 ('y'): expected a number, found 'abc'"),
+        (b"x,y,label\n0.5,1.5,a\n2.0,,b\n3.0,4.0,c\n", "line 3, column 2 ('y'): empty cell; expected a number"),
+        (b"x,y\nabc,1\n2,3\n4,5\n", "line 2, column 1 ('x'): expected a number, found 'abc'"),  # word first
+        (b'x,y\n"1,5",a\n"2,5",b\n', "line 2, column 1 ('x'): expected a number, found '1,5'; use '.' for decimals"),
+        (b"id,x\na1,1\n\na2,2\n3,4\na5,5\n", "line 5, column 1 ('id'): expected text, as in the rest of this "
+                                            "column ('a1' on line 2), found the number '3'"),
+    ],
+    ids=["stray word", "empty cell", "word before the numbers", "decimal commas are not text", "stray number"],
+)
+def test_a_column_with_numbers_and_text_is_refused_with_its_place(data: bytes, fragment: str) -> None:
+    assert fragment in refused(data, "m.csv")
+
+
+def test_only_text_columns_are_refused_by_name() -> None:
+    message = refused(b"name\nAlice\nBob\n", "t.csv")
+    assert message == "t.csv: no numeric columns: every column is text: 'name' (not numeric: 'Alice', 'Bob'; " \
+                      "2 distinct values)"
+
+
+def test_empty_columns_and_nan_among_words_are_text() -> None:
+    table = load_table_bytes(b"x,name,y,\n1,Nan,2,\n3,Bob,4,\n", "e.csv")  # a trailing ',' on every line
+    assert table.columns == ("x", "y")
+    assert [(d.name, d.reason) for d in table.dropped] == [
+        ("name", "not numeric: 'Nan', 'Bob'; 2 distinct values"),
+        ("x3", "empty: no cell has a value"),
+    ]
+    assert table.text["x3"] == ("", "")
+    assert "line 2, column 1 ('x'): found NaN" in refused(b"x,y\nnan,1\nnan,2\n", "n.csv")  # numbers, not finite
+
+
+def test_text_columns_in_semicolon_files_with_decimal_commas() -> None:
+    table = load_table_bytes("x;label;y\r\n1,5;été;2\r\n2,5;hiver;3,25\r\n".encode(), "d.csv")
+    assert table.values.tolist() == [[1.5, 2], [2.5, 3.25]] and table.text == {"label": ("été", "hiver")}
+
+
+def test_constant_numeric_columns_are_kept() -> None:
+    """The model keeps constant columns as constants; only data whose points are all identical is refused."""
+    table = load_table_bytes(b"x,c,label\n1,7,a\n2,7,b\n3,7,c\n", "c.csv")
+    assert table.values[:, 1].tolist() == [7, 7, 7]
+    assert "all 2 points are identical" in refused(b"x,label\n1,a\n1,b\n", "c.csv")
+
+
+def test_text_columns_over_many_chunks() -> None:
+    """Labels of a long file stay in row order; a number deep in a text column is found in its chunk."""
+    rows = 300_000  # more rows than one chunk converts at a time
+    labels = [f"id{i % 7}" for i in range(rows)]
+    text = "x,label,date\n" + "".join(f"{i},{label},2021-03-04\n" for i, label in enumerate(labels))
+    start = time.perf_counter()
+    table = load_table_bytes(text.encode(), "long.csv", limits=Limits())
+    assert time.perf_counter() - start < 6.0
+    assert table.values.shape == (rows, 1) and table.text["label"] == tuple(labels)
+    assert table.dropped[1].reason == "not numeric: '2021-03-04'; 1 distinct value"
+    bad = text.replace("\n280000,id0,", "\n280000,5,")
+    assert "line 280002, column 2 ('label'): expected text, as in the rest of this column ('id0' on line 2), " \
+           "found the number '5'" in refused(bad.encode(), "long.csv", Limits())
+
+
+def test_arrays_have_no_text_columns() -> None:
+    table = load_table_bytes(npy_bytes(np.arange(6.0).reshape(3, 2)), "a.npy")
+    assert table.dropped == () and table.text == {} and not table.header
+
+
 # --- CSV quoting, spreadsheet files, decimal commas ----------------------------------------------------
 
 
@@ -488,6 +590,9 @@ def check_outcome(data: bytes, name: str) -> None:
     assert x.dtype == np.float32 and x.ndim == 2 and x.shape[0] >= 2 and x.shape[1] >= 1
     assert np.isfinite(x).all() and not (x == x[0]).all()
     assert len(table.columns) == x.shape[1]
+    names = [*table.columns, *(d.name for d in table.dropped)]
+    assert len(set(names)) == len(names) and list(table.text) == [d.name for d in table.dropped]
+    assert all(len(cells) == len(x) for cells in table.text.values())
 
 
 @FUZZ
