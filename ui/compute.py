@@ -140,11 +140,14 @@ class ViewAxes:
         projection: data [..., D] -> plane coordinates [..., 2] (`flowscope.projection`).
         key: names the view in cache and widget keys: "pca", or "c<i>-<j>" for columns i and j.
         titles: the axes' titles, or None for a 2-D model whose columns have no names (drawn as today).
+        square: equal aspect on square ranges; False for two columns of a D > 2 model, whose scales may
+            differ by orders of magnitude (each axis then spans its own column).
     """
 
     projection: Projection
     key: str
     titles: tuple[str, str] | None
+    square: bool = True
 
     @property
     def identity(self) -> bool:
@@ -180,7 +183,7 @@ def view_axes(flow: FlowModel, data: np.ndarray, names: tuple[str, ...] | None,
     if choice[0] == "coords":
         first, second = int(choice[1]), int(choice[2])
         projection = coordinate_projection(dim, first, second, names)
-        return ViewAxes(projection, f"c{first}-{second}", projection.labels)
+        return ViewAxes(projection, f"c{first}-{second}", projection.labels, square=False)
     projection = pca_projection(_float64(data), flow.normalizer)
     return ViewAxes(projection, "pca", projection.labels)
 
@@ -208,11 +211,12 @@ def project(projection: Projection, points: np.ndarray) -> np.ndarray:
     return _numpy(projection.project(_float64(points)))
 
 
-def view_bounds(flow: FlowModel, data: np.ndarray, projection: Projection | None = None) -> Bounds:
+def view_bounds(flow: FlowModel, data: np.ndarray, projection: Projection | None = None,
+                square: bool = True) -> Bounds:
     """Axes of the 2-D views: the data and the bulk of the source (Gaussian prior up to 2 sigma, capped).
 
     With a projection (D > 2), the same in plane coordinates: the projected data, and the spread of
-    projected source points.
+    projected source points. `square` False: each axis on its own (two columns of different scales).
     """
     if projection is None or is_identity(projection):
         if flow.source is None:
@@ -220,9 +224,25 @@ def view_bounds(flow: FlowModel, data: np.ndarray, projection: Projection | None
         return _bounds(data, None, _numpy(flow.source.cpu()))
     uv = project(projection, data)
     if flow.source is None:
-        spread = project(projection, _numpy(source_points(flow, BOUNDS_SOURCE_POINTS, 0))).std(axis=0)
-        return _bounds(uv, 2.0 * float(spread.max()), None)
-    return _bounds(uv, None, project(projection, _numpy(flow.source.cpu())))
+        spread = 2.0 * project(projection, _numpy(source_points(flow, BOUNDS_SOURCE_POINTS, 0))).std(axis=0)
+        if not square:
+            return _axis_bounds(uv, spread)
+        return _bounds(uv, float(spread.max()), None)
+    source = project(projection, _numpy(flow.source.cpu()))
+    if not square:
+        return _axis_bounds(np.concatenate([uv, source]), np.zeros(2))
+    return _bounds(uv, None, source)
+
+
+def _axis_bounds(data: np.ndarray, spread: np.ndarray) -> Bounds:
+    """Each axis on its own: the padded 0.5%..99.5% range of the data, widened to `spread` (capped at 2.5x)."""
+    lo = np.quantile(data, 0.005, axis=0)
+    hi = np.quantile(data, 0.995, axis=0)
+    centre = (lo + hi) / 2
+    half = np.maximum((hi - lo) / 2, 1e-6) * 1.2
+    half = np.maximum(half, np.minimum(spread, 2.5 * half))
+    return (float(centre[0] - half[0]), float(centre[0] + half[0])), (float(centre[1] - half[1]),
+                                                                      float(centre[1] + half[1]))
 
 
 def _bounds(data: np.ndarray, spread: float | None, source: np.ndarray | None) -> Bounds:
@@ -361,7 +381,7 @@ def coarse(points: np.ndarray, vectors: np.ndarray, stride: int = 2) -> tuple[np
 
 
 def arrow_length(bounds: Bounds, stride: int = 2) -> float:
-    """Longest arrow: a bit less than the spacing of the arrows' nodes."""
+    """Longest arrow: a bit less than the spacing of the arrows' nodes (in units of the horizontal axis)."""
     return 0.9 * stride * (bounds[0][1] - bounds[0][0]) / (GRID_N - 1)
 
 

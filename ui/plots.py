@@ -77,13 +77,22 @@ def union_bounds(*boxes: Bounds) -> Bounds:
 
 
 def quiver_segments(
-    points: np.ndarray, vectors: np.ndarray, length: float, head: float = 0.35
+    points: np.ndarray, vectors: np.ndarray, length: float, head: float = 0.35,
+    units: tuple[float, float] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """x, y arrays of arrows (tail, tip, barb, tip, barb, gap) for a single go.Scatter line trace.
 
     Arrow lengths are normalised: `length` for vectors at or above the 90th percentile of the norms,
     shrinking with the norm down to a quarter of it, so both direction and relative speed stay readable.
+    `units`: for axes drawn at different scales, the data length of one unit of screen along x and y
+    (relative); the arrows are drawn in screen units, so they keep their shape and length on the screen.
     """
+    if units is not None:
+        scaled = np.array(units, dtype=np.float64)
+        xs, ys = quiver_segments(np.asarray(points, dtype=np.float64).reshape(-1, 2) / scaled,
+                                 np.asarray(vectors, dtype=np.float64).reshape(-1, 2) / scaled, length / scaled[0],
+                                 head)
+        return xs * scaled[0], ys * scaled[1]
     points = np.asarray(points, dtype=np.float64).reshape(-1, 2)
     vectors = np.asarray(vectors, dtype=np.float64).reshape(-1, 2)
     norms = np.linalg.norm(vectors, axis=1)
@@ -132,36 +141,49 @@ def _heat_trace(panel: Panel, xs: np.ndarray, ys: np.ndarray, colorbar_x: float)
     )
 
 
-def _square_axes(fig: go.Figure, bounds: Bounds, n_cols: int, titles: AxisTitles = None) -> None:
-    """Give every subplot the same ranges, linked zoom and equal aspect (and the axes' titles, if any)."""
+def _square_axes(fig: go.Figure, bounds: Bounds, n_cols: int, titles: AxisTitles = None, equal: bool = True) -> None:
+    """Give every subplot the same ranges, linked zoom and equal aspect unless `equal` is False (two columns
+    of different scales), and the axes' titles, if any."""
     (x0, x1), (y0, y1) = bounds
     for col in range(1, n_cols + 1):
         suffix = "" if col == 1 else str(col)
         fig.update_xaxes(range=[x0, x1], matches="x", showgrid=False, zeroline=False, row=1, col=col,
                          constrain="domain")
         fig.update_yaxes(range=[y0, y1], matches="y", showgrid=False, zeroline=False, row=1, col=col,
-                         scaleanchor=f"x{suffix}", scaleratio=1.0, constrain="domain")
+                         scaleanchor=f"x{suffix}" if equal else None, scaleratio=1.0 if equal else None,
+                         constrain="domain")
         if titles is not None:
             fig.update_xaxes(title={"text": titles[0], "font": {"size": 12}}, row=1, col=col)
             if col == 1:
                 fig.update_yaxes(title={"text": titles[1], "font": {"size": 12}}, row=1, col=col)
 
 
+def screen_units(bounds: Bounds) -> tuple[float, float]:
+    """Data length per unit of screen along x and y (relative to x) of a view drawn without equal aspect."""
+    (x0, x1), (y0, y1) = bounds
+    return 1.0, (y1 - y0) / (x1 - x0)
+
+
 def panels_figure(panels: Sequence[Panel], xs: np.ndarray, ys: np.ndarray, bounds: Bounds,
-                  arrow_length: float, height: int = 430, titles: AxisTitles = None) -> go.Figure:
-    """Panels side by side on shared axes: heatmaps on the (xs, ys) grid, arrows and marker overlays."""
+                  arrow_length: float, height: int = 430, titles: AxisTitles = None, equal: bool = True) -> go.Figure:
+    """Panels side by side on shared axes: heatmaps on the (xs, ys) grid, arrows and marker overlays.
+
+    `equal`: equal aspect (the default); False for axes of different scales, whose arrows are drawn in
+    screen units (`screen_units`).
+    """
     n = len(panels)
     fig = make_subplots(rows=1, cols=n, subplot_titles=[p.title for p in panels], horizontal_spacing=0.03)
     for col, panel in enumerate(panels, start=1):
         if panel.heat is not None:
             fig.add_trace(_heat_trace(panel, xs, ys, colorbar_x=1.0 + 0.01), row=1, col=col)
         if panel.arrows is not None:
-            ax, ay = quiver_segments(panel.arrows[0], panel.arrows[1], arrow_length)
+            ax, ay = quiver_segments(panel.arrows[0], panel.arrows[1], arrow_length,
+                                     units=None if equal else screen_units(bounds))
             fig.add_trace(go.Scatter(x=ax, y=ay, mode="lines", name="field", showlegend=False, hoverinfo="skip",
                                      line={"color": ARROW_COLOR, "width": 1.1}), row=1, col=col)
         for markers in panel.markers:
             fig.add_trace(_marker_trace(markers), row=1, col=col)
-    _square_axes(fig, bounds, n, titles)
+    _square_axes(fig, bounds, n, titles, equal)
     fig.update_annotations(font={"size": 13})
     fig.update_layout(height=height, margin={**MARGIN, "t": 60}, template="plotly_white", dragmode="pan",
                       clickmode="event+select", uirevision="fields")
@@ -206,7 +228,7 @@ def _segments(paths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def flow_animation(trajectory: np.ndarray, times: np.ndarray, bounds: Bounds, *, data: np.ndarray | None = None,
                    n_lines: int = 60, height: int = 520, start_frame: int = -1,
-                   titles: AxisTitles = None) -> go.Figure:
+                   titles: AxisTitles = None, equal: bool = True) -> go.Figure:
     """Particles moving from the source (t = 0) to the data (t = 1), their trajectories, Play/Pause and a t slider.
 
     Args:
@@ -216,6 +238,7 @@ def flow_animation(trajectory: np.ndarray, times: np.ndarray, bounds: Bounds, *,
         n_lines: how many particles also show their whole trajectory.
         start_frame: the frame shown before Play (default: the last, the samples).
         titles: the axes' titles (a projection's labels), if any.
+        equal: equal aspect (False for two columns of different scales).
     """
     traj = np.round(np.asarray(trajectory, dtype=np.float64), 4)
     k = int(start_frame) % len(times)
@@ -252,8 +275,8 @@ def flow_animation(trajectory: np.ndarray, times: np.ndarray, bounds: Bounds, *,
     )
     (x0, x1), (y0, y1) = bounds
     fig.update_xaxes(range=[x0, x1], showgrid=False, zeroline=False, constrain="domain")
-    fig.update_yaxes(range=[y0, y1], showgrid=False, zeroline=False, scaleanchor="x", scaleratio=1.0,
-                     constrain="domain")
+    fig.update_yaxes(range=[y0, y1], showgrid=False, zeroline=False, scaleanchor="x" if equal else None,
+                     scaleratio=1.0 if equal else None, constrain="domain")
     if titles is not None:
         fig.update_xaxes(title={"text": titles[0], "font": {"size": 12}, "standoff": 4})
         fig.update_yaxes(title={"text": titles[1], "font": {"size": 12}})
@@ -264,14 +287,14 @@ def flow_animation(trajectory: np.ndarray, times: np.ndarray, bounds: Bounds, *,
 
 def density_pair(samples_t: np.ndarray, exact_density: np.ndarray, xs: np.ndarray, ys: np.ndarray,
                  bounds: Bounds, t: float, height: int = 380, titles: AxisTitles = None,
-                 projected: bool = False) -> go.Figure:
+                 projected: bool = False, equal: bool = True) -> go.Figure:
     """Histogram of the model's particles x_t beside the exact p_t of the data, on shared axes.
 
     `projected`: the particles and the density are those of a projection of D-dimensional ones.
     """
-    exact = f"exact density of the projected p_t, t = {t:.2f}" if projected else f"exact p_t of the data, t = {t:.2f}"
-    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.04, subplot_titles=[
-        f"model: histogram of {'projected ' if projected else ''}x_t, t = {t:.2f}", exact])
+    titles_of = ([f"model: projected x_t, t = {t:.2f}", f"exact projected p_t, t = {t:.2f}"] if projected else
+                 [f"model: histogram of x_t, t = {t:.2f}", f"exact p_t of the data, t = {t:.2f}"])
+    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.04, subplot_titles=titles_of)
     (x0, x1), (y0, y1) = bounds
     nbins = len(xs)
     fig.add_trace(go.Histogram2d(
@@ -281,7 +304,7 @@ def density_pair(samples_t: np.ndarray, exact_density: np.ndarray, xs: np.ndarra
         ybins={"start": y0, "end": y1, "size": (y1 - y0) / nbins}), row=1, col=1)
     fig.add_trace(go.Heatmap(x=xs, y=ys, z=exact_density, colorscale=DENSITY_SCALE, showscale=False, zsmooth="best",
                              hovertemplate="p_t %{z:.3g}<extra></extra>"), row=1, col=2)
-    _square_axes(fig, bounds, 2, titles)
+    _square_axes(fig, bounds, 2, titles, equal)
     fig.update_layout(height=height, margin=MARGIN, template="plotly_white")
     return fig
 
@@ -339,10 +362,10 @@ def posterior_bars(weights: np.ndarray, labels: Sequence[str], height: int = 300
 
 def trajectories_side_by_side(trajectories: Sequence[np.ndarray], titles: Sequence[str], bounds: Bounds,
                               data: Sequence[np.ndarray | None] | None = None, height: int = 460,
-                              axis_titles: Sequence[AxisTitles] | None = None) -> go.Figure:
+                              axis_titles: Sequence[AxisTitles] | None = None, equal: bool = True) -> go.Figure:
     """Trajectories [T, n, 2] of several models from the same noise, side by side on shared axes.
 
-    `axis_titles`: per panel, the titles of its axes (each model's projection), if any.
+    `axis_titles`: per panel, the titles of its axes (each model's projection), if any; `equal`: equal aspect.
     """
     n = len(trajectories)
     spacing = 0.03 if not any(axis_titles or []) else 0.07  # room for the second panel's vertical title
@@ -356,7 +379,7 @@ def trajectories_side_by_side(trajectories: Sequence[np.ndarray], titles: Sequen
                                  line={"color": "rgba(31, 95, 191, 0.45)", "width": 1}), row=1, col=col)
         fig.add_trace(_marker_trace(Markers(traj[0], "x0 (noise)", SOURCE_COLOR, 4.0)), row=1, col=col)
         fig.add_trace(_marker_trace(Markers(traj[-1], "x1 (sample)", SAMPLE_COLOR, 4.0)), row=1, col=col)
-    _square_axes(fig, bounds, n)
+    _square_axes(fig, bounds, n, equal=equal)
     for col, axes in enumerate(axis_titles or [], start=1):
         if axes is not None:
             fig.update_xaxes(title={"text": axes[0], "font": {"size": 12}}, row=1, col=col)
@@ -466,9 +489,12 @@ def pair_plot(data: np.ndarray, samples: np.ndarray, dims: Sequence[int], names:
             axes[xaxis] = {"range": [edges[col_dim][0], edges[col_dim][-1]], "showticklabels": bottom,
                            "title": {"text": names[col_dim] if bottom else "", "font": {"size": 11}}}
             if r == c:
-                traces += _overlaid_bars(data[:, col_dim], samples[:, col_dim], edges[col_dim], (x, y),
-                                         showlegend=r == 0)
-                axes[yaxis] = {"showticklabels": False, "title": {"text": ""}}
+                bars = _overlaid_bars(data[:, col_dim], samples[:, col_dim], edges[col_dim], (x, y),
+                                      showlegend=r == 0)
+                top = max(float(np.max(bar.y, initial=0.0)) for bar in bars)
+                traces += bars
+                axes[yaxis] = {"showticklabels": False, "range": [0.0, 1.35 * top if top > 0 else 1.0],
+                               "title": {"text": names[row_dim] if left else "", "font": {"size": 11}}}
                 notes.append({"text": f"W1 {w1[col_dim]:.3g}", "xref": f"{x} domain", "yref": f"{y} domain",
                               "x": 0.02, "y": 0.98, "xanchor": "left", "yanchor": "top", "showarrow": False,
                               "font": {"size": 10, "color": "#333333"}})

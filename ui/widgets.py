@@ -238,7 +238,7 @@ def bounds(view: ModelView, axes: compute.ViewAxes) -> Bounds:
     if axes.identity:
         return compute.view_bounds(view.flow, view.data)
     return state.memo("bounds", view, (axes.key,),
-                      lambda: compute.view_bounds(view.flow, view.data, axes.projection))
+                      lambda: compute.view_bounds(view.flow, view.data, axes.projection, axes.square))
 
 
 def data_mean(view: ModelView) -> np.ndarray:

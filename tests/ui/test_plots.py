@@ -259,7 +259,10 @@ def test_fields_on_a_plane_of_a_13d_model_are_the_cores_in_13_dimensions(
     cell = (xs[1] - xs[0]) * (ys[1] - ys[0])
     assert density.shape == (n, n) and 0.9 < density.sum() * cell <= 1.0 + 1e-6  # the projected p_t, on the view
     coords = compute.view_axes(flow, data, tuple(f"c{j}" for j in range(13)), ("coords", 3, 7))
-    assert coords.key == "c3-7" and coords.titles == ("c3", "c7")
+    assert coords.key == "c3-7" and coords.titles == ("c3", "c7") and not coords.square and axes.square
+    (x0, x1), (y0, y1) = compute.view_bounds(flow, data, coords.projection, square=False)
+    assert x0 < data[:, 3].min() and x1 > data[:, 3].max() and y0 < data[:, 7].min() and y1 > data[:, 7].max()
+    assert compute.view_bounds(flow, data, coords.projection, square=True) != ((x0, x1), (y0, y1))
     assert np.array_equal(compute.project(coords.projection, data[:4]), data[:4, [3, 7]].astype(np.float64))
     with pytest.raises(ValueError, match="two different columns"):
         compute.view_axes(flow, data, None, ("coords", 2, 2))
@@ -301,3 +304,19 @@ def test_training_keeps_columns_data_and_the_chosen_normalisation() -> None:
     assert np.isin(flow.data[:, 1].numpy(), data[:, 1].astype(np.float32)).all()  # rows of the data, in its units
     column = trainer.run(data[:100], trainer.TrainSettings(steps=20, width=16)).flow
     assert len(set(column.normalizer.scale)) == 3 and "columns" not in column.info and len(column.data) == 100
+
+
+def test_arrows_and_axes_of_columns_at_different_scales() -> None:
+    """Two columns of different scales are drawn without equal aspect; arrows keep their length on screen."""
+    points, vectors = np.zeros((2, 2)), np.array([[1.0, 0.0], [0.0, 100.0]])
+    xs, ys = plots.quiver_segments(points, vectors, length=0.5, units=(1.0, 100.0))
+    assert (xs[1], ys[1]) == pytest.approx((0.5, 0.0)) and (xs[7], ys[7]) == pytest.approx((0.0, 50.0))
+    plain = plots.quiver_segments(points, vectors, length=0.5)
+    assert np.array_equal(plain[0], plots.quiver_segments(points, vectors, 0.5, units=None)[0], equal_nan=True)
+    bounds: plots.Bounds = ((0.0, 1.0), (0.0, 100.0))
+    grid = np.linspace(0, 1, 3)
+    free = plots.panels_figure([plots.Panel("a", arrows=(points, vectors))], grid, grid, bounds, 0.1, equal=False)
+    assert free.layout.yaxis.scaleanchor is None
+    assert plots.panels_figure([plots.Panel("a")], grid, grid, bounds, 0.1).layout.yaxis.scaleanchor == "x"
+    assert plots.flow_animation(RNG.normal(size=(3, 4, 2)), np.linspace(0, 1, 3), bounds,
+                                equal=False).layout.yaxis.scaleanchor is None

@@ -38,7 +38,8 @@ titles = [f"A: {views[0].label}", f"B: {views[1].label}"]
 st.plotly_chart(plots.trajectories_side_by_side([r.points[:, :150] for r in shown], titles, bounds,
                                                 data=[widgets.projected_data(v, ax, 1000)
                                                       for v, ax in zip(views, axes, strict=True)],
-                                                axis_titles=[ax.titles for ax in axes]), key="compare_traj")
+                                                axis_titles=[ax.titles for ax in axes],
+                                                equal=all(ax.square for ax in axes)), key="compare_traj")
 
 rows, floors = [], []
 for name, view, run in zip("AB", views, runs, strict=True):

@@ -112,7 +112,8 @@ def fields_at_t() -> None:
         plots.Panel("learned v_theta(x, t)<br>over the error |v_theta - u_t|", f.error, "|v - u|", plots.ERROR_SCALE,
                     show_scale=True, arrows=compute.coarse(f.points, f.learned)),
     ]
-    figure = plots.panels_figure(panels, f.xs, f.ys, bounds, compute.arrow_length(bounds), titles=axes.titles)
+    figure = plots.panels_figure(panels, f.xs, f.ys, bounds, compute.arrow_length(bounds), titles=axes.titles,
+                                 equal=axes.square)
     st.plotly_chart(figure, key=keys["chart"], on_select=on_click, selection_mode="points")
     left, right = st.columns(2)
     along = " along the plane's axes" if sliced else ""

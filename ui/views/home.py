@@ -36,7 +36,8 @@ if cached is None or default is None or view.key != f"zoo:{default[0]}":
     caption.caption(widgets.caption_text(view))
     traj = widgets.projected_trajectories(view, axes, SolverConfig(method="rk4", steps=30), n=500)
     flow_slot.plotly_chart(plots.flow_animation(traj.points, traj.times, bounds,
-                                                data=widgets.projected_data(view, axes, 1500), titles=axes.titles),
+                                                data=widgets.projected_data(view, axes, 1500), titles=axes.titles,
+                                                equal=axes.square),
                            key="home_flow")
     if default is not None and view.key == f"zoo:{default[0]}":
         startpage.save(default[1], SETTINGS, startpage.CachedFlow(traj.points, traj.times, view.data[:1500], bounds,
@@ -50,7 +51,7 @@ with right:  # a D > 2 model: its field on the slice through the data mean spann
                         heat=fields.marginal_density, heat_name="p_t",
                         arrows=compute.coarse(fields.points, fields.learned))
     figure = plots.panels_figure([panel], fields.xs, fields.ys, bounds, compute.arrow_length(bounds), height=420,
-                                 titles=axes.titles)
+                                 titles=axes.titles, equal=axes.square)
     st.plotly_chart(figure, key="home_field")
     st.markdown("**Where next**")
     st.page_link("views/gallery.py", label="Gallery: every pretrained model", icon=":material/grid_view:")

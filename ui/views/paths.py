@@ -30,7 +30,7 @@ with left:
     st.subheader("Particles and trajectories")
     st.plotly_chart(plots.flow_animation(shown.points[:, :500], shown.times, bounds,
                                          data=widgets.projected_data(view, axes, 1500), height=560,
-                                         titles=axes.titles), key="paths_flow")
+                                         titles=axes.titles, equal=axes.square), key="paths_flow")
 
 
 @st.fragment
@@ -48,7 +48,8 @@ def density_over_t() -> None:
     xs, ys, density = compute.density_on_view(view.flow, widgets.field_support(view), axes.projection, bounds,
                                               t_frame)
     st.plotly_chart(plots.density_pair(shown.points[frame], density, xs, ys, bounds, t_frame, height=360,
-                                       titles=axes.titles, projected=not axes.identity), key="paths_density")
+                                       titles=axes.titles, projected=not axes.identity, equal=axes.square),
+                    key="paths_density")
 
 
 with right:
