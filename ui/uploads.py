@@ -5,6 +5,8 @@ No Streamlit here (tested directly): pages call these and show the message with 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from flowscope import FlowModel
@@ -24,48 +26,63 @@ UPLOAD_LIMITS = Limits(max_bytes=MAX_UPLOAD_MB * 2**20, max_rows=MAX_ROWS, max_d
 def read_table(data: bytes, name: str, limits: Limits = UPLOAD_LIMITS) -> Table:
     """Parse an uploaded data file; raises DataError ("<name>: <problem>") for anything unusable.
 
-    The size limit (the server's maxUploadSize) is checked again here, by the loader, before parsing.
+    The size limit (the server's maxUploadSize) is checked again here, by the loader, before parsing. Text
+    columns are left out by the loader (`Table.dropped`); at least 2 numeric columns must remain.
     """
     table = load_table_bytes(data, name, limits=limits)
     if table.values.shape[1] < 2:
-        raise DataError(name, f"found {table.values.shape[1]} column; the explorer needs at least 2 "
-                              "(it trains and draws 2-D data)")
+        left_out = ", ".join(repr(c.name) for c in table.dropped)
+        raise DataError(name, f"found {table.values.shape[1]} numeric column"
+                              + (f" (text columns left out: {left_out})" if left_out else "")
+                              + "; the explorer needs at least 2 (it trains and draws data of 2 or more dimensions)")
     return table
 
 
-def select_columns(table: Table, columns: tuple[str, str], standardise: bool) -> np.ndarray:
-    """The two chosen columns as float32 [n, 2], each standardised to mean 0 and std 1 if asked."""
+def select_columns(table: Table, columns: Sequence[str]) -> np.ndarray:
+    """The chosen columns as float32 [n, k], in data units (the core normalises them when it trains).
+
+    Raises ValueError naming the problem: fewer than 2 columns, or fewer than 2 that vary (a constant
+    column is kept as a constant of the model, but there must be something to learn).
+    """
+    if len(columns) < 2:
+        raise ValueError(f"choose at least 2 columns to train on ({len(columns)} chosen)")
     index = [table.columns.index(c) for c in columns]
-    if index[0] == index[1]:
-        raise ValueError("choose two different columns")
-    points = table.values[:, index].astype(np.float64)
-    if standardise:
-        std = points.std(axis=0)
-        points = (points - points.mean(axis=0)) / np.where(std > 0, std, 1.0)
-    if np.ptp(points, axis=0).min() == 0:
-        raise ValueError(f"column {columns[int(np.argmin(np.ptp(points, axis=0)))]!r} is constant: "
-                         "there is nothing to learn along it")
-    return points.astype(np.float32)
+    points = table.values[:, index]
+    constant = [c for c, spread in zip(columns, np.ptp(points, axis=0), strict=True) if spread == 0]
+    if len(columns) - len(constant) < 2:
+        raise ValueError(f"column{'s' if len(constant) > 1 else ''} {', '.join(map(repr, constant))} "
+                         f"{'are' if len(constant) > 1 else 'is'} constant: at least 2 chosen columns must vary, "
+                         "or there is nothing to learn")
+    return np.ascontiguousarray(points, dtype=np.float32)
+
+
+def constant_columns(table: Table, columns: Sequence[str]) -> list[str]:
+    """The chosen columns that hold one value (constants of the model)."""
+    index = [table.columns.index(c) for c in columns]
+    return [c for c, spread in zip(columns, np.ptp(table.values[:, index], axis=0), strict=True) if spread == 0]
 
 
 def suggest_standardise(table: Table) -> bool:
-    """Whether the columns' scales differ enough (over 5x) that standardising them helps."""
+    """Whether the varying columns' scales differ enough (over 5x) that standardising each column helps."""
     std = table.values.std(axis=0)
-    return bool(std.min() > 0 and std.max() / std.min() > 5.0)
+    std = std[std > 0]
+    return bool(len(std) and std.max() / std.min() > 5.0)
 
 
 def read_model(data: bytes, name: str, data_dim: int | None = None) -> FlowModel:
     """Validate an uploaded .safetensors model; raises CheckpointError with a readable message.
 
-    The explorer draws 2-D models; when data are chosen (`data_dim`) the model must match their dimension.
+    The explorer draws models of 2 or more dimensions. A model that carries no data sample is shown against
+    the data chosen on the page (`data_dim` columns), which must then match its dimension.
     """
     if len(data) > UPLOAD_LIMITS.max_bytes:
         raise CheckpointError(f"{name}: file is {len(data) / 2**20:.1f} MB, over the upload limit of "
                               f"{MAX_UPLOAD_MB} MB")
     flow = from_bytes(data, name)
-    if data_dim is not None and flow.dim != data_dim:
+    if flow.dim < 2:
+        raise CheckpointError(f"{name}: the model is {flow.dim}-dimensional; the explorer's views need at least "
+                              "2 dimensions")
+    if flow.data is None and data_dim is not None and flow.dim != data_dim:
         raise CheckpointError(f"{name}: the model is {flow.dim}-dimensional but the chosen data have "
                               f"{data_dim} columns; pick data of the model's dimension")
-    if flow.dim != 2:
-        raise CheckpointError(f"{name}: the model is {flow.dim}-dimensional; the explorer's views are 2-D")
     return flow

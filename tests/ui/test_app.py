@@ -16,6 +16,7 @@ from ui_support import APP, csv_bytes, write_manifest
 from corpus_cases import materialize_corpus
 from flowscope import MLPConfig, TrainConfig, checkpoint, train
 from flowscope.data import dataset_columns, make_dataset
+from flowscope.loader import DataError
 from flowscope.zoo import entries
 from flowscope_ui import startpage, state, uploads
 
@@ -186,13 +187,22 @@ def test_upload_csv_train_and_explore(zoo_env: Path) -> None:
 def test_upload_with_more_columns_and_standardisation(zoo_env: Path) -> None:
     at = start("train")
     rng = np.random.default_rng(0)
-    table = np.column_stack([rng.normal(size=300), 1000 * rng.normal(size=300), rng.normal(size=300)])
-    text = "p,q,r\n" + "\n".join(",".join(f"{v:.4f}" for v in row) for row in table)
-    upload_data(at, "three.csv", text.encode())
+    table = np.column_stack([rng.normal(size=300), 1000 * rng.normal(size=300), rng.normal(size=300),
+                             np.full(300, 7.0)])
+    text = "p,q,r,s\n" + "\n".join(",".join(f"{v:.4f}" for v in row) for row in table)
+    upload_data(at, "four.csv", text.encode())
+    assert_clean(at)
     assert at.checkbox(key="train_std").value  # scales differ 1000x: standardising is suggested
-    at.selectbox(key="train_cy").set_value("r").run()
-    at.selectbox(key="train_cx").set_value("r").run()
-    assert "choose two different columns" in errors(at)
+    assert at.multiselect(key="train_columns").value == ["p", "q", "r", "s"]  # every numeric column by default
+    assert any("'s'" in c.value and "constant" in c.value.lower() for c in at.caption)
+    x, y = axis_titles(at)
+    assert x.startswith("PC1") and y.startswith("PC2")  # a preview of 4 columns: their principal axes
+    at.multiselect(key="train_columns").set_value(["q"]).run()
+    assert any("choose at least 2 columns" in e for e in errors(at))
+    at.multiselect(key="train_columns").set_value(["p", "s"]).run()
+    assert any("'s' is constant" in e for e in errors(at))
+    at.multiselect(key="train_columns").set_value(["r", "q"]).run()
+    assert not errors(at) and axis_titles(at) == ("r", "q")  # two columns: drawn as they are, named
 
 
 def test_every_bad_corpus_file_shows_the_loaders_message(zoo_env: Path, tmp_path: Path) -> None:
@@ -226,12 +236,15 @@ def test_diverging_training_keeps_the_last_good_weights(zoo_env: Path) -> None:
     assert_clean(at)
 
 
-def _model_bytes(dim: int) -> bytes:
-    """A tiny trained model of dimension `dim`, as checkpoint bytes."""
+def _model_bytes(dim: int, with_data: bool = False) -> bytes:
+    """A tiny trained model of dimension `dim`, as checkpoint bytes (carrying its data if asked)."""
     data = torch.randn(200, dim)
     config = TrainConfig(steps=5, device="cpu", threads=1)
     flow = train(data, model=MLPConfig(dim=dim, width=16, depth=1), config=config,
                  dataset="moons" if dim == 2 else "custom").model
+    if with_data:
+        flow.data = data
+        flow.info["columns"] = [f"m{j}" for j in range(dim)]
     return checkpoint.to_bytes(flow)
 
 
@@ -244,14 +257,24 @@ def test_model_file_uploads(zoo_env: Path) -> None:
     at.file_uploader(key="train_model_upload").set_value(("cut.safetensors", good[:-40], "x")).run()
     assert any("cut.safetensors" in e for e in errors(at)), errors(at)
     at.file_uploader(key="train_model_upload").set_value(("three.safetensors", _model_bytes(3), "x")).run()
-    assert any("3-dimensional" in e for e in errors(at)), errors(at)
+    assert any("3-dimensional" in e and "carries no data sample" in e for e in errors(at)), errors(at)
     assert not own_models(at)
+    at.file_uploader(key="train_model_upload").set_value(("one.safetensors", _model_bytes(1), "x")).run()
+    assert any("at least 2 dimensions" in e for e in errors(at)), errors(at)
     at.file_uploader(key="train_model_upload").set_value(("good.safetensors", good, "x")).run()
     assert_clean(at)
     assert [v.label for v in own_models(at).values()] == ["good.safetensors (this session)"]
     at.switch_page("views/fields.py").run()
     assert_clean(at)
     assert charts(at) == 3
+    at.switch_page("views/train.py").run()  # a 5-D model file with its own data sample opens with it
+    at.file_uploader(key="train_model_upload").set_value(("five.safetensors", _model_bytes(5, True), "x")).run()
+    assert_clean(at)
+    five = [v for v in own_models(at).values() if v.label.startswith("five")]
+    assert len(five) == 1 and five[0].data.shape == (200, 5) and five[0].columns == tuple(f"m{j}" for j in range(5))
+    at.switch_page("views/fields.py").run()
+    assert_clean(at)
+    assert charts(at) == 3 and axis_titles(at)[0].startswith("PC1")
 
 
 def test_two_sessions_see_only_their_own_models(zoo_env: Path) -> None:
@@ -302,9 +325,15 @@ def test_corrupt_zoo_model_shows_a_message(tiny_zoo: Path, tmp_path: Path, monke
 
 
 def test_upload_helpers_directly() -> None:
-    table = uploads.read_table(b"x,y\n0,1\n1,0\n2,2\n", "ok.csv")
-    points = uploads.select_columns(table, ("x", "y"), standardise=True)
-    assert points.shape == (3, 2) and np.allclose(points.mean(0), 0, atol=1e-6)
+    table = uploads.read_table(b"x,y,z\n0,1,5\n1,0,5\n2,2,5\n", "ok.csv")
+    points = uploads.select_columns(table, ("y", "x", "z"))
+    assert points.shape == (3, 3) and np.array_equal(points[:, 0], [1, 0, 2])  # in data units: the core normalises
+    assert uploads.constant_columns(table, ("x", "z")) == ["z"]
+    assert not uploads.suggest_standardise(table)  # the constant column does not count
+    with pytest.raises(ValueError, match="'z' is constant"):
+        uploads.select_columns(table, ("x", "z"))
+    with pytest.raises(DataError, match=r"found 1 numeric column \(text columns left out: 'kind'\)"):
+        uploads.read_table(b"v,kind\n1,a\n2,b\n3,c\n", "labels.csv")
     big = io.BytesIO(b"0" * (uploads.UPLOAD_LIMITS.max_bytes + 1)).getvalue()
     with pytest.raises(ValueError, match="over the size limit"):
         uploads.read_table(big, "big.csv")
@@ -448,3 +477,36 @@ def test_a_model_without_data_of_its_dimension_is_refused_clearly(zoo_env: Path,
     at = show(start("paths"), broken)
     assert_clean(at)
     assert any("cannot be drawn" in e and "13 columns" in e for e in errors(at)), errors(at)
+
+
+def wine_csv(rows: int = 178) -> bytes:
+    """The wine table with a header of 13 named columns and a text column 'kind', CRLF line ends."""
+    data = make_dataset("wine", rows, seed=0)
+    names = dataset_columns("wine")
+    kinds = ["red" if v > 0 else "white" for v in data[:, 0]]
+    lines = [",".join((*names[:5], "kind", *names[5:]))]
+    lines += [",".join((*(f"{v:.5f}" for v in row[:5]), kind, *(f"{v:.5f}" for v in row[5:])))
+              for row, kind in zip(data, kinds, strict=True)]
+    return ("\r\n".join(lines) + "\r\n").encode()
+
+
+def test_upload_13_columns_and_a_text_column_train_and_view(zoo_env: Path) -> None:
+    at = start("train")
+    upload_data(at, "wine.csv", wine_csv())
+    assert_clean(at)
+    assert any("Left out" in i.value and "kind" in i.value and "column 6" in i.value for i in at.info), \
+        [i.value for i in at.info]
+    assert at.multiselect(key="train_columns").value == list(dataset_columns("wine"))
+    at.checkbox(key="train_std").set_value(False).run()  # one scale for every column
+    train_now(at, steps=100)
+    assert_clean(at)
+    (view,) = own_models(at).values()
+    flow = view.flow
+    assert flow.dim == 13 and view.data.shape == (178, 13) and len(set(flow.normalizer.scale)) == 1
+    assert flow.info["columns"] == list(dataset_columns("wine")) and view.columns == dataset_columns("wine")
+    assert flow.data is not None and flow.data.shape == (178, 13)  # the downloaded file carries its data
+    assert charts(at) >= 3 and axis_titles(at, 2)[0].startswith("PC1")  # preview, loss, samples on the PCs
+    for page in ("paths", "fields", "marginals"):
+        at.switch_page(f"views/{page}.py").run()
+        assert_clean(at)
+        assert not errors(at)

@@ -172,8 +172,8 @@ def picker_options(page: Any) -> list[str]:
     return options
 
 
-@pytest.mark.parametrize(("slug", "plots"), [("", 2), ("gallery", 3), ("paths", 2), ("fields", 3), ("compare", 2),
-                                             ("learn", 0), ("train", 0)])
+@pytest.mark.parametrize(("slug", "plots"), [("", 2), ("gallery", 3), ("paths", 2), ("fields", 3), ("marginals", 2),
+                                             ("compare", 2), ("learn", 0), ("train", 0)])
 def test_every_page_renders_its_plots(server: str, browser: Any, slug: str, plots: int) -> None:
     page = new_page(browser)
     page.goto(f"{server}/{slug}")
@@ -309,4 +309,76 @@ def test_fields_clicks_pick_the_data_point_and_the_probe(server: str, browser: A
     wait_plots(page, 3)
     assert_no_exception(page)
     shot(page, "fields-clicked")
+    page.context.close()
+
+
+def write_wine_csv(path: Path) -> Path:
+    """scikit-learn's wine table (13 named numeric columns, raw units) with its class as a text column 'kind',
+    written as a spreadsheet would: a header, CRLF line ends."""
+    from sklearn.datasets import load_wine
+
+    wine = load_wine()
+    names = [name.replace("/", "_") for name in wine.feature_names]
+    lines = [",".join([*names[:4], "kind", *names[4:]])]
+    for row, target in zip(wine.data, wine.target, strict=True):
+        cells = [f"{v:g}" for v in row]
+        lines.append(",".join([*cells[:4], str(wine.target_names[target]), *cells[4:]]))
+    path.write_bytes(("\r\n".join(lines) + "\r\n").encode())
+    return path
+
+
+def go_to(page: Any, title: str, plots: int) -> None:
+    """Open a page from the sidebar's navigation (the same session) and wait for its plots."""
+    page.get_by_test_id("stSidebarNav").get_by_text(title, exact=True).click()
+    page.get_by_role("heading", name=title).wait_for()
+    wait_plots(page, plots)
+
+
+def assert_clean_page(page: Any) -> None:
+    """No exception box, no traceback text."""
+    assert_no_exception(page)
+    assert "Traceback" not in page.inner_text("body")
+
+
+def test_upload_13_columns_with_text_train_and_view_through_projections(server: str, browser: Any,
+                                                                        tmp_path: Path) -> None:
+    pytest.importorskip("sklearn")
+    page = new_page(browser)
+    page.goto(f"{server}/train")
+    settle(page)
+    upload(page, write_wine_csv(tmp_path / "wine.csv"))
+    page.get_by_text("wine.csv: 178 rows × 13 columns").wait_for()
+    left_out = page.get_by_test_id("stAlert").filter(has_text="Left out")
+    left_out.wait_for()
+    assert "kind" in left_out.inner_text() and "column 5" in left_out.inner_text()
+    wait_plots(page, 1)  # the preview, on the data's principal axes
+    assert page.get_by_text("PC1 (").first.is_visible()
+    set_steps(page, 100)
+    page.get_by_role("button", name="Train").click()
+    page.get_by_text("trained 100 steps").wait_for()
+    wait_plots(page, 3)
+    assert_clean_page(page)
+    shot(page, "wine-train")
+    for title, plots in (("Paths", 2), ("Marginals", 2), ("Fields", 3)):
+        go_to(page, title, plots)
+        assert page.get_by_text("wine.csv · ot · 100 steps (this session)").first.is_visible()
+        assert_clean_page(page)
+        shot(page, f"wine-{title.lower()}-pca")
+    assert page.get_by_text("exact in all 13 dimensions").first.is_visible()
+    sidebar = page.get_by_test_id("stSidebar")
+    sidebar.get_by_text("Two coordinates").click()
+    settle(page)
+    sidebar.get_by_test_id("stSelectbox").filter(has_text="vertical axis").click()
+    page.get_by_role("option", name="proline", exact=True).click()
+    settle(page)
+    wait_plots(page, 3)
+    assert page.locator(PLOT).first.get_by_text("proline").count() > 0  # the chosen column names an axis
+    assert_clean_page(page)
+    shot(page, "wine-fields-coordinates")
+    for title, plots in (("Paths", 2), ("Marginals", 2)):
+        go_to(page, title, plots)
+        assert_clean_page(page)
+    assert page.locator(PLOT).count() == 2
+    go_to(page, "Paths", 2)
+    assert page.locator(PLOT).first.get_by_text("proline").count() > 0  # remembered across pages
     page.context.close()

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import streamlit as st
 from streamlit.runtime.uploaded_file_manager import UploadedFile
 
 from flowscope import FlowModel, MLPConfig, StepInfo, checkpoint
-from flowscope.data import DATASETS
+from flowscope.data import ALL_DATASETS, DATASETS, dataset_columns
 from flowscope.loader import DataError, Table
 from flowscope_ui import compute, plots, state, trainer, uploads, widgets
 
@@ -35,42 +37,84 @@ def read_upload(upload: UploadedFile) -> Table | None:
     return table
 
 
-def choose_data() -> tuple[np.ndarray, str] | None:
-    """The training data [n, 2] and its name, from an upload or a toy dataset (None until there are some)."""
+@dataclass(frozen=True)
+class Chosen:
+    """The data to train on: points [n, D] in data units, their name and columns, and the normalisation."""
+
+    points: np.ndarray
+    name: str
+    columns: tuple[str, ...] | None
+    normalize: str
+    key: str  # identifies the choice (file, columns, normalisation) for the preview's cache
+
+
+def left_out(table: Table) -> None:
+    """Name the text columns the loader left out of the numbers, with the loader's reason."""
+    if table.dropped:
+        st.info("Left out of training (text, not numbers): " + "; ".join(
+            f"**{c.name}** (column {c.index + 1}): {c.reason}" for c in table.dropped))
+
+
+def choose_data() -> Chosen | None:
+    """The training data and their name, from an upload or a toy dataset (None until there are some)."""
     kind = st.radio("Data", ["Upload a file", "Toy dataset"], horizontal=True, key="train_kind")
     if kind == "Toy dataset":
         left, right = st.columns(2)
         name = left.selectbox("Dataset", DATASETS, index=DATASETS.index("moons"), key="train_toy")
         n = right.slider("Points", 500, 20_000, 5000, 500, key="train_n")
-        return state.toy_data(name, n, 1), name
+        return Chosen(state.toy_data(name, n, 1), name, None, "column", f"toy:{name}:{n}")
     upload = st.file_uploader(
         f"A CSV, TSV, TXT, .npy or .npz file: at most {uploads.MAX_UPLOAD_MB} MB, {uploads.MAX_ROWS:,} rows and "
         f"{uploads.MAX_COLUMNS} columns", key="train_upload")  # any name: the loader explains what it refuses
     if upload is None:
-        st.info("Upload a file of points (one row per point, two or more numeric columns), or pick a toy dataset.")
+        st.info("Upload a file of points (one row per point, two or more numeric columns; text columns are left "
+                "out), or pick a toy dataset.")
         return None
     table = read_upload(upload)
     if table is None:
         return None
     n, d = table.values.shape
-    st.caption(f"{upload.name}: {n:,} rows × {d} columns ({', '.join(table.columns[:8])}{', …' if d > 8 else ''})")
+    st.caption(f"{upload.name}: {n:,} rows × {d} columns ({', '.join(table.columns[:8])}{', …' if d > 8 else ''})"
+               + (f", and {len(table.dropped)} text column{'s' if len(table.dropped) > 1 else ''} left out"
+                  if table.dropped else ""))
+    left_out(table)
     with st.expander("First rows"):
-        st.dataframe({c: table.values[:20, j] for j, c in enumerate(table.columns[:12])}, hide_index=True)
-    left, middle, right = st.columns([2, 2, 3])
-    cx = left.selectbox("x column", table.columns, index=0, key="train_cx", disabled=d == 2)
-    cy = middle.selectbox("y column", table.columns, index=1, key="train_cy", disabled=d == 2)
+        first = {c: table.values[:20, j] for j, c in enumerate(table.columns[:12])}
+        first.update({c: np.asarray(cells[:20], dtype=object) for c, cells in list(table.text.items())[:4]})
+        st.dataframe(first, hide_index=True)
+    left, right = st.columns([3, 2])
+    columns = left.multiselect(f"Columns the model learns (all {d} numeric columns unless you drop some)",
+                               table.columns, default=list(table.columns), key="train_columns",
+                               help="The model learns the joint distribution of these columns.")
     standardise = right.checkbox("Standardise each column (mean 0, std 1)", value=uploads.suggest_standardise(table),
-                                 key="train_std", help="Useful when the columns have very different scales; "
-                                 "the model then lives in standardised coordinates.")
+                                 key="train_std", help="How the model normalises the data it learns: each column by "
+                                 "its own mean and std (useful when the scales differ), or one scale for all "
+                                 "columns. The model, its samples and the views stay in your data's units.")
     try:
-        points = uploads.select_columns(table, (cx, cy), standardise)
+        points = uploads.select_columns(table, columns)
     except ValueError as err:
         st.error(str(err))
         return None
-    return points, upload.name
+    constant = uploads.constant_columns(table, columns)
+    if constant:
+        st.caption(f"Constant: {', '.join(map(repr, constant))}; the model keeps "
+                   f"{'them at their values' if len(constant) > 1 else 'it at its value'}.")
+    normalize = "column" if standardise else "global"
+    return Chosen(points, upload.name, tuple(columns), normalize,
+                  f"{upload.file_id}:{'|'.join(columns)}:{normalize}")
 
 
-def choose_settings() -> trainer.TrainSettings:
+def preview_axes(chosen: Chosen) -> compute.ViewAxes:
+    """The 2-D view of the chosen data (their principal axes for d > 2), kept for this choice in the session."""
+    cached = st.session_state.get("_train_axes")
+    if cached is None or cached[0] != chosen.key:
+        cached = (chosen.key, compute.data_axes(chosen.points, chosen.columns, chosen.normalize))
+        st.session_state["_train_axes"] = cached
+    axes: compute.ViewAxes = cached[1]
+    return axes
+
+
+def choose_settings(normalize: str) -> trainer.TrainSettings:
     """Path, coupling, steps, width and learning rate, with their caps shown."""
     c = st.columns(5)
     path = c[0].selectbox("Probability path", trainer.PATHS, format_func=PATH_LABELS.__getitem__, key="train_path")
@@ -84,10 +128,11 @@ def choose_settings() -> trainer.TrainSettings:
     st.caption(f"An MLP of depth {trainer.TrainSettings.depth} on x, {MLPConfig.fourier_features} random Fourier "
                f"features of x and t; batches of {trainer.TrainSettings.batch_size}, AdamW with warm-up and cosine "
                "decay, EMA weights; one CPU thread per training.")
-    return trainer.TrainSettings(path=path, coupling=coupling, steps=int(steps), width=int(width), lr=float(lr))
+    return trainer.TrainSettings(path=path, coupling=coupling, steps=int(steps), width=int(width), lr=float(lr),
+                                 normalize=normalize)
 
 
-def train_live(points: np.ndarray, name: str, settings: trainer.TrainSettings) -> None:
+def train_live(chosen: Chosen, settings: trainer.TrainSettings) -> None:
     """Train with a progress bar, a live loss curve and sample preview; Stop keeps the model as it is."""
     stop_col, bar_col = st.columns([1, 6])
     stop_col.button("Stop", icon=":material/stop:", key="train_stop",
@@ -95,7 +140,9 @@ def train_live(points: np.ndarray, name: str, settings: trainer.TrainSettings) -
     bar = bar_col.progress(0.0, text="Starting…")
     left, right = st.columns(2)
     loss_slot, preview_slot = left.empty(), right.empty()
-    shown, chart_every = points[:1500], max(100, settings.steps // 15)
+    points, name = chosen.points, chosen.name
+    axes = preview_axes(chosen)
+    shown, chart_every = compute.project(axes.projection, points[:1500]), max(100, settings.steps // 15)
 
     def report(info: StepInfo, flow: FlowModel, losses: list[float]) -> None:
         recent = float(np.mean(losses[-50:]))
@@ -104,13 +151,15 @@ def train_live(points: np.ndarray, name: str, settings: trainer.TrainSettings) -
         if info.step % chart_every and info.step != info.steps:
             return
         loss_slot.plotly_chart(plots.loss_curve(losses), key=f"train_live_loss_{info.step}")
-        samples = compute.preview_samples(flow, 500)
-        preview_slot.plotly_chart(plots.scatter(samples, data=shown, title="samples now"),
+        samples = compute.project(axes.projection, compute.preview_samples(flow, 500))
+        preview_slot.plotly_chart(plots.scatter(samples, data=shown, title="samples now",
+                                                labels=axes.titles or ("x", "y")),
                                   key=f"train_live_samples_{info.step}")
 
     job = state.start_training()
     try:
-        outcome = trainer.run(points, settings, dataset=name, report=report, every=REPORT_EVERY)
+        outcome = trainer.run(points, settings, dataset=name, columns=chosen.columns, report=report,
+                              every=REPORT_EVERY)
         info = {"note": outcome.message, "status": outcome.status, "losses": outcome.losses,
                 "settings": settings, "seconds": outcome.seconds}
         state.finish_training(job, outcome.flow.to("cpu"), points, f"{name} · {settings.path} · "
@@ -131,20 +180,43 @@ def show_result(key: str) -> None:
     {"done": st.success, "stopped": st.warning}.get(status, st.error)(f"{view.label}: {note}")
     left, right = st.columns(2)
     left.plotly_chart(plots.loss_curve(view.info.get("losses", [])), key="train_loss")
-    samples = state.memo("preview", view, (), lambda: compute.preview_samples(view.flow, 1000))
-    right.plotly_chart(plots.scatter(samples, data=view.data[:1500], title="samples"),
-                       key="train_samples")
+    axes = widgets.remembered_axes(view)
+    samples = state.memo("preview", view, (axes.key,),
+                         lambda: compute.project(axes.projection, compute.preview_samples(view.flow, 1000)))
+    right.plotly_chart(plots.scatter(samples, data=widgets.projected_data(view, axes, 1500), title="samples",
+                                     labels=axes.titles or ("x", "y")), key="train_samples")
     st.download_button("Download the model (.safetensors)", checkpoint.to_bytes(view.flow),
                        file_name=f"flowscope-{key.replace(':', '-')}.safetensors", mime="application/octet-stream",
                        on_click="ignore", icon=":material/download:", key="train_download")
     st.markdown("It is now the model shown in every view:")
-    links = st.columns(4)
+    links = st.columns(5)
     for col, (page, label) in zip(links, [("views/paths.py", "Paths"), ("views/fields.py", "Fields"),
-                                          ("views/compare.py", "Compare"), ("views/home.py", "Flow")], strict=True):
+                                          ("views/marginals.py", "Marginals"), ("views/compare.py", "Compare"),
+                                          ("views/home.py", "Flow")], strict=True):
         col.page_link(page, label=f"Open {label}")
 
 
-def explore_model_file(points: np.ndarray | None) -> None:
+def model_data(flow: FlowModel, name: str, chosen: Chosen | None) -> tuple[np.ndarray, str] | None:
+    """The data an uploaded model is shown against, and their name: the sample it carries, else the data
+    chosen above (of its dimension: `uploads.read_model` checked), else the built-in dataset it names; or
+    None, with the reason shown."""
+    dataset = str(flow.info.get("dataset", ""))
+    if flow.data is not None:
+        return flow.data.detach().cpu().numpy(), dataset or "its data"
+    if chosen is not None:
+        return chosen.points, chosen.name
+    if dataset in ALL_DATASETS and len(dataset_columns(dataset)) == flow.dim:
+        try:
+            return state.toy_data(dataset, state.VIEW_POINTS, 0), dataset
+        except ValueError as err:  # a real table whose package is missing
+            st.error(f"{name} was trained on {dataset}, which cannot be loaded here: {err}")
+            return None
+    st.error(f"{name} is a {flow.dim}-dimensional model trained on {dataset or 'unknown data'} and carries no data "
+             f"sample: choose its data ({flow.dim} columns) above first.")
+    return None
+
+
+def explore_model_file(chosen: Chosen | None) -> None:
     """Validate an uploaded .safetensors model and add it to this session, shown against its data."""
     upload = st.file_uploader("Or explore a .safetensors model saved by flowscope (on this page or by "
                               "`flowscope train`)", key="train_model_upload")
@@ -155,15 +227,15 @@ def explore_model_file(points: np.ndarray | None) -> None:
         st.success(f"{upload.name} is in your models; it is shown in the views when selected in the sidebar.")
         return
     try:
-        flow = uploads.read_model(upload.getvalue(), upload.name, data_dim=None if points is None else points.shape[1])
+        flow = uploads.read_model(upload.getvalue(), upload.name,
+                                  data_dim=None if chosen is None else chosen.points.shape[1])
     except checkpoint.CheckpointError as err:
         st.error(f"This model cannot be used. {err}")
         return
-    dataset = str(flow.info.get("dataset", ""))
-    if points is None and dataset not in DATASETS:
-        st.error(f"{upload.name} was trained on {dataset or 'unknown data'}: choose its data above first.")
+    found = model_data(flow, upload.name, chosen)
+    if found is None:
         return
-    data = points if points is not None else state.toy_data(dataset, state.VIEW_POINTS, 0)
+    data, dataset = found
     view = state.add_session_model(flow, data, upload.name, dataset or "upload", {"note": "uploaded model"})
     done[upload.file_id] = view.key
     st.rerun()
@@ -172,15 +244,19 @@ def explore_model_file(points: np.ndarray | None) -> None:
 st.subheader("1 · Data")
 chosen = choose_data()
 if chosen is not None:
-    points, name = chosen
-    st.plotly_chart(plots.scatter(points[:3000], title=f"{name}: {len(points):,} points (preview)", name="data",
-                                  labels=("x", "y"), height=320), key="train_preview")
+    axes = preview_axes(chosen)
+    dims = chosen.points.shape[1]
+    view_of = "" if dims == 2 else (" on their principal axes" if axes.key == "pca" else " on their first two columns")
+    st.plotly_chart(plots.scatter(compute.project(axes.projection, chosen.points[:3000]), name="data",
+                                  title=f"{chosen.name}: {len(chosen.points):,} points × {dims} columns "
+                                        f"(preview{view_of})",
+                                  labels=axes.titles or ("x", "y"), height=320), key="train_preview")
     st.subheader("2 · Model and training")
-    settings = choose_settings()
+    settings = choose_settings(chosen.normalize)
     if st.button("Train", type="primary", icon=":material/play_arrow:", key="train_go"):
-        train_live(points, name, settings)
+        train_live(chosen, settings)
 if state.LAST_TRAINED in st.session_state:
     st.subheader("3 · Result")
     show_result(st.session_state[state.LAST_TRAINED])
 st.subheader("Explore a model file")
-explore_model_file(None if chosen is None else chosen[0])
+explore_model_file(chosen)
