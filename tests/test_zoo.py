@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from flowscope import zoo
-from flowscope.data import DATASETS, dataset_columns, distance_to_rings
+from flowscope.data import DATASETS, dataset_columns, distance_to_rings, make_dataset
 from flowscope.evaluation import QUALITY_DRAWS, evaluation_samples, sample_quality, w2_floor
 
 ENTRIES = zoo.entries()
@@ -120,3 +120,16 @@ def test_table_models_carry_their_data_and_columns(name: str) -> None:
     assert tuple(flow.info["columns"]) == dataset_columns(dataset)
     samples = flow.sample(500, generator=torch.Generator().manual_seed(0)).samples
     assert samples.shape == (500, flow.dim) and bool(torch.isfinite(samples).all())
+
+
+def test_table_models_need_neither_scikit_learn_nor_statsmodels(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without the `datasets` extra the tables say what to install, and the zoo's models still carry their data."""
+    import sys
+
+    for package in ("sklearn", "sklearn.datasets", "statsmodels", "statsmodels.datasets"):
+        monkeypatch.setitem(sys.modules, package, None)  # a blocked import raises ImportError
+    for dataset in ("iris", "wine", "engel"):
+        with pytest.raises(ValueError, match=r"pip install 'flowscope\[datasets\]'"):
+            make_dataset(dataset, 10, 0)
+        flow = zoo.load(f"{dataset}-ot")
+        assert flow.data is not None and len(flow.data) >= 150
