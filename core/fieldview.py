@@ -81,7 +81,9 @@ class FieldView:
             its coupled partner (OT couplings) or averaged over the sources (independent pairs).
         conditional_log_density: log p_t(x | x1) [M].
         marginal: the exact marginal field u_t(x) [M, d]; marginal_log_density: log p_t(x) [M].
-        learned: v_theta(x, t) [M, d]; error: |v_theta - u_t| [M].
+        learned: v_theta(x, t) [M, d]; error: |v_theta - u_t| [M] in data units; error_normalised: the same
+            in the model's normalised units (each column divided by its scale), which weighs the columns of
+            a table alike where data units let the largest-scale column dominate.
         x1: the chosen data point [d]; x1_index: its row in the support.
         centre: where p_t(x | x1) is centred at t, if it has one centre [d]; partner: x1's source partner
             under an OT coupling, else None [d].
@@ -98,6 +100,7 @@ class FieldView:
     marginal_log_density: Tensor
     learned: Tensor
     error: Tensor
+    error_normalised: Tensor
     x1: Tensor
     x1_index: int
     centre: Tensor | None
@@ -230,6 +233,7 @@ def fields_at(flow: FlowModel, support: FieldSupport, points: Tensor, t: float, 
         conditional=norm.decode_velocity(conditional), conditional_log_density=conditional_log - norm.log_det,
         marginal=exact[:-1], marginal_log_density=marginal.log_density[:-1] - norm.log_det,
         learned=learned, error=field_error(learned, exact[:-1]).abs_error,
+        error_normalised=field_error(norm.encode_velocity(learned), marginal.velocity[:-1]).abs_error,
         x1=support.x1[index], x1_index=index,
         centre=None if centre is None else norm.decode(centre[None])[0],
         partner=None if partner is None else norm.decode(partner[None])[0],

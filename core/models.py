@@ -248,6 +248,13 @@ class Normalizer:
         v = u * scale
         return v if index is None else self._scatter(v, torch.zeros(self.data_dim, dtype=torch.float64))
 
+    def encode_velocity(self, v: Tensor) -> Tensor:
+        """A velocity dx/dt [..., D] in data coordinates as dz/dt [..., d] (constant columns dropped)."""
+        index, _, scale = self._parts(v)
+        if index is not None:
+            v = v.index_select(-1, index)
+        return v / scale
+
     @property
     def log_det(self) -> float:
         """log |det dx/dz| of decode over the varying columns: log p(x) = log p(z) - log_det."""

@@ -75,6 +75,9 @@ def test_exact_fields_map_back_with_the_diagonal_scale() -> None:
     exact = marginal_field(flow.path, flow.normalizer.encode(x), flow.normalizer.encode(points), 0.6)
     torch.testing.assert_close(view.marginal, flow.normalizer.decode_velocity(exact.velocity))
     torch.testing.assert_close(view.marginal_log_density, exact.log_density - flow.normalizer.log_det)
+    learned_z = flow.normalizer.encode_velocity(view.learned)
+    torch.testing.assert_close(flow.normalizer.decode_velocity(learned_z), view.learned)
+    torch.testing.assert_close(view.error_normalised, (learned_z - exact.velocity).norm(dim=1))
 
 
 def test_a_data_sample_travels_with_the_checkpoint() -> None:

@@ -63,7 +63,7 @@ class FieldsAtT:
         conditional, conditional_density: u_t(x | x1) [M, 2] and p_t(x | x1) [GRID_N, GRID_N].
         marginal, marginal_density: exact u_t(x) [M, 2] and p_t(x) [GRID_N, GRID_N].
         learned: v_theta(x, t) [M, 2].
-        error: |v_theta - u_t| [GRID_N, GRID_N] (measured in all D dimensions).
+        error: |v_theta - u_t| [GRID_N, GRID_N] (in all D dimensions; in normalised units on a slice).
         x1: the chosen data point [2].
         centre: where p_t(x | x1) is centred at t (mu_t(x1), or the pair's interpolant), if it has one centre [2].
         partner: x1's source partner x0 under an OT coupling, else None [2].
@@ -306,19 +306,20 @@ def fields_on_plane(flow: FlowModel, support: FieldSupport, projection: Projecti
     probe = projection.plane(centre, torch.tensor([probe_uv], dtype=torch.float64))[0]
     f = fieldview.fields_at(flow, support, points, t, x1_index=x1_index, probe=probe, top_k=top_k)
     return _laid(f, grid, lambda x: _numpy(projection.project(x.double())),
-                 lambda v: _numpy(projection.project_velocity(v.double())))
+                 lambda v: _numpy(projection.project_velocity(v.double())), normalised_error=True)
 
 
 def _laid(f: FieldView, grid: Grid2D, point: Callable[[Tensor], np.ndarray],
-          arrow: Callable[[Tensor], np.ndarray]) -> FieldsAtT:
+          arrow: Callable[[Tensor], np.ndarray], normalised_error: bool = False) -> FieldsAtT:
     """The core's fields on a grid as the page's arrays: points by `point`, vectors by `arrow`, densities
-    exponentiated and laid out as GRID_N x GRID_N images."""
+    exponentiated and laid out as GRID_N x GRID_N images; the error in data or (slices) normalised units."""
     shape = (GRID_N, GRID_N)
     return FieldsAtT(
         t=f.t, xs=_numpy(grid.xs), ys=_numpy(grid.ys), points=_numpy(grid.points),
         conditional=arrow(f.conditional), conditional_density=np.exp(_numpy(f.conditional_log_density)).reshape(shape),
         marginal=arrow(f.marginal), marginal_density=np.exp(_numpy(f.marginal_log_density)).reshape(shape),
-        learned=arrow(f.learned), error=_numpy(f.error).reshape(shape), x1=point(f.x1),
+        learned=arrow(f.learned), error=_numpy(f.error_normalised if normalised_error else f.error).reshape(shape),
+        x1=point(f.x1),
         centre=None if f.centre is None else point(f.centre), partner=None if f.partner is None else point(f.partner),
         probe=point(f.probe), probe_velocity=arrow(f.probe_velocity), top_points=point(f.posterior_points),
         top_weights=_numpy(f.posterior.weights), top_indices=f.posterior.indices.cpu().numpy(),

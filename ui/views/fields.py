@@ -38,7 +38,8 @@ if sliced:  # the probe is a point of the view's plane: its own inputs per proje
                f"spanned by the view's axes ({axes.projection.labels[0]}, {axes.projection.labels[1]}); the fields "
                f"are exact in all {view.flow.dim} dimensions at the plane's points (not a 2-D fit), the arrows are "
                "their components along the axes, the densities are those on the slice, and the error "
-               f"|v_theta - u_t| is measured in all {view.flow.dim} dimensions.")
+               f"|v_theta - u_t| is measured in all {view.flow.dim} dimensions, in the model's normalised units "
+               "(each column divided by its scale, so that no column's units dominate).")
 MEAN, X1 = "the data mean", "x1"
 DATA_POINT, GRID_NODE, WEIGHTED = 0, 1, 2  # customdata[0] of clickable points
 
@@ -109,7 +110,8 @@ def fields_at_t() -> None:
                                       opacity=0.85, customdata=weighted,
                                       hover="data point %{customdata[1]}: w = %{customdata[2]:.3f}<extra></extra>"),
                         plots.Markers(f.probe[None], "probe", plots.PROBE_COLOR, 14.0, "star")]),
-        plots.Panel("learned v_theta(x, t)<br>over the error |v_theta - u_t|", f.error, "|v - u|", plots.ERROR_SCALE,
+        plots.Panel("learned v_theta(x, t)<br>over the error |v_theta - u_t|" + (" (normalised)" if sliced else ""),
+                    f.error, "|v - u|", plots.ERROR_SCALE,
                     show_scale=True, arrows=compute.coarse(f.points, f.learned)),
     ]
     figure = plots.panels_figure(panels, f.xs, f.ys, bounds, compute.arrow_length(bounds), titles=axes.titles,
