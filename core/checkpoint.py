@@ -31,6 +31,8 @@ SOURCE_KEY = "source"
 #: Optional tensor: a sample of the training data (data coordinates), so the explorer can show the model
 #: without the dataset it came from.
 DATA_KEY = "data"
+#: Optional tensor: the class index of each row of DATA_KEY (conditional models).
+DATA_LABELS_KEY = "data_labels"
 NET_PREFIX = "net."
 #: Headers beyond this are refused before parsing (a real flowscope header is a few kB).
 MAX_HEADER_BYTES = 1 << 20
@@ -49,6 +51,8 @@ def to_bytes(flow: FlowModel) -> bytes:
         tensors[SOURCE_KEY] = flow.source.detach().cpu().float().contiguous()
     if flow.data is not None:
         tensors[DATA_KEY] = flow.data.detach().cpu().float().contiguous()
+    if flow.data_labels is not None:
+        tensors[DATA_LABELS_KEY] = flow.data_labels.detach().cpu().long().contiguous()
     return save_tensors_to_bytes(tensors, metadata={"format": FORMAT, "format_version": FORMAT_VERSION,
                                                     "config": json.dumps(config_of(flow))})
 
@@ -61,6 +65,7 @@ def config_of(flow: FlowModel) -> dict[str, Any]:
         "coupling": flow.coupling,
         "normalization": flow.normalizer.to_dict(),
         "source": "samples" if flow.source is not None else "gaussian",
+        **({"labels": list(flow.labels)} if flow.labels else {}),
         **flow.info,
     }
 
@@ -135,6 +140,15 @@ def _parse_config(metadata: Mapping[str, str], name: str) -> dict[str, Any]:
     if "fourier_features" in model:
         _require(model, "fourier_features", int, name, "config.model")
         _require(model, "fourier_scale", (int, float), name, "config.model")
+    classes = model.get("num_classes", 0)
+    if not isinstance(classes, int) or isinstance(classes, bool):
+        raise CheckpointError(f"{name}: config.model.num_classes must be int, got {type(classes).__name__}")
+    labels = config.get("labels", [])
+    if not isinstance(labels, list) or not all(isinstance(x, str) and x for x in labels) \
+            or len(set(labels)) != len(labels):
+        raise CheckpointError(f"{name}: config.labels must be a list of distinct non-empty class names")
+    if len(labels) != classes:
+        raise CheckpointError(f"{name}: config.labels names {len(labels)} classes but the model has {classes}")
     _require(config["path"], "name", str, name, "config.path")
     _normalizer(config["normalization"], model["dim"], name)
     if config["coupling"] not in COUPLINGS:
@@ -190,11 +204,21 @@ def _build(config: dict[str, Any], tensors: dict[str, torch.Tensor], name: str) 
     if data is not None and (data.dim() != 2 or data.shape[1] != normalizer.data_dim or not torch.isfinite(data).all()):
         raise CheckpointError(f"{name}: tensor {DATA_KEY!r} must be finite data of shape (n, {normalizer.data_dim}), "
                               f"got {tuple(data.shape)}")
-    reserved = {"model", "path", "coupling", "normalization", "source"}
+    labels = tuple(config.get("labels", []))
+    data_labels = tensors.get(DATA_LABELS_KEY)
+    if data_labels is not None:
+        valid = (data is not None and data_labels.dim() == 1 and len(data_labels) == len(data)
+                 and not data_labels.dtype.is_floating_point and len(labels) > 0
+                 and bool(((data_labels >= 0) & (data_labels < len(labels))).all()))
+        if not valid:
+            raise CheckpointError(f"{name}: tensor {DATA_LABELS_KEY!r} must hold one class index in "
+                                  f"[0, {len(labels)}) per row of {DATA_KEY!r}")
+    reserved = {"model", "path", "coupling", "normalization", "source", "labels"}
     info = {k: v for k, v in config.items() if k not in reserved}
     return FlowModel(net=net, path=path, normalizer=normalizer,
                      source=source.float() if config["source"] == "samples" and source is not None else None,
-                     coupling=config["coupling"], info=info, data=None if data is None else data.float())
+                     coupling=config["coupling"], info=info, data=None if data is None else data.float(),
+                     labels=labels, data_labels=None if data_labels is None else data_labels.long())
 
 
 def _normalizer(norm: dict[str, Any], latent_dim: int, name: str) -> Normalizer:

@@ -56,15 +56,25 @@ def sinkhorn_permutation(x0: Tensor, x1: Tensor, reg: float = 0.05) -> Tensor:
 
 
 def pair(
-    x0: Tensor, x1: Tensor, coupling: str = "independent", generator: torch.Generator | None = None
+    x0: Tensor, x1: Tensor, coupling: str = "independent", generator: torch.Generator | None = None,
+    groups: Tensor | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Pair source points x0 [B, d] with data x1 [B, d] under `coupling`; returns (x0_paired, x1).
 
     "independent" keeps the given (already random) order, "ot" solves exact minibatch OT and
-    "sinkhorn" entropic OT. Batches must have the same size for the OT couplings.
+    "sinkhorn" entropic OT. Batches must have the same size for the OT couplings. `groups` [B] (e.g. the
+    data's classes) restricts an OT coupling to pairs within each group: row j's group holds both x1[j]
+    and the source rows it may be paired with, so a class's data are moved only by its own noise.
     """
     if coupling == "independent":
         return x0, x1
+    if groups is not None:
+        paired = x0.clone()
+        for group in torch.unique(groups).tolist():
+            rows = (groups == group).nonzero().squeeze(1)
+            if len(rows) > 1:
+                paired[rows] = pair(x0[rows], x1[rows], coupling)[0]
+        return paired, x1
     if x0.shape != x1.shape:
         raise ValueError(f"{coupling} coupling needs equal batches, got {tuple(x0.shape)} and {tuple(x1.shape)}")
     if coupling == "ot":

@@ -15,15 +15,17 @@ from __future__ import annotations
 import hashlib
 import operator
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 
 from . import tables
 
-_Generator = Callable[[np.random.Generator, int], np.ndarray]
+#: A toy generator: (rng, n) -> (points [n, 2], the part each point was drawn from [n], or None).
+_Generator = Callable[[np.random.Generator, int], "tuple[np.ndarray, np.ndarray | None]"]
 
 
-__all__ = ["ALL_DATASETS", "DATASETS", "dataset_columns",
+__all__ = ["ALL_DATASETS", "DATASETS", "TOY_LABELS", "Labelled", "dataset_columns", "dataset_labels", "make_labelled",
            "RINGS_RADII", "dataset_hash", "distance_to_rings", "make_circles", "make_dataset", "make_moons",
            "make_swiss_roll"]
 
@@ -38,10 +40,12 @@ def _jitter(rng: np.random.Generator, x: np.ndarray, noise: float) -> np.ndarray
     return x + noise * rng.standard_normal(x.shape)
 
 
-def _concentric(rng: np.random.Generator, n: int, radii: tuple[float, ...], noise: float) -> np.ndarray:
-    """Each point on one of the concentric circles `radii`, picked uniformly, at a uniform angle, + noise."""
-    radius = np.asarray(radii)[rng.integers(0, len(radii), size=n)]
-    return _jitter(rng, _polar(radius, 2.0 * np.pi * rng.random(n)), noise)
+def _concentric(rng: np.random.Generator, n: int, radii: tuple[float, ...],
+                noise: float) -> tuple[np.ndarray, np.ndarray]:
+    """Each point on one of the concentric circles `radii`, picked uniformly, at a uniform angle, + noise;
+    with the index of its circle."""
+    ring = rng.integers(0, len(radii), size=n)
+    return _jitter(rng, _polar(np.asarray(radii)[ring], 2.0 * np.pi * rng.random(n)), noise), ring
 
 
 def make_moons(rng: np.random.Generator, n: int, noise: float) -> np.ndarray:
@@ -59,11 +63,16 @@ def make_moons(rng: np.random.Generator, n: int, noise: float) -> np.ndarray:
     Returns:
         float64 array [n, 2].
     """
+    return _moons_parts(rng, n, noise)[0]
+
+
+def _moons_parts(rng: np.random.Generator, n: int, noise: float) -> tuple[np.ndarray, np.ndarray]:
+    """make_moons' points and each one's moon (0 upper, 1 lower)."""
     inner = rng.integers(0, 2, size=n).astype(bool)
     angle = np.pi * rng.random(n)
     arc = _polar(1.0, angle)
     x = np.where(inner[:, None], np.array([1.0, 0.5]) - arc, arc)
-    return _jitter(rng, x, noise)
+    return _jitter(rng, x, noise), inner.astype(np.int64)
 
 
 def make_circles(rng: np.random.Generator, n: int, factor: float, noise: float) -> np.ndarray:
@@ -80,7 +89,7 @@ def make_circles(rng: np.random.Generator, n: int, factor: float, noise: float) 
     Returns:
         float64 array [n, 2].
     """
-    return _concentric(rng, n, (1.0, factor), noise)
+    return _concentric(rng, n, (1.0, factor), noise)[0]
 
 
 def make_swiss_roll(rng: np.random.Generator, n: int, noise: float) -> np.ndarray:
@@ -100,21 +109,22 @@ def make_swiss_roll(rng: np.random.Generator, n: int, noise: float) -> np.ndarra
     return _jitter(rng, _polar(t, t), noise)
 
 
-def _swissroll(rng: np.random.Generator, n: int) -> np.ndarray:
-    """FFJORD: make_swiss_roll(noise=1.0)[:, [0, 2]] / 5."""
-    return make_swiss_roll(rng, n, noise=1.0) / 5.0
+def _swissroll(rng: np.random.Generator, n: int) -> tuple[np.ndarray, None]:
+    """FFJORD: make_swiss_roll(noise=1.0)[:, [0, 2]] / 5 (one roll: no parts)."""
+    return make_swiss_roll(rng, n, noise=1.0) / 5.0, None
 
 
-def _circles(rng: np.random.Generator, n: int) -> np.ndarray:
-    """FFJORD: make_circles(factor=.5, noise=.08) * 3."""
-    return make_circles(rng, n, factor=0.5, noise=0.08) * 3.0
+def _circles(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """FFJORD: make_circles(factor=.5, noise=.08) * 3; parts: outer, inner."""
+    x, ring = _concentric(rng, n, (1.0, 0.5), 0.08)
+    return x * 3.0, ring
 
 
 #: Radii of the rings dataset's circles: FFJORD's 1, .75, .5, .25, times 3.
 RINGS_RADII = (3.0, 2.25, 1.5, 0.75)
 
 
-def _rings(rng: np.random.Generator, n: int) -> np.ndarray:
+def _rings(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
     """FFJORD: circles of radius 1, .75, .5, .25, each point on one picked uniformly, * 3, + N(0, .08^2)."""
     return _concentric(rng, n, RINGS_RADII, 0.08)
 
@@ -126,20 +136,22 @@ def distance_to_rings(points: np.ndarray) -> np.ndarray:
     return np.abs(radius[:, None] - np.asarray(RINGS_RADII)).min(axis=1)
 
 
-def _moons(rng: np.random.Generator, n: int) -> np.ndarray:
+def _moons(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
     """FFJORD: make_moons(noise=.1) * 2 + [-1, -.2]."""
-    return make_moons(rng, n, noise=0.1) * 2.0 + np.array([-1.0, -0.2])
+    x, moon = _moons_parts(rng, n, noise=0.1)
+    return x * 2.0 + np.array([-1.0, -0.2]), moon
 
 
-def _eight_gaussians(rng: np.random.Generator, n: int) -> np.ndarray:
+def _eight_gaussians(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
     """FFJORD: centres 4 (cos k pi/4, sin k pi/4) picked uniformly, + .5 N(0, I), all / 1.414."""
     angle = np.arange(8) * np.pi / 4.0
     centres = 4.0 * np.stack([np.cos(angle), np.sin(angle)], axis=1)
-    x = centres[rng.integers(0, 8, size=n)] + 0.5 * rng.standard_normal((n, 2))
-    return x / 1.414
+    component = rng.integers(0, 8, size=n)
+    x = centres[component] + 0.5 * rng.standard_normal((n, 2))
+    return x / 1.414, component
 
 
-def _pinwheel(rng: np.random.Generator, n: int) -> np.ndarray:
+def _pinwheel(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
     """FFJORD: 5 arms; radial std .3, tangential std .1, feature0 += 1, bent by .25 exp(feature0), * 2.
 
     FFJORD's `einsum("ti,tij->tj", features, R)` with R = [[cos, -sin], [sin, cos]] is written out. Each
@@ -151,25 +163,30 @@ def _pinwheel(rng: np.random.Generator, n: int) -> np.ndarray:
     angle = 2.0 * np.pi * arm / 5.0 + 0.25 * np.exp(f[:, 0])
     cos, sin = np.cos(angle), np.sin(angle)
     x = np.stack([f[:, 0] * cos + f[:, 1] * sin, -f[:, 0] * sin + f[:, 1] * cos], axis=1)
-    return 2.0 * x
+    return 2.0 * x, arm
 
 
-def _two_spirals(rng: np.random.Generator, n: int) -> np.ndarray:
+def _two_spirals(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
     """FFJORD: r = sqrt(U) 540 2pi/360, (-cos(r) r + .5U, sin(r) r + .5U) or its negation, / 3, + .1 N.
 
     Each point picks its spiral independently (FFJORD mirrors the first half's points onto the second).
     """
     r = np.sqrt(rng.random(n)) * 540.0 * (2.0 * np.pi) / 360.0
     arm = np.stack([-np.cos(r) * r + 0.5 * rng.random(n), np.sin(r) * r + 0.5 * rng.random(n)], axis=1)
-    sign = np.where(rng.integers(0, 2, size=n) == 1, -1.0, 1.0)
-    return _jitter(rng, sign[:, None] * arm / 3.0, 0.1)
+    second = rng.integers(0, 2, size=n)
+    sign = np.where(second == 1, -1.0, 1.0)
+    return _jitter(rng, sign[:, None] * arm / 3.0, 0.1), second
 
 
-def _checkerboard(rng: np.random.Generator, n: int) -> np.ndarray:
-    """FFJORD: x1 = 4U - 2, x2 = U - 2 randint{0, 1} + (floor(x1) mod 2), * 2 (8 squares of side 2)."""
+def _checkerboard(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """FFJORD: x1 = 4U - 2, x2 = U - 2 randint{0, 1} + (floor(x1) mod 2), * 2 (8 squares of side 2).
+
+    Parts: the squares' two interleaved sets, by the parity of their column (floor(x1) mod 2).
+    """
     x1 = 4.0 * rng.random(n) - 2.0
-    x2 = rng.random(n) - 2.0 * rng.integers(0, 2, size=n) + np.floor(x1) % 2.0
-    return 2.0 * np.stack([x1, x2], axis=1)
+    parity = np.floor(x1) % 2.0
+    x2 = rng.random(n) - 2.0 * rng.integers(0, 2, size=n) + parity
+    return 2.0 * np.stack([x1, x2], axis=1), parity.astype(np.int64)
 
 
 _GENERATORS: dict[str, _Generator] = {
@@ -187,6 +204,53 @@ _GENERATORS: dict[str, _Generator] = {
 DATASETS: tuple[str, ...] = tuple(_GENERATORS)
 #: Every name `make_dataset` accepts: the 2-D toys and the tables of `flowscope.tables` (more columns).
 ALL_DATASETS: tuple[str, ...] = DATASETS + tables.TABLES
+
+
+#: The natural labels of the toys: the part each point is drawn from (swissroll has none).
+TOY_LABELS: dict[str, tuple[str, ...]] = {
+    "circles": ("outer", "inner"),
+    "rings": tuple(f"radius {r:g}" for r in RINGS_RADII),
+    "moons": ("upper", "lower"),
+    "8gaussians": tuple(f"component {k}" for k in range(8)),
+    "pinwheel": tuple(f"arm {k}" for k in range(5)),
+    "2spirals": ("first", "second"),
+    "checkerboard": ("even columns", "odd columns"),
+}
+
+
+@dataclass(frozen=True, eq=False)
+class Labelled:
+    """Points with a class each: x [n, D] float32, y [n] int64 indices into `names`."""
+
+    x: np.ndarray
+    y: np.ndarray
+    names: tuple[str, ...]
+
+
+def dataset_labels(name: str) -> tuple[str, ...]:
+    """The class names of a built-in dataset's natural labels; () when it has none (swissroll, engel)."""
+    if name in _GENERATORS:
+        return TOY_LABELS.get(name, ())
+    return tables.table_info(name).labels
+
+
+def make_labelled(name: str, n: int, seed: int = 0) -> Labelled:
+    """`make_dataset`'s points (the same, for the same name, n and seed) with their natural labels.
+
+    Raises ValueError for a dataset without labels (swissroll, engel).
+    """
+    names = dataset_labels(name)
+    if not names:
+        labelled = ", ".join(d for d in ALL_DATASETS if dataset_labels(d))
+        raise ValueError(f"dataset {name!r} has no natural labels; datasets with labels: {labelled}")
+    x = make_dataset(name, n, seed)
+    if name in _GENERATORS:
+        _, parts = _GENERATORS[name](np.random.Generator(np.random.PCG64(seed)), n)
+        assert parts is not None
+        y = parts
+    else:
+        y = tables.load_labels(name, n, seed)
+    return Labelled(x=x, y=np.asarray(y, dtype=np.int64), names=names)
 
 
 def dataset_columns(name: str) -> tuple[str, ...]:
@@ -220,7 +284,7 @@ def make_dataset(name: str, n: int, seed: int = 0) -> np.ndarray:
         raise ValueError(f"seed must be non-negative, got {seed}")
     if generator is None:
         return tables.load(name, n, seed).astype(np.float32)
-    x = generator(np.random.Generator(np.random.PCG64(seed)), n)
+    x, _ = generator(np.random.Generator(np.random.PCG64(seed)), n)
     return x.astype(np.float32)
 
 

@@ -60,11 +60,22 @@ class FieldSupport:
         z0: for a stored source, z1's coupled source partners [N, d] (row j pairs with z1[j]); None for a
             Gaussian source, whose fields average over the source in closed form.
         x1: the data points in data coordinates [N, d] (what a view draws).
+        labels: the class index of each row [N] (a conditional model's data), else None.
     """
 
     z1: Tensor
     z0: Tensor | None
     x1: Tensor
+    labels: Tensor | None = None
+
+    def rows_of(self, label: int) -> Tensor:
+        """The indices of the rows of class `label` (ValueError when the support has none of it)."""
+        if self.labels is None:
+            raise ValueError("these data carry no labels: class fields need the class of each point")
+        rows = (self.labels == label).nonzero().squeeze(1)
+        if len(rows) == 0:
+            raise ValueError(f"no data point of class {label} among the {len(self)} points of the field data")
+        return rows
 
     def __len__(self) -> int:
         return int(self.z1.shape[0])
@@ -80,8 +91,13 @@ class FieldView:
         conditional: u_t(x | x1) of the chosen data point [M, d]; for a stored source, conditioned on x1 and
             its coupled partner (OT couplings) or averaged over the sources (independent pairs).
         conditional_log_density: log p_t(x | x1) [M].
-        marginal: the exact marginal field u_t(x) [M, d]; marginal_log_density: log p_t(x) [M].
-        learned: v_theta(x, t) [M, d]; error: |v_theta - u_t| [M] in data units; error_normalised: the same
+        marginal: the exact marginal field u_t(x) [M, d]; marginal_log_density: log p_t(x) [M]. For a class
+            y of a conditional model: the exact class field u_t(x | y) over class y's points, and p_t(x | y).
+        unconditional: the exact field over all points, u_t(x) [M, d] (= marginal without a class).
+        guided: the exact guided field u_t(x | y) + w (u_t(x | y) - u_t(x)) [M, d] (= marginal at w = 0).
+        label, guidance: the class index (None: unconditional) and guidance scale w of the fields.
+        learned: v_theta(x, t) [M, d], guided like `guided` for a class; error: |learned - guided| [M] in
+            data units; error_normalised: the same
             in the model's normalised units (each column divided by its scale), which weighs the columns of
             a table alike where data units let the largest-scale column dominate.
         x1: the chosen data point [d]; x1_index: its row in the support.
@@ -98,6 +114,10 @@ class FieldView:
     conditional_log_density: Tensor
     marginal: Tensor
     marginal_log_density: Tensor
+    unconditional: Tensor
+    guided: Tensor
+    label: int | None
+    guidance: float
     learned: Tensor
     error: Tensor
     error_normalised: Tensor
@@ -128,16 +148,22 @@ def _as_tensor(x: Tensor | np.ndarray) -> Tensor:
 
 
 def field_support(flow: FlowModel, data: Tensor | np.ndarray, *, max_points: int = FIELD_POINTS,
-                  max_pairs: int = PAIR_POINTS, seed: int = 0) -> FieldSupport:
+                  max_pairs: int = PAIR_POINTS, seed: int = 0,
+                  labels: Tensor | np.ndarray | None = None) -> FieldSupport:
     """The points (or pairs) the exact fields of `flow` average over: the first rows of `data`.
 
     For a stored source, min(max_pairs, sizes) source samples drawn with `seed` are paired with the data by
     the model's own coupling (`couplings.pair`: random order, exact OT or Sinkhorn), as in training.
+    `labels` [N]: each data row's class, for a conditional model's class and guided fields.
     """
     points = _as_tensor(data).to(flow.device)
+    classes = None if labels is None else torch.as_tensor(labels).long().reshape(-1).to(flow.device)
+    if classes is not None and len(classes) != len(points):
+        raise ValueError(f"labels: one per data row, got {len(classes)} for {len(points)} rows")
     if flow.source is None:
         x1 = points[:max_points]
-        return FieldSupport(z1=flow.normalizer.encode(x1), z0=None, x1=x1)
+        return FieldSupport(z1=flow.normalizer.encode(x1), z0=None, x1=x1,
+                            labels=None if classes is None else classes[:max_points])
     source = flow.source.detach().float()
     n = min(max_pairs, len(source), len(points))
     generator = torch.Generator().manual_seed(seed)
@@ -145,7 +171,7 @@ def field_support(flow: FlowModel, data: Tensor | np.ndarray, *, max_points: int
     x1 = points[:n]
     z1 = flow.normalizer.encode(x1)
     z0, z1 = pair(z0, z1, flow.coupling)
-    return FieldSupport(z1=z1, z0=z0, x1=x1)
+    return FieldSupport(z1=z1, z0=z0, x1=x1, labels=None if classes is None else classes[:n])
 
 
 @torch.no_grad()
@@ -190,7 +216,8 @@ def projected_log_density(flow: FlowModel, support: FieldSupport, projection: Pr
 
 @torch.no_grad()
 def fields_at(flow: FlowModel, support: FieldSupport, points: Tensor, t: float, *, x1_index: int = 0,
-              probe: Tensor | None = None, top_k: int = 60) -> FieldView:
+              probe: Tensor | None = None, top_k: int = 60, label: str | int | None = None,
+              guidance: float = 0.0) -> FieldView:
     """Conditional, exact marginal and learned fields of `flow` at time t on data-coordinate points (see FieldView).
 
     Args:
@@ -201,8 +228,12 @@ def fields_at(flow: FlowModel, support: FieldSupport, points: Tensor, t: float, 
         x1_index: the support row whose conditional field is returned (clipped to the support).
         probe: where the posterior weights and u_t(probe) are reported [d]; defaults to points' mean.
         top_k: how many of the largest posterior weights to return.
+        label, guidance: for a conditional model, the class y (name or index) and guidance scale w: the exact
+            class field, the exact guided field and the learned guided field (see FieldView); the posterior
+            weights are then those over class y's points.
     """
     t = flow.clamp_time(t)
+    y = None if label is None else flow.label_index(label)
     norm, path = flow.normalizer, flow.path
     queries = _as_tensor(points).to(support.z1.device)
     probe_x = queries.mean(0) if probe is None else _as_tensor(probe).reshape(-1).to(queries.device)
@@ -225,19 +256,31 @@ def fields_at(flow: FlowModel, support: FieldSupport, points: Tensor, t: float, 
         given_x1 = exact_field(path, z1.expand_as(partners), z[:-1], t, source=partners)
         conditional, conditional_log = given_x1.velocity, given_x1.log_density
         posterior = pair_posterior_topk(path, support.z0, support.z1, z[-1], t, top_k)
-    marginal = exact_field(path, support.z1, z, t, source=support.z0)
+    everything = exact_field(path, support.z1, z, t, source=support.z0)
+    marginal, guided_z = everything, everything.velocity
+    if y is not None:
+        rows = support.rows_of(y)
+        sources = None if support.z0 is None else support.z0[rows]
+        marginal = exact_field(path, support.z1[rows], z, t, source=sources)
+        guided_z = marginal.velocity + guidance * (marginal.velocity - everything.velocity)
+        within = (posterior_topk(path, support.z1[rows], z[-1], t, top_k) if sources is None
+                  else pair_posterior_topk(path, sources, support.z1[rows], z[-1], t, top_k))
+        posterior = Posterior(indices=rows[within.indices], weights=within.weights)
     exact = norm.decode_velocity(marginal.velocity)
-    learned = flow.velocity(queries, torch.full((len(queries),), t, device=queries.device))
+    guided = norm.decode_velocity(guided_z)
+    learned = flow.velocity(queries, torch.full((len(queries),), t, device=queries.device), label=y,
+                            guidance=guidance)
     return FieldView(
         t=t, points=queries,
         conditional=norm.decode_velocity(conditional), conditional_log_density=conditional_log - norm.log_det,
         marginal=exact[:-1], marginal_log_density=marginal.log_density[:-1] - norm.log_det,
-        learned=learned, error=field_error(learned, exact[:-1]).abs_error,
-        error_normalised=field_error(norm.encode_velocity(learned), marginal.velocity[:-1]).abs_error,
+        unconditional=norm.decode_velocity(everything.velocity[:-1]), guided=guided[:-1], label=y,
+        guidance=float(guidance), learned=learned, error=field_error(learned, guided[:-1]).abs_error,
+        error_normalised=field_error(norm.encode_velocity(learned), guided_z[:-1]).abs_error,
         x1=support.x1[index], x1_index=index,
         centre=None if centre is None else norm.decode(centre[None])[0],
         partner=None if partner is None else norm.decode(partner[None])[0],
-        probe=probe_x, probe_velocity=exact[-1],
+        probe=probe_x, probe_velocity=guided[-1],
         posterior=posterior, posterior_points=support.x1[posterior.indices],
     )
 

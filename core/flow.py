@@ -15,7 +15,7 @@ from torch import Tensor
 from . import gaussian
 from .models import Normalizer, VelocityMLP
 from .paths import AffinePath
-from .sampling import SampleResult, SolverConfig, integrate
+from .sampling import SampleResult, SolverConfig, Velocity, integrate
 
 __all__ = ["FlowModel", "resolve_device"]
 
@@ -47,6 +47,8 @@ class FlowModel:
         info: dataset name and hash, training settings, metrics: the checkpoint's JSON config extras.
         data: optionally, a sample of the training data in data coordinates, stored with the model so that
             views of it need no dataset (the pretrained tabular models carry theirs).
+        labels: the class names of a conditional model, in the order of its label indices; () otherwise.
+        data_labels: the class index of each row of `data` [n], for a conditional model's views.
     """
 
     net: VelocityMLP
@@ -56,6 +58,49 @@ class FlowModel:
     coupling: str = "independent"
     info: dict[str, Any] = field(default_factory=dict)
     data: Tensor | None = None
+    labels: tuple[str, ...] = ()
+    data_labels: Tensor | None = None
+
+    @property
+    def conditional(self) -> bool:
+        """Whether the model takes a class label (trained with labels and label dropout)."""
+        return bool(self.labels)
+
+    def label_index(self, label: str | int) -> int:
+        """The index of a class given by name or index; ValueError naming the model's classes otherwise."""
+        if not self.conditional:
+            raise ValueError("this model is not conditional: it was trained without labels")
+        if isinstance(label, str) and label in self.labels:
+            return self.labels.index(label)
+        if isinstance(label, int) and not isinstance(label, bool) and 0 <= label < len(self.labels):
+            return label
+        raise ValueError(f"unknown label {label!r}; this model's labels are {', '.join(map(repr, self.labels))}")
+
+    def guided_latent(self, label: str | int | None = None, guidance: float = 0.0) -> Velocity:
+        """The velocity in normalised coordinates for sampling class `label` with guidance scale w:
+
+            v_w(z, t) = v(z, t, y) + w (v(z, t, y) - v(z, t, none))
+
+        w = 0 is plain conditional sampling, w > 0 pushes samples away from the other classes (Ho & Salimans'
+        (1 + w) eps(x, y) - w eps(x), and Meta's flow_matching `cfg_scale`, use the same w). `label` None is
+        the unconditional field (the "no label" token of a conditional model). Both fields come from one
+        batched network call.
+        """
+        if label is None:
+            return self.latent_velocity
+        y = self.label_index(label)
+        null = self.net.null_label
+
+        def velocity(z: Tensor, t: Tensor) -> Tensor:
+            t = torch.as_tensor(t, dtype=z.dtype, device=z.device).reshape(-1).expand(z.shape[0])
+            labels = torch.full((z.shape[0],), y, dtype=torch.long, device=z.device)
+            if guidance == 0:
+                return self.net(z, t, labels)
+            both = self.net(torch.cat([z, z]), torch.cat([t, t]), torch.cat([labels, torch.full_like(labels, null)]))
+            conditional, unconditional = both.chunk(2)
+            return conditional + guidance * (conditional - unconditional)
+
+        return velocity
 
     @property
     def dim(self) -> int:
@@ -79,9 +124,10 @@ class FlowModel:
             self.source = self.source.to(device)
         return self
 
-    def velocity(self, x: Tensor, t: Tensor) -> Tensor:
-        """Learned field in data coordinates: dx/dt = scale * v_theta((x - mean) / scale, t)."""
-        return self.normalizer.decode_velocity(self.net(self.normalizer.encode(x), t))
+    def velocity(self, x: Tensor, t: Tensor, label: str | int | None = None, guidance: float = 0.0) -> Tensor:
+        """Learned field in data coordinates: dx/dt = scale * v_theta((x - mean) / scale, t), for a conditional
+        model of class `label` with guidance w (see `guided_latent`; None: its unconditional field)."""
+        return self.normalizer.decode_velocity(self.guided_latent(label, guidance)(self.normalizer.encode(x), t))
 
     def latent_velocity(self, z: Tensor, t: Tensor) -> Tensor:
         """Learned field in normalised coordinates (what the network outputs)."""
@@ -105,10 +151,14 @@ class FlowModel:
         times: Tensor | None = None,
         generator: torch.Generator | None = None,
         chunk_size: int = 65536,
+        label: str | int | None = None,
+        guidance: float = 0.0,
     ) -> SampleResult:
         """Integrate from t = 0 to path.t_max; start at `x0` (data coordinates) or draw n source points.
 
-        The trajectory is integrated in normalised coordinates and returned in data coordinates.
+        The trajectory is integrated in normalised coordinates and returned in data coordinates. A conditional
+        model samples class `label` (a name or an index) with guidance scale w (`guided_latent`), or its
+        unconditional field when label is None.
         """
         if x0 is None:
             if n is None:
@@ -119,7 +169,8 @@ class FlowModel:
         self.net.eval()
         try:
             result = integrate(
-                self.net, z0, t1=self.path.t_max, solver=solver, times=times, chunk_size=chunk_size
+                self.guided_latent(label, guidance), z0, t1=self.path.t_max, solver=solver, times=times,
+                chunk_size=chunk_size,
             )
         finally:
             self.net.train(was_training)

@@ -23,6 +23,7 @@ __all__ = [
     "TrajectoryMetrics",
     "energy_distance",
     "median_distance",
+    "label_accuracy",
     "mmd",
     "per_dimension_w1",
     "straightness",
@@ -89,6 +90,26 @@ def per_dimension_w1(a: ArrayLike, b: ArrayLike) -> np.ndarray:
     if xa.shape[1] != xb.shape[1]:
         raise ValueError(f"samples have {xa.shape[1]} and {xb.shape[1]} columns")
     return np.array([wasserstein_distance(xa[:, j], xb[:, j]) for j in range(xa.shape[1])])
+
+
+def label_accuracy(samples: ArrayLike, label: int, points: ArrayLike, labels: ArrayLike, *, k: int = 5) -> float:
+    """Share of samples whose k nearest `points` mostly carry `label` (a k-NN classifier of the training data).
+
+    Why: the check of a conditional model that needs no classifier of ours: a sample drawn for class y should
+    land among class y's points. Distances in the coordinates given (standardise columns of mixed units).
+    """
+    xs = torch.from_numpy(_as_float64(samples))
+    ref = torch.from_numpy(_as_float64(points))
+    classes = torch.as_tensor(np.asarray(labels)).long()
+    if len(classes) != len(ref):
+        raise ValueError(f"labels: one per point, got {len(classes)} for {len(ref)} points")
+    k = min(k, len(ref))
+    hits = 0
+    for start in range(0, len(xs), PAIRWISE_BLOCK):
+        nearest = torch.cdist(xs[start : start + PAIRWISE_BLOCK], ref).topk(k, largest=False).indices
+        votes = (classes[nearest] == label).sum(1)
+        hits += int((2 * votes > k).sum())
+    return hits / max(len(xs), 1)
 
 
 def _blockwise_mean(a: Tensor, b: Tensor, kernel: Callable[[Tensor], Tensor], exclude_diagonal: bool) -> float:

@@ -9,8 +9,11 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import Tensor, nn
 
-__all__ = ["ACTIVATIONS", "CONSTANT_TOLERANCE", "FourierFeatures", "MLPConfig", "Normalizer", "SinusoidalTimeEmbedding",
-           "VelocityMLP"]
+__all__ = ["ACTIVATIONS", "CONSTANT_TOLERANCE", "MAX_CLASSES", "FourierFeatures", "MLPConfig", "Normalizer",
+           "SinusoidalTimeEmbedding", "VelocityMLP"]
+
+#: Most classes a conditional model takes (more is a regression target, not a label).
+MAX_CLASSES = 256
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
     "silu": nn.SiLU,
@@ -33,6 +36,8 @@ class MLPConfig:
     time_features: int = 2
     fourier_features: int = 32
     fourier_scale: float = 4.0
+    #: Classes of a conditional model (0: unconditional); index num_classes is the "no label" token.
+    num_classes: int = 0
 
     def __post_init__(self) -> None:
         if self.dim < 1:
@@ -47,6 +52,8 @@ class MLPConfig:
             raise ValueError(f"fourier_features must be >= 0, got {self.fourier_features}")
         if not (self.fourier_scale > 0 and math.isfinite(self.fourier_scale)):
             raise ValueError(f"fourier_scale must be > 0 and finite, got {self.fourier_scale}")
+        if not 0 <= self.num_classes <= MAX_CLASSES:
+            raise ValueError(f"num_classes must lie in [0, {MAX_CLASSES}], got {self.num_classes}")
 
     def to_dict(self) -> dict[str, int | float | str]:
         """Plain dict for JSON."""
@@ -108,7 +115,12 @@ class FourierFeatures(nn.Module):
 
 class VelocityMLP(nn.Module):
     """An MLP velocity field v_theta(x, t) on concat(x, fourier(x), embed(t)); the interface every sampler
-    uses."""
+    uses.
+
+    A conditional model (config.num_classes > 0) also takes labels y [B] (class indices, or num_classes for
+    "no label"): a learned embedding of y is added to the first layer's pre-activation, i.e. to the time
+    embedding after its projection, as image U-Nets add a class embedding to their time embedding.
+    """
 
     def __init__(self, config: MLPConfig) -> None:
         super().__init__()
@@ -123,14 +135,31 @@ class VelocityMLP(nn.Module):
             layers += [nn.Linear(config.width, config.width), act()]
         layers.append(nn.Linear(config.width, config.dim))
         self.net = nn.Sequential(*layers)
+        self.label_embedding = nn.Embedding(config.num_classes + 1, config.width) if config.num_classes else None
+        if self.label_embedding is not None:
+            nn.init.normal_(self.label_embedding.weight, std=0.1)
 
-    def forward(self, x: Tensor, t: Tensor) -> Tensor:
-        """v_theta(x [B, d], t [B] or scalar) -> [B, d]."""
+    @property
+    def null_label(self) -> int:
+        """The "no label" token of a conditional model (its unconditional field)."""
+        return self.config.num_classes
+
+    def forward(self, x: Tensor, t: Tensor, y: Tensor | None = None) -> Tensor:
+        """v_theta(x [B, d], t [B] or scalar[, y [B]]) -> [B, d]; y None is "no label" (or an unconditional model)."""
         t = torch.as_tensor(t, dtype=x.dtype, device=x.device)
         if t.dim() == 0 or t.numel() == 1:
             t = t.reshape(1).expand(x.shape[0])
         features = [x, self.fourier(x), self.time_embedding(t)] if self.fourier else [x, self.time_embedding(t)]
-        return self.net(torch.cat(features, dim=1))
+        inputs = torch.cat(features, dim=1)
+        if self.label_embedding is None:
+            return self.net(inputs)
+        if y is None:
+            y = torch.full((x.shape[0],), self.null_label, dtype=torch.long, device=x.device)
+        first, *rest = list(self.net.children())
+        hidden = first(inputs) + self.label_embedding(y.to(x.device).expand(x.shape[0]))
+        for layer in rest:
+            hidden = layer(hidden)
+        return hidden
 
 
 #: A column whose std is below this (relative to 1 + |mean|) is a constant of the model.

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["TABLES", "TableInfo", "load", "table_info"]
+__all__ = ["TABLES", "TableInfo", "load", "load_labels", "table_info"]
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,7 @@ class TableInfo:
     columns: tuple[str, ...]
     fresh_draws: bool
     source: str
+    labels: tuple[str, ...] = ()
 
 
 MIXTURE_DIM, MIXTURE_COMPONENTS = 8, 6
@@ -45,12 +46,12 @@ def _mixture_parameters() -> tuple[np.ndarray, np.ndarray]:
     return means, scales
 
 
-def _mixture(n: int, seed: int) -> np.ndarray:
-    """n i.i.d. points of the 8-D mixture (equal weights)."""
+def _mixture(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """n i.i.d. points of the 8-D mixture (equal weights), with their components."""
     means, scales = _mixture_parameters()
     rng = np.random.Generator(np.random.PCG64(seed))
     part = rng.integers(0, MIXTURE_COMPONENTS, size=n)
-    return means[part] + scales[part] * rng.standard_normal((n, MIXTURE_DIM))
+    return means[part] + scales[part] * rng.standard_normal((n, MIXTURE_DIM)), part
 
 
 def _need(package: str) -> None:
@@ -59,30 +60,35 @@ def _need(package: str) -> None:
                      "pip install 'flowscope[datasets]'")
 
 
-def _iris() -> np.ndarray:
+def _iris() -> tuple[np.ndarray, np.ndarray]:
+    """Iris's 4 measurements and species."""
     try:
         from sklearn.datasets import load_iris
     except ImportError:
         _need("scikit-learn")
-    return np.asarray(load_iris().data, dtype=np.float64)
+    bunch = load_iris()
+    return np.asarray(bunch.data, dtype=np.float64), np.asarray(bunch.target)
 
 
-def _wine() -> np.ndarray:
+def _wine() -> tuple[np.ndarray, np.ndarray]:
+    """Wine's 13 measurements, each standardised, and cultivar."""
     try:
         from sklearn.datasets import load_wine
     except ImportError:
         _need("scikit-learn")
-    x = np.asarray(load_wine().data, dtype=np.float64)
-    return (x - x.mean(0)) / x.std(0)
+    bunch = load_wine()
+    x = np.asarray(bunch.data, dtype=np.float64)
+    return (x - x.mean(0)) / x.std(0), np.asarray(bunch.target)
 
 
-def _engel() -> np.ndarray:
+def _engel() -> tuple[np.ndarray, None]:
+    """Engel's income and food expenditure (no labels)."""
     try:
         from statsmodels.datasets import engel
     except ImportError:
         _need("statsmodels")
     frame = engel.load_pandas().data
-    return frame[["income", "foodexp"]].to_numpy(dtype=np.float64)
+    return frame[["income", "foodexp"]].to_numpy(dtype=np.float64), None
 
 
 _WINE_COLUMNS = ("alcohol", "malic_acid", "ash", "alcalinity_of_ash", "magnesium", "total_phenols", "flavanoids",
@@ -90,15 +96,19 @@ _WINE_COLUMNS = ("alcohol", "malic_acid", "ash", "alcalinity_of_ash", "magnesium
                  "od280/od315_of_diluted_wines", "proline")
 _INFO: dict[str, TableInfo] = {
     "mixture8": TableInfo("mixture8", tuple(f"x{j}" for j in range(MIXTURE_DIM)), True,
-                          "flowscope: 6 Gaussian components in 8-D"),
+                          "flowscope: 6 Gaussian components in 8-D",
+                          tuple(f"component {k}" for k in range(MIXTURE_COMPONENTS))),
     "iris": TableInfo("iris", ("sepal length (cm)", "sepal width (cm)", "petal length (cm)", "petal width (cm)"),
-                      False, "Fisher's iris (1936), scikit-learn's bundled copy; public domain"),
+                      False, "Fisher's iris (1936), scikit-learn's bundled copy; public domain",
+                      ("setosa", "versicolor", "virginica")),
     "wine": TableInfo("wine", _WINE_COLUMNS, False,
-                      "UCI wine recognition data, scikit-learn's bundled copy, standardised; CC BY 4.0"),
+                      "UCI wine recognition data, scikit-learn's bundled copy, standardised; CC BY 4.0",
+                      ("class_0", "class_1", "class_2")),
     "engel": TableInfo("engel", ("income", "foodexp"), False,
                        "Engel's food expenditure data, statsmodels' bundled copy; public domain"),
 }
-_FIXED: dict[str, Callable[[], np.ndarray]] = {"iris": _iris, "wine": _wine, "engel": _engel}
+_FIXED: dict[str, Callable[[], tuple[np.ndarray, np.ndarray | None]]] = {"iris": _iris, "wine": _wine,
+                                                                        "engel": _engel}
 
 #: The built-in tables, in a stable order.
 TABLES: tuple[str, ...] = tuple(_INFO)
@@ -114,9 +124,22 @@ def table_info(name: str) -> TableInfo:
 def load(name: str, n: int, seed: int) -> np.ndarray:
     """n rows of a built-in table as float64 [n', D]: fresh i.i.d. draws (mixture8), or min(n, rows) rows of
     a real table in a random order given by the seed."""
+    return _rows(name, n, seed)[0]
+
+
+def load_labels(name: str, n: int, seed: int) -> np.ndarray:
+    """The class indices [n'] of `load(name, n, seed)`'s rows (ValueError for a table without labels)."""
+    labels = _rows(name, n, seed)[1]
+    if labels is None:
+        raise ValueError(f"table {name!r} has no labels")
+    return labels
+
+
+def _rows(name: str, n: int, seed: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """Rows and labels of a table, drawn or ordered by the seed."""
     info = table_info(name)
     if info.fresh_draws:
         return _mixture(n, seed)
-    rows = _FIXED[name]()
-    order = np.random.Generator(np.random.PCG64(seed)).permutation(len(rows))
-    return rows[order[:n]]
+    rows, labels = _FIXED[name]()
+    order = np.random.Generator(np.random.PCG64(seed)).permutation(len(rows))[:n]
+    return rows[order], None if labels is None else labels[order]

@@ -6,7 +6,7 @@ import copy
 import math
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
@@ -17,11 +17,11 @@ from torch.nn import functional as F
 
 from .couplings import COUPLINGS, pair
 from .flow import FlowModel, resolve_device
-from .models import MLPConfig, Normalizer, VelocityMLP
+from .models import MAX_CLASSES, MLPConfig, Normalizer, VelocityMLP
 from .paths import AffinePath, make_path, ve_smax_for
 
 __all__ = ["RANDOM_BLOCK", "Callback", "StepInfo", "TrainConfig", "TrainResult", "TrainingDiverged", "cfm_loss",
-           "path_for_data", "train"]
+           "check_labels", "path_for_data", "train"]
 
 #: Steps whose randomness is drawn at once.
 RANDOM_BLOCK = 64
@@ -34,6 +34,10 @@ class TrainConfig:
     `normalize`: "column" standardises each data column (a diagonal map, so one column of values ~1000
     does not set the scale of the others); "global" uses one scale for all columns (the isotropic map of
     the 2-D zoo models). Either way the paths are isotropic in the normalised coordinates.
+
+    With labels: `label_dropout` is the probability that a training point's label is replaced by the "no
+    label" token (classifier-free guidance trains one network for v(x, t, y) and v(x, t, none));
+    `pair_within_class` makes a minibatch-OT coupling pair noise and data only within each class.
     """
 
     steps: int = 20000
@@ -49,6 +53,8 @@ class TrainConfig:
     device: str | None = None
     threads: int | None = None
     normalize: str = "column"
+    label_dropout: float = 0.1
+    pair_within_class: bool = False
 
     def __post_init__(self) -> None:
         checks = {
@@ -61,6 +67,7 @@ class TrainConfig:
             "grad_clip must be >= 0": self.grad_clip >= 0,
             "threads must be >= 1": self.threads is None or self.threads >= 1,
             "normalize must be 'column' or 'global'": self.normalize in ("column", "global"),
+            "label_dropout must lie in [0, 1)": 0.0 <= self.label_dropout < 1.0,
         }
         failed = [message for message, ok in checks.items() if not ok]
         if failed:
@@ -113,9 +120,10 @@ class TrainingDiverged(RuntimeError):
         self.result = result
 
 
-def cfm_loss(net: nn.Module, x_t: Tensor, t: Tensor, u_t: Tensor) -> Tensor:
-    """Conditional flow matching loss E ||v_theta(x_t, t) - u_t(x_t | x1)||^2 over a batch (one fused op)."""
-    return F.mse_loss(net(x_t, t), u_t, reduction="sum") / x_t.shape[0]
+def cfm_loss(net: nn.Module, x_t: Tensor, t: Tensor, u_t: Tensor, y: Tensor | None = None) -> Tensor:
+    """Conditional flow matching loss E ||v_theta(x_t, t[, y]) - u_t(x_t | x1)||^2 over a batch (one fused op)."""
+    prediction = net(x_t, t) if y is None else net(x_t, t, y)
+    return F.mse_loss(prediction, u_t, reduction="sum") / x_t.shape[0]
 
 
 def path_for_data(name: str, z: Tensor, **params: float) -> AffinePath:
@@ -137,6 +145,8 @@ def train(
     dataset_hash: str = "",
     callback: Callback | None = None,
     resume: FlowModel | None = None,
+    labels: Tensor | None = None,
+    label_names: Sequence[str] = (),
 ) -> TrainResult:
     """Train a velocity field by conditional flow matching on `data` [N, d] (data coordinates).
 
@@ -150,6 +160,8 @@ def train(
         dataset, dataset_hash: recorded in the model's info.
         callback: called after each step; returning True stops training early (a consistent model).
         resume: continue training this model (its weights, path and normalisation; a fresh optimiser).
+        labels: class indices [N] in [0, len(label_names)) for a conditional model (see `TrainConfig`).
+        label_names: the classes' names, in index order; stored with the model.
 
     Raises:
         TrainingDiverged: on a non-finite loss, carrying the last good model.
@@ -160,17 +172,22 @@ def train(
         raise ValueError(f"training data must have shape (n >= 2, d), got {tuple(data.shape)}")
     if source is not None and (source.dim() != 2 or source.shape[1] != data.shape[1]):
         raise ValueError(f"source must have shape (m, {data.shape[1]}), got {tuple(source.shape)}")
+    names = check_labels(labels, tuple(label_names), int(data.shape[0]))
     device = resolve_device(config.device)
     previous_threads = torch.get_num_threads()
     if config.threads:
         torch.set_num_threads(config.threads)
     try:
         torch.manual_seed(config.seed)
-        flow = _initial_flow(data, path, model, source, coupling, resume, config.normalize).to(device)
+        flow = _initial_flow(data, path, model, source, coupling, resume, config.normalize, len(names)).to(device)
+        flow.labels = names
         flow.info.update(
             dataset=dataset, dataset_hash=dataset_hash, n_train=int(data.shape[0]), train=config.to_dict()
         )
-        return _fit(flow, data, config, device, callback)
+        if names:
+            assert labels is not None
+            flow.info["class_counts"] = torch.bincount(labels.long(), minlength=len(names)).tolist()
+        return _fit(flow, data, config, device, callback, None if labels is None else labels.long())
     finally:
         torch.set_num_threads(previous_threads)
 
@@ -183,6 +200,7 @@ def _initial_flow(
     coupling: str,
     resume: FlowModel | None,
     normalize: str = "column",
+    num_classes: int = 0,
 ) -> FlowModel:
     """A fresh FlowModel fitted to `data`, or a copy of `resume` to continue training.
 
@@ -192,6 +210,9 @@ def _initial_flow(
     if resume is not None:
         if resume.dim != data.shape[1]:
             raise ValueError(f"cannot resume a {resume.dim}-d model on {data.shape[1]}-d data")
+        if resume.net.config.num_classes != num_classes:
+            raise ValueError(f"cannot resume a model of {resume.net.config.num_classes} classes with "
+                             f"{num_classes} classes of labels")
         flow = copy.deepcopy(resume)
         flow.coupling = coupling
         return flow
@@ -200,7 +221,7 @@ def _initial_flow(
     config = model or MLPConfig(dim=normalizer.dim)
     if config.dim not in (data.shape[1], normalizer.dim):
         raise ValueError(f"model dim {config.dim} does not match data dim {data.shape[1]}")
-    net = VelocityMLP(replace(config, dim=normalizer.dim))
+    net = VelocityMLP(replace(config, dim=normalizer.dim, num_classes=num_classes))
     return FlowModel(net=net, path=built, normalizer=normalizer, source=source, coupling=coupling)
 
 
@@ -214,14 +235,37 @@ def _optimizer(net: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
         return opt_class(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
 
 
+def check_labels(labels: Tensor | None, names: tuple[str, ...], n: int) -> tuple[str, ...]:
+    """The class names, after checking that labels and names fit each other and the data (ValueError)."""
+    if labels is None:
+        if names:
+            raise ValueError("label_names given without labels")
+        return ()
+    if labels.dim() != 1 or labels.shape[0] != n:
+        raise ValueError(f"labels must have shape ({n},), one per data row, got {tuple(labels.shape)}")
+    if labels.dtype.is_floating_point or labels.dtype == torch.bool:
+        raise ValueError(f"labels must be integer class indices, got dtype {labels.dtype}")
+    if not names:
+        raise ValueError("labels need their class names (label_names)")
+    if len(set(names)) != len(names) or not all(isinstance(x, str) and x for x in names):
+        raise ValueError(f"label names must be distinct non-empty strings, got {names}")
+    if not 2 <= len(names) <= MAX_CLASSES:
+        raise ValueError(f"a conditional model needs between 2 and {MAX_CLASSES} classes, got {len(names)}")
+    if int(labels.min()) < 0 or int(labels.max()) >= len(names):
+        raise ValueError(f"labels must lie in [0, {len(names)}), got {int(labels.min())}..{int(labels.max())}")
+    return names
+
+
 def _fit(
-    flow: FlowModel, data: Tensor, config: TrainConfig, device: torch.device, callback: Callback | None
+    flow: FlowModel, data: Tensor, config: TrainConfig, device: torch.device, callback: Callback | None,
+    labels: Tensor | None = None,
 ) -> TrainResult:
     """The optimisation loop; the EMA weights are the result.
 
     The EMA absorbs a step's weights only after their loss was seen finite, so on a NaN/inf loss the EMA
     already holds the last good weights and nothing needs restoring. Randomness (data indices, source
     noise, times) is drawn in blocks of RANDOM_BLOCK steps from one seeded CPU generator: fewer small ops.
+    With labels, each batch's labels are dropped to the "no label" token with probability label_dropout.
     """
     generator = torch.Generator(device="cpu").manual_seed(config.seed)
     z1_all = flow.normalizer.encode(data.to(device, torch.float32))
@@ -249,7 +293,14 @@ def _fit(
                 else:
                     src = z0_all[torch.randint(len(z0_all), (k, batch), generator=generator).to(device)]
                 times = (torch.rand(k, batch, generator=generator) * path.t_max).to(device)
-                if solver is not None:
+                if labels is not None:
+                    true_y = labels[idx1.cpu()]
+                    dropped = torch.rand(k, batch, generator=generator) < config.label_dropout
+                    ys = torch.where(dropped, net.null_label, true_y).to(device)
+                if solver is not None and labels is not None and config.pair_within_class:
+                    pairs = [solver.submit(pair, src[i], z1_all[idx1[i]], flow.coupling, None, true_y[i].to(device))
+                             for i in range(k)]
+                elif solver is not None:
                     pairs = [solver.submit(pair, src[i], z1_all[idx1[i]], flow.coupling) for i in range(k)]
             lr = config.learning_rate(step)
             if lr != optimizer.param_groups[0]["lr"]:
@@ -258,7 +309,7 @@ def _fit(
             z0, z1 = pairs[j].result() if solver is not None else (src[j], z1_all[idx1[j]])
             t = times[j]
             sample = path.sample(z0, z1, t, generator)
-            loss = cfm_loss(net, sample.x_t, t, sample.u_t)
+            loss = cfm_loss(net, sample.x_t, t, sample.u_t, None if labels is None else ys[j])
             loss_value = float(loss.detach())
             if not math.isfinite(loss_value):
                 result.seconds = time.perf_counter() - start
