@@ -16,7 +16,7 @@ def test_text_and_numeric_labels() -> None:
 
 
 @pytest.mark.parametrize("cells,message", [
-    (["a", "a", "b"], "class(es) 'b' have fewer than 2 points"),
+    (["a", "a", "b"], r"class\(es\) 'b' have fewer than 2 points"),
     ([str(i) for i in range(300)] * 2, "300 classes, over the limit of 256"),
     (["a", "", "b", "a", "b"], r"1 empty label cell\(s\) \(line 3\)"),
     (["a", "a", "a"], "only one class"),
