@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
@@ -16,10 +17,11 @@ import torch
 
 from . import checkpoint, tables
 from .couplings import COUPLINGS
-from .data import ALL_DATASETS, dataset_columns, dataset_hash, make_dataset
-from .evaluation import QUALITY_DRAWS, Reference, evaluate, recorded_metrics
+from .data import ALL_DATASETS, Labelled, dataset_columns, dataset_hash, dataset_labels, make_dataset, make_labelled
+from .evaluation import QUALITY_DRAWS, Reference, evaluate, evaluate_classes, recorded_metrics
 from .files import write_atomic
 from .flow import FlowModel, resolve_device
+from .labels import Labels, encode_labels
 from .loader import DataError, Table, load_table
 from .models import MLPConfig, Normalizer
 from .paths import PATH_NAMES, AffinePath
@@ -30,6 +32,10 @@ from .zoo import DATA_SAMPLE_ROWS
 __all__ = ["CLIError", "build_parser", "load_data", "main", "save_array", "streamlit_command"]
 
 DEFAULTS = TrainConfig()
+#: Guidance scales of the per-class figures recorded after training (and eval's default).
+CLASS_GUIDANCE = (0.0, 1.0, 3.0)
+#: Model samples per class and guidance scale in the per-class figures recorded after training.
+CLASS_SAMPLES = 500
 
 
 class CLIError(Exception):
@@ -74,7 +80,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 COLUMNS_HELP = ("comma-separated columns to use: header names, or 0-based indices among the numeric columns "
-                "(default: every numeric column; text columns are always left out)")
+                "(default: every numeric column but the --labels one; text columns are always left out)")
+LABELS_HELP = ("the class label column of --data, for a conditional model: a header name, or a 0-based index among "
+               "ALL the file's columns (text ones included, unlike --columns); a text column, or a numeric one, "
+               "which is then not a feature")
 
 
 def _add_data_args(p: argparse.ArgumentParser) -> None:
@@ -86,6 +95,7 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
     group.add_argument("--data", type=Path,
                        help="a CSV/TSV/.npy/.npz file of shape (n, d); text columns (no cell a number) are left out")
     p.add_argument("--columns", default=None, help=COLUMNS_HELP)
+    p.add_argument("--labels", default=None, metavar="COLUMN", help=LABELS_HELP)
     p.add_argument("--n", type=int, default=20000, help="points drawn from a built-in dataset")
     p.add_argument("--seed", type=int, default=0)
 
@@ -108,7 +118,16 @@ def _add_train(p: argparse.ArgumentParser) -> None:
     p.add_argument("--normalize", choices=("column", "global"), default=DEFAULTS.normalize,
                    help="standardise each column (default), or one scale for all columns")
     p.add_argument("--resume", type=Path, help="continue training this checkpoint")
-    p.add_argument("--no-eval", action="store_true", help="skip measuring W2 after training")
+    p.add_argument("--conditional", action="store_true",
+                   help="train on a built-in dataset's natural labels (the toy's part, iris's species, ...): "
+                        "a conditional model, sampled with `flowscope sample --label`")
+    p.add_argument("--label-dropout", type=float, default=None,
+                   help=f"with labels: share of training points whose label is replaced by 'no label', which "
+                        f"trains the unconditional field that guidance needs (default {DEFAULTS.label_dropout})")
+    p.add_argument("--pair-within-class", action="store_true",
+                   help="with labels and --coupling ot/sinkhorn: pair noise and data only within each class")
+    p.add_argument("--no-eval", action="store_true",
+                   help="skip measuring W2 (and, with --conditional, the per-class figures) after training")
     p.add_argument("--no-data-sample", action="store_true",
                    help=f"store no training data in the checkpoint (by default it keeps up to "
                         f"{DATA_SAMPLE_ROWS:,} training rows, so that the explorer can show the model with its data)")
@@ -134,6 +153,12 @@ def _add_sample(p: argparse.ArgumentParser) -> None:
                    help="the columns of --source to start from: header names or 0-based indices among its numeric "
                         "columns (default: the model's columns by name if the file's header has them, else all)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--label", default=None,
+                   help="a conditional model's class to sample: its name, or its 0-based index (a name first) "
+                        "(default: the model's unconditional field)")
+    p.add_argument("--guidance", type=float, default=None, metavar="W",
+                   help="classifier-free guidance scale w with --label: v + w (v(label) - v(none)); "
+                        "0 is plain conditional sampling (default 0)")
     _add_solver_args(p)
     p.set_defaults(handler=cmd_sample)
 
@@ -144,6 +169,8 @@ def _add_eval(p: argparse.ArgumentParser) -> None:
     p.add_argument("--samples", type=int, default=2000, help="points per draw (model samples and data)")
     p.add_argument("--draws", type=int, default=QUALITY_DRAWS,
                    help="draws that W2 and its i.i.d. floor are averaged over (random disjoint subsets of --data)")
+    p.add_argument("--guidance", default="0,1,3", metavar="W,W,...",
+                   help="a conditional model's guidance scales of the per-class label accuracy (default 0,1,3)")
     _add_solver_args(p)
     p.set_defaults(handler=cmd_eval)
 
@@ -176,28 +203,120 @@ def _add_ui(p: argparse.ArgumentParser) -> None:
 
 def load_data(args: argparse.Namespace, n: int | None = None) -> tuple[np.ndarray, str, str]:
     """The data selected by --dataset / --data and --columns: (points, display name, hash)."""
-    points, name, _, _ = _chosen_data(args, n)
-    return points, name, dataset_hash(points)
+    chosen = _chosen_data(args, n)
+    return chosen.points, chosen.name, dataset_hash(chosen.points)
 
 
-def _chosen_data(args: argparse.Namespace, n: int | None = None) -> tuple[np.ndarray, str, list[str], list[int]]:
-    """(points, display name, column names, their positions among the dataset's columns) of --data / --dataset,
-    less the columns that --columns leaves out (a file's text columns are left out, and said so)."""
+@dataclass(frozen=True, eq=False)
+class _Chosen:
+    """The data of --data / --dataset: points, display name, column names, their positions among the dataset's
+    (numeric) columns, and with --labels / --conditional the class of each point and the label column's name."""
+
+    points: np.ndarray
+    name: str
+    columns: list[str]
+    index: list[int]
+    labels: Labels | None = None
+    label_column: str | None = None
+
+
+def _chosen_data(args: argparse.Namespace, n: int | None = None, *, conditional: bool = False) -> _Chosen:
+    """The points of --data / --dataset less the columns that --columns (or --labels) leaves out (a file's text
+    columns are left out, and said so); with --labels, or `conditional` for a built-in dataset, their labels."""
     if args.data is not None:
-        table = _read_table(args.data)
-        index = _pick(args.columns, table, args.data.name)
-        return _take(table.values, index), args.data.name, [table.columns[k] for k in index], index
+        file = args.data.name
+        table = _read_table(args.data, getattr(args, "labels", None))
+        if getattr(args, "labels", None) is None:
+            index = _pick(args.columns, table, file)
+            return _Chosen(_take(table.values, index), file, [table.columns[k] for k in index], index)
+        label = _label_column(table, args.labels, file)
+        index = _features(table, file, args.columns, label)
+        labels = encode_labels(label.cells, file=file, column=label.name)
+        return _Chosen(_take(table.values, index), file, [table.columns[k] for k in index], index, labels,
+                       label.name)
+    if getattr(args, "labels", None) is not None:
+        raise CLIError("--labels names a column of a --data file; a built-in dataset's natural labels are "
+                       "--conditional")
     name = args.dataset or "moons"
     columns = dataset_columns(name)
     index = _pick(args.columns, Table(np.empty((0, len(columns))), columns), name)
-    return _take(make_dataset(name, n or args.n, seed=args.seed), index), name, [columns[k] for k in index], index
+    if not conditional:
+        return _Chosen(_take(make_dataset(name, n or args.n, seed=args.seed), index), name,
+                       [columns[k] for k in index], index)
+    labelled = _labelled(name, n or args.n, args.seed)
+    return _Chosen(_take(labelled.x, index), name, [columns[k] for k in index], index,
+                   Labels(indices=labelled.y, names=labelled.names))
 
 
-def _read_table(path: Path) -> Table:
-    """Load a data file, printing (to stderr) each text column it leaves out and why."""
+def _labelled(name: str, n: int, seed: int) -> Labelled:
+    """make_labelled, or a CLIError listing the built-in datasets that have natural labels."""
+    if not dataset_labels(name):
+        having = ", ".join(d for d in ALL_DATASETS if dataset_labels(d))
+        raise CLIError(f"dataset {name!r} has no natural labels; the datasets with labels are: {having}")
+    return make_labelled(name, n, seed)
+
+
+@dataclass(frozen=True, eq=False)
+class _LabelColumn:
+    """The column that --labels names: its name, its cells (one per row), and its position among the table's
+    numeric columns (None for a text column)."""
+
+    name: str
+    cells: Sequence[object] | np.ndarray
+    numeric: int | None
+
+
+def _label_column(table: Table, spec: str, file: str) -> _LabelColumn:
+    """The column a --labels value names: a header name (or x<j>), or a 0-based index among all the file's
+    columns, text ones included; CLIError naming the file and the columns there are otherwise."""
+    token = spec.strip()
+    dropped = {column.index: column for column in table.dropped}
+    total = len(table.columns) + len(dropped)
+    numeric = [j for j in range(total) if j not in dropped]  # file positions of table.columns, in order
+    if token in table.columns:
+        k = table.columns.index(token)
+        return _LabelColumn(token, table.values[:, k], k)
+    if token.isascii() and token.isdigit() and int(token) < total:
+        position = int(token)
+        if position not in dropped:
+            k = numeric.index(position)
+            return _LabelColumn(table.columns[k], table.values[:, k], k)
+        token = dropped[position].name
+    if token in table.text:
+        return _LabelColumn(token, table.text[token], None)
+    names = [dropped[j].name if j in dropped else table.columns[numeric.index(j)] for j in range(total)]
+    raise CLIError(f"{file}: --labels names {spec!r}, which is not a column; the columns are "
+                   f"{', '.join(map(repr, names))} (or their indices 0-{total - 1}, text columns counted)")
+
+
+def _features(table: Table, file: str, spec: str | None, label: _LabelColumn) -> list[int]:
+    """The numeric columns to model beside a label column: those --columns names (not the label column), else
+    all the others; CLIError when none is left."""
+    if spec is not None:
+        index = _pick(spec, table, file)
+        if label.numeric in index:
+            raise CLIError(f"{file}: --columns names the label column {label.name!r}; labels are not features")
+        return index
+    index = [k for k in range(len(table.columns)) if k != label.numeric]
+    if not index:
+        raise CLIError(f"{file}: label column {label.name!r}: the label column is the only column: "
+                       "nothing left to model")
+    return index
+
+
+def _read_table(path: Path, labels: str | None = None) -> Table:
+    """Load a data file, printing (to stderr) each text column it leaves out and why, but the one that
+    `labels` (a --labels value) names."""
     table = load_table(path)
+    skip = None
+    if labels is not None:
+        try:
+            skip = _label_column(table, labels, path.name).name
+        except CLIError:
+            pass  # said when the labels are read
     for column in table.dropped:
-        print(f"{path.name}: left out column {column.name!r} ({column.reason})", file=sys.stderr)
+        if column.name != skip:
+            print(f"{path.name}: left out column {column.name!r} ({column.reason})", file=sys.stderr)
     return table
 
 
@@ -231,14 +350,21 @@ def _pick(spec: str | None, table: Table, file: str) -> list[int]:
     return chosen
 
 
-def _for_model(table: Table, file: str, spec: str | None, names: object) -> np.ndarray:
+def _for_model(table: Table, file: str, spec: str | None, names: object,
+               label: _LabelColumn | None = None) -> np.ndarray:
     """A file's points for a model of columns `names`: those --columns picks if given, else the columns named
-    `names` when the file's header has them all, else all its numeric columns (the caller checks the count)."""
+    `names` when the file's header has them all, else all its numeric columns (the caller checks the count);
+    never a numeric `label` column."""
     if spec is not None:
-        return _take(table.values, _pick(spec, table, file))
+        index = _pick(spec, table, file)
+        if label is not None and label.numeric in index:
+            raise CLIError(f"{file}: --columns names the label column {label.name!r}; labels are not features")
+        return _take(table.values, index)
     if (isinstance(names, list) and names and table.header
             and all(isinstance(name, str) and name in table.columns for name in names)):
         return _take(table.values, [table.columns.index(name) for name in names])
+    if label is not None and label.numeric is not None:
+        return _take(table.values, [k for k in range(len(table.columns)) if k != label.numeric])
     return table.values
 
 
@@ -269,9 +395,29 @@ def _progress(total: int, quiet: bool) -> tuple[Callable[[StepInfo, FlowModel], 
     return on_step, bar.close
 
 
+def _check_label_options(args: argparse.Namespace) -> bool:
+    """Whether train is conditional (--labels, or --conditional on a built-in dataset), after checking that the
+    label options fit together."""
+    if args.conditional and args.data is not None and args.labels is None:
+        raise CLIError("--conditional uses a built-in dataset's natural labels; for a --data file give "
+                       "--labels COLUMN")
+    conditional = bool(args.conditional or args.labels is not None)
+    if not conditional:
+        for given, option in ((args.label_dropout is not None, "--label-dropout"),
+                              (args.pair_within_class, "--pair-within-class")):
+            if given:
+                raise CLIError(f"{option} needs labels: --labels COLUMN with --data, or --conditional")
+    if args.pair_within_class and args.coupling == "independent":
+        raise CLIError("--pair-within-class pairs within classes by minibatch OT: give --coupling ot or sinkhorn")
+    return conditional
+
+
 def cmd_train(args: argparse.Namespace) -> int:
-    """flowscope train: fit a model and write it as .safetensors (atomically), with its columns and a data sample."""
-    data, name, columns, index = _chosen_data(args)
+    """flowscope train: fit a model and write it as .safetensors (atomically), with its columns and a data sample
+    (and, for a conditional model, its labels, the data sample's labels and per-class figures)."""
+    conditional = _check_label_options(args)
+    chosen = _chosen_data(args, conditional=conditional)
+    data, name, columns, index, labels = chosen.points, chosen.name, chosen.columns, chosen.index, chosen.labels
     source = None
     if args.source is not None:
         source = torch.from_numpy(_for_model(_read_table(args.source), args.source.name, None, columns))
@@ -281,8 +427,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     if source is not None and source.shape[1] != data.shape[1]:
         raise CLIError(f"source has {source.shape[1]} columns but the data has {data.shape[1]}")
     path_params = {} if args.sigma is None else {"sigma_min" if args.path == "ot" else "sigma": args.sigma}
+    label_options = {} if args.label_dropout is None else {"label_dropout": args.label_dropout}
     config = TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
-                         device=args.device, normalize=args.normalize)
+                         device=args.device, normalize=args.normalize, pair_within_class=args.pair_within_class,
+                         **label_options)
     resume = checkpoint.load(args.resume) if args.resume else None
     on_step, close = _progress(args.steps, args.quiet)
     path_arg = args.path if not path_params else _path_with(args.path, path_params, data, args.normalize)
@@ -291,33 +439,63 @@ def cmd_train(args: argparse.Namespace) -> int:
                        model=MLPConfig(dim=data.shape[1], width=args.width, depth=args.depth,
                                        fourier_features=args.fourier_features),
                        coupling=args.coupling, dataset=name, dataset_hash=dataset_hash(data), callback=on_step,
-                       resume=resume)
+                       resume=resume, labels=None if labels is None else torch.from_numpy(labels.indices),
+                       label_names=() if labels is None else labels.names)
     except TrainingDiverged as err:
         close()
         out = _out_path(args, name)
-        _record(err.result.model, columns, None if args.no_data_sample else data)
+        _record(err.result.model, chosen, None if args.no_data_sample else data)
         checkpoint.save(err.result.model, out)
         raise CLIError(f"{err}; saved them to {out}") from None
     close()
-    flow = _record(result.model, columns, None if args.no_data_sample else data)
-    if not args.no_eval and args.data is None and source is None:
+    flow = _record(result.model, chosen, None if args.no_data_sample else data)
+    if not args.no_eval and args.data is None:
         dataset = args.dataset or "moons"
-        report = evaluate(flow, _reference(dataset, index, data), seed=args.seed, nll_points=0)
-        flow.info["metrics"] = recorded_metrics(report)
+        if source is None:
+            report = evaluate(flow, _reference(dataset, index, data), seed=args.seed, nll_points=0)
+            flow.info["metrics"] = recorded_metrics(report)
+        if labels is not None:
+            flow.info["class_metrics"] = _class_metrics(flow, dataset, index, data, labels, args.n, args.seed)
     out = checkpoint.save(flow.to("cpu"), _out_path(args, name))
     print(f"trained {result.seconds:.1f} s, final loss {np.mean(result.losses[-100:]):.4f}; wrote {out}")
+    if labels is not None:
+        print(f"conditional on {len(labels.names)} classes"
+              + (f" of column {chosen.label_column!r}" if chosen.label_column else "")
+              + f": {', '.join(map(repr, labels.names))}")
     if "metrics" in flow.info:
         print(json.dumps(flow.info["metrics"]))
+    if "class_metrics" in flow.info:
+        print(json.dumps(flow.info["class_metrics"]))
     return 0
 
 
-def _record(flow: FlowModel, columns: list[str], data: np.ndarray | None) -> FlowModel:
-    """Store in the model its column names and (unless `data` is None) up to DATA_SAMPLE_ROWS training rows,
-    in the order they were loaded, so that the explorer can show it without the dataset."""
-    flow.info["columns"] = list(columns)
+def _record(flow: FlowModel, chosen: _Chosen, data: np.ndarray | None) -> FlowModel:
+    """Store in the model its column names (and label column) and, unless `data` is None, up to
+    DATA_SAMPLE_ROWS training rows in the order they were loaded, with their labels, so that the explorer
+    can show it without the dataset."""
+    flow.info["columns"] = list(chosen.columns)
+    if chosen.label_column is not None:
+        flow.info["label_column"] = chosen.label_column
     if data is not None:
         flow.data = torch.from_numpy(np.array(data[:DATA_SAMPLE_ROWS], dtype=np.float32))
+        if chosen.labels is not None:
+            flow.data_labels = torch.from_numpy(chosen.labels.indices[:DATA_SAMPLE_ROWS].copy())
     return flow
+
+
+def _class_metrics(flow: FlowModel, dataset: str, index: list[int], data: np.ndarray, labels: Labels, n: int,
+                   seed: int) -> dict[str, object]:
+    """Per-class W2/floor (guidance 0) and label accuracy by guidance of a model of built-in `dataset`: held out
+    are fresh labelled draws (seed + 10,001), or, for a real table (no fresh draws), its training rows."""
+    fresh = dataset not in tables.TABLES or tables.table_info(dataset).fresh_draws
+    if fresh:
+        drawn = make_labelled(dataset, n, seed + 10_001)
+        held_out, held_out_labels = _take(drawn.x, index), drawn.y
+    else:
+        held_out, held_out_labels = data, labels.indices
+    classes = evaluate_classes(flow, held_out, held_out_labels, data, labels.indices, guidance=CLASS_GUIDANCE,
+                               n=CLASS_SAMPLES, seed=seed)
+    return {"held_out": "fresh draws" if fresh else "training rows", "classes": classes}
 
 
 def _path_with(name: str, params: dict[str, float], data: np.ndarray, normalize: str) -> AffinePath:
@@ -347,10 +525,37 @@ def cmd_sample(args: argparse.Namespace) -> int:
         if start.shape[1] != flow.dim:
             raise CLIError(f"{args.source.name}: has {start.shape[1]} columns, the model needs {flow.dim}")
         x0 = torch.from_numpy(start).to(flow.device)
-    result = flow.sample(args.n if x0 is None else None, x0=x0, solver=_solver(args), generator=generator)
+    label, guidance = _label_and_guidance(flow, args)
+    result = flow.sample(args.n if x0 is None else None, x0=x0, solver=_solver(args), generator=generator,
+                         label=label, guidance=guidance)
     save_array(result.samples.cpu().numpy(), args.out)
-    print(f"wrote {len(result.samples)} samples to {args.out} (NFE {result.nfe})")
+    of = "" if label is None else f" of label {flow.labels[label]!r} (w = {guidance:g})"
+    print(f"wrote {len(result.samples)} samples{of} to {args.out} (NFE {result.nfe})")
     return 0
+
+
+def _label_and_guidance(flow: FlowModel, args: argparse.Namespace) -> tuple[int | None, float]:
+    """The class index that --label names (by name, else by index) and the guidance scale; CLIError for a label
+    the model does not have (listing its labels), a label of an unconditional model, or guidance without one."""
+    model = args.model.name
+    if args.guidance is not None and not np.isfinite(args.guidance):
+        raise CLIError(f"--guidance must be a finite number, got {args.guidance}")
+    if args.label is None:
+        if args.guidance is not None:
+            raise CLIError("--guidance needs --label: guidance pushes samples towards a class")
+        return None, 0.0
+    if not flow.conditional:
+        raise CLIError(f"{model}: --label needs a conditional model; this one was trained without labels "
+                       "(train with --labels COLUMN or --conditional)")
+    token = args.label.strip()
+    try:
+        if token in flow.labels:
+            return flow.labels.index(token), args.guidance or 0.0
+        if token.isascii() and token.isdigit():
+            return flow.label_index(int(token)), args.guidance or 0.0
+        return flow.label_index(token), 0.0
+    except ValueError as err:
+        raise CLIError(f"{model}: {err}") from None
 
 
 def save_array(points: np.ndarray, out: Path) -> None:
@@ -383,12 +588,26 @@ def cmd_eval(args: argparse.Namespace) -> int:
     flow = checkpoint.load(args.model, device=resolve_device(args.device))
     if args.draws < 1:
         raise CLIError(f"--draws must be >= 1, got {args.draws}")
+    guidance = _guidance_list(args.guidance)
     reference: Reference
     names = flow.info.get("columns")
+    labelled: tuple[np.ndarray, np.ndarray] | None = None  # the data's points and classes (model indices)
+    if args.labels is not None and not flow.conditional:
+        raise CLIError(f"{args.model.name}: --labels is for a conditional model; this one was trained without "
+                       "labels")
     if args.data is not None:
         name = args.data.name
-        reference = _for_model(_read_table(args.data), name, args.columns, names)
+        stored = flow.info.get("label_column") if flow.conditional else None
+        table = _read_table(args.data, args.labels if args.labels is not None or not isinstance(stored, str)
+                            else stored)
+        label = _eval_label_column(table, name, args.labels, flow)
+        reference = _for_model(table, name, args.columns, names, label)
+        if label is not None:
+            labelled = reference, _model_classes(flow, label, name)
     else:
+        if args.labels is not None:
+            raise CLIError("--labels names a column of a --data file; a built-in dataset's natural labels are "
+                           "used by themselves")
         name = args.dataset or "moons"
         columns = dataset_columns(name)
         table = Table(np.empty((0, len(columns))), columns, header=True)  # a built-in set's names, for --columns
@@ -397,13 +616,72 @@ def cmd_eval(args: argparse.Namespace) -> int:
             index = _pick(args.columns, table, name)
         elif isinstance(names, list) and names and all(isinstance(c, str) and c in columns for c in names):
             index = [columns.index(c) for c in names]
-        reference = _reference(name, index, _take(make_dataset(name, args.n, seed=args.seed), index))
+        points = make_dataset(name, args.n, seed=args.seed)
+        reference = _reference(name, index, _take(points, index))
+        if flow.conditional and dataset_labels(name):
+            if set(dataset_labels(name)) <= set(flow.labels):
+                drawn = make_labelled(name, args.n, args.seed)
+                labelled = _take(drawn.x, index), _to_model_classes(flow, drawn.names, drawn.y, name)
+            else:
+                print(f"flowscope eval: {name}'s labels are not the model's, so no per-class figures",
+                      file=sys.stderr)
     dim = reference.shape[1] if isinstance(reference, np.ndarray) else reference(2, 0).shape[1]
     if dim != flow.dim:
         raise CLIError(f"{name}: data has {dim} columns, the model needs {flow.dim}")
+    if flow.conditional and labelled is None and not (args.data is None and dataset_labels(name)):
+        print(f"flowscope eval: {name} has no labels, so no per-class figures"
+              + (" (give --labels COLUMN)" if args.data is not None else ""), file=sys.stderr)
     report = evaluate(flow, reference, n=args.samples, repeats=args.draws, solver=_solver(args), seed=args.seed)
+    if labelled is not None:
+        held_out, held_out_labels = labelled
+        if flow.data is not None and flow.data_labels is not None:
+            train_points, train_labels = flow.data.cpu().numpy(), flow.data_labels.cpu().numpy()
+            against = "the model's training data sample"
+        else:
+            train_points, train_labels = held_out, held_out_labels
+            against = "the data given"
+        report["classes"] = evaluate_classes(flow, held_out, held_out_labels, train_points, train_labels,
+                                             guidance=guidance, n=args.samples, seed=args.seed, solver=_solver(args))
+        report["label_accuracy_against"] = against
     print(json.dumps(report, indent=2))
     return 0
+
+
+def _guidance_list(spec: str) -> tuple[float, ...]:
+    """The guidance scales of a comma list such as '0,1,3'; CLIError for anything else."""
+    try:
+        values = tuple(float(part) for part in spec.split(","))
+    except ValueError:
+        raise CLIError(f"--guidance takes a comma list of numbers such as 0,1,3, got {spec!r}") from None
+    if not all(np.isfinite(values)):
+        raise CLIError(f"--guidance values must be finite, got {spec!r}")
+    return tuple(dict.fromkeys(values))
+
+
+def _eval_label_column(table: Table, file: str, spec: str | None, flow: FlowModel) -> _LabelColumn | None:
+    """The label column of an eval file: --labels, else the model's own label column when the file has it."""
+    if spec is not None:
+        return _label_column(table, spec, file)
+    stored = flow.info.get("label_column")
+    if flow.conditional and isinstance(stored, str) and (stored in table.columns or stored in table.text):
+        return _label_column(table, stored, file)
+    return None
+
+
+def _model_classes(flow: FlowModel, label: _LabelColumn, file: str) -> np.ndarray:
+    """The model's class index of each row of a label column (checked as in training)."""
+    encoded = encode_labels(label.cells, file=file, column=label.name)
+    return _to_model_classes(flow, encoded.names, encoded.indices, f"{file}: label column {label.name!r}")
+
+
+def _to_model_classes(flow: FlowModel, names: Sequence[str], indices: np.ndarray, where: str) -> np.ndarray:
+    """Class indices into `names` as indices into the model's labels; CLIError for a class the model lacks."""
+    unknown = [name for name in names if name not in flow.labels]
+    if unknown:
+        raise CLIError(f"{where}: class(es) {', '.join(map(repr, unknown))} are not among the model's labels "
+                       f"{', '.join(map(repr, flow.labels))}")
+    mapping = np.array([flow.labels.index(name) for name in names], dtype=np.int64)
+    return mapping[indices]
 
 
 def cmd_zoo_list(args: argparse.Namespace) -> int:
