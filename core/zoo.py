@@ -16,8 +16,8 @@ from pathlib import Path
 import torch
 
 from . import checkpoint, tables
-from .data import DATASETS, dataset_columns, dataset_hash, make_dataset
-from .evaluation import REFERENCE_SOLVER, Reference, evaluate, recorded_metrics
+from .data import DATASETS, Labelled, dataset_columns, dataset_hash, make_dataset, make_labelled
+from .evaluation import REFERENCE_SOLVER, Reference, evaluate, evaluate_classes, recorded_metrics
 from .flow import FlowModel
 from .manifest import MANIFEST, ZooEntry, ZooError, directory, entries
 from .manifest import write as write_manifest
@@ -25,8 +25,11 @@ from .models import MLPConfig
 from .paths import make_path
 from .training import TrainConfig, train
 
-__all__ = ["DATA_SAMPLE_ROWS", "GAUSSIAN_PATHS", "MANIFEST", "N_TRAIN", "STEPS", "TABLE_MODELS", "ZooEntry",
-           "ZooError", "ZooSpec", "build", "build_one", "directory", "entries", "load", "reference", "specs"]
+__all__ = [
+    "CONDITIONAL_MODELS", "DATA_SAMPLE_ROWS", "RECORDED_GUIDANCE", "GAUSSIAN_PATHS", "MANIFEST", "N_TRAIN",
+    "STEPS", "TABLE_MODELS", "ZooEntry", "ZooError", "ZooSpec", "build", "build_one", "directory", "entries",
+    "load", "reference", "specs"
+]
 
 N_TRAIN = 20000
 GAUSSIAN_PATHS = ("ot", "vp", "ve")
@@ -37,6 +40,10 @@ GAUSSIAN_PATHS = ("ot", "vp", "ve")
 STEPS = {"ot": 20000, "vp": 20000, "ve": 40000, "icfm": 20000}
 #: The zoo's models of tables (`flowscope.tables`), OT path: the real ones and our 8-D mixture.
 TABLE_MODELS = ("iris", "wine", "engel", "mixture8")
+#: The zoo's conditional models (natural labels, classifier-free guidance), OT path.
+CONDITIONAL_MODELS = ("8gaussians", "moons", "pinwheel", "iris")
+#: Guidance scales at which a conditional model's label accuracy is recorded.
+RECORDED_GUIDANCE = (0.0, 1.0, 3.0)
 #: Rows of a table model's data kept in its file, so that the explorer can show it without the dataset.
 DATA_SAMPLE_ROWS = 2000
 
@@ -56,6 +63,7 @@ class ZooSpec:
     #: "global" (one scale) for the 2-D toys, as they were built; "column" for tables.
     normalize: str = "global"
     steps: int | None = None
+    conditional: bool = False
 
 
 def specs() -> list[ZooSpec]:
@@ -65,6 +73,8 @@ def specs() -> list[ZooSpec]:
         models.append(ZooSpec(f"8gaussians-to-moons-{coupling}", "moons", "icfm", coupling, "8gaussians",
                               {"sigma": 0.02}))
     models += [ZooSpec(f"{d}-ot", d, "ot", normalize="column") for d in TABLE_MODELS]
+    models += [ZooSpec(f"{d}-cond", d, "ot", normalize="column" if d in tables.TABLES else "global",
+                       conditional=True) for d in CONDITIONAL_MODELS]
     return models
 
 
@@ -119,6 +129,22 @@ def build(only: list[str] | None = None, out: Path | None = None, seed: int = 0,
     return [kept[s.name] for s in specs() if s.name in kept]
 
 
+def _class_summary(flow: FlowModel, dataset: str, labelled: Labelled, seed: int) -> dict[str, float]:
+    """Per-class W2/floor and label accuracy by guidance, kept in the file; their worst cases for the manifest.
+
+    Held-out points are fresh labelled draws, or, for a real table (no fresh draws), its rows themselves.
+    """
+    fresh = dataset not in tables.TABLES or tables.table_info(dataset).fresh_draws
+    held_out = make_labelled(dataset, N_TRAIN, seed=seed + 10_001) if fresh else labelled
+    classes = evaluate_classes(flow, held_out.x, held_out.y, labelled.x, labelled.y, guidance=RECORDED_GUIDANCE,
+                               seed=seed)
+    flow.info["class_metrics"] = {"held_out": "fresh draws" if fresh else "training rows", "classes": classes}
+    summary = {f"min_class_accuracy_w{w:g}": round(min(row[f"accuracy_w{w:g}"] for row in classes.values()), 4)
+               for w in RECORDED_GUIDANCE}
+    summary["max_class_w2_ratio"] = round(max(float(row["w2_ratio"]) for row in classes.values()), 4)
+    return summary
+
+
 def _build_in_worker(spec: ZooSpec, folder: Path, seed: int) -> ZooEntry:
     """One model on one thread (deterministic whatever the number of workers)."""
     torch.set_num_threads(1)
@@ -128,7 +154,8 @@ def _build_in_worker(spec: ZooSpec, folder: Path, seed: int) -> ZooEntry:
 def build_one(spec: ZooSpec, folder: Path, seed: int = 0) -> ZooEntry:
     """Train one zoo model, measure it and write its checkpoint."""
     start = time.perf_counter()
-    data = make_dataset(spec.dataset, N_TRAIN, seed=seed)
+    labelled = make_labelled(spec.dataset, N_TRAIN, seed=seed) if spec.conditional else None
+    data = make_dataset(spec.dataset, N_TRAIN, seed=seed) if labelled is None else labelled.x
     source = None
     if spec.source is not None:
         source = torch.from_numpy(make_dataset(spec.source, N_TRAIN, seed=seed + 1))
@@ -136,14 +163,19 @@ def build_one(spec: ZooSpec, folder: Path, seed: int = 0) -> ZooEntry:
     path = make_path(spec.path, **spec.path_params) if spec.path_params else spec.path
     model = MLPConfig(dim=data.shape[1], width=spec.width, fourier_features=spec.fourier_features)
     result = train(torch.from_numpy(data), path=path, model=model, config=config, source=source,
-                   coupling=spec.coupling, dataset=spec.dataset, dataset_hash=dataset_hash(data))
+                   coupling=spec.coupling, dataset=spec.dataset, dataset_hash=dataset_hash(data),
+                   labels=None if labelled is None else torch.from_numpy(labelled.y),
+                   label_names=() if labelled is None else labelled.names)
     flow = result.model
     if flow.source is not None:
         flow.source = flow.source[:2000].clone()  # enough to sample and show the source; keeps files small
-    if spec.dataset in tables.TABLES:
+    if spec.dataset in tables.TABLES or labelled is not None:
         flow.data = torch.from_numpy(data[:DATA_SAMPLE_ROWS]).float()
         flow.info["columns"] = list(dataset_columns(spec.dataset))
     metrics = recorded_metrics(evaluate(flow, reference(spec.dataset), seed=seed))
+    if labelled is not None:
+        flow.data_labels = torch.from_numpy(labelled.y[:DATA_SAMPLE_ROWS])
+        metrics.update(_class_summary(flow, spec.dataset, labelled, seed))
     flow.info["metrics"] = metrics
     flow.info["zoo_name"] = spec.name
     file = f"{spec.name}.safetensors"

@@ -11,8 +11,9 @@ import pytest
 import torch
 
 from flowscope import zoo
-from flowscope.data import DATASETS, dataset_columns, distance_to_rings, make_dataset
+from flowscope.data import DATASETS, dataset_columns, dataset_labels, distance_to_rings, make_dataset, make_labelled
 from flowscope.evaluation import QUALITY_DRAWS, evaluation_samples, sample_quality, w2_floor
+from flowscope.metrics import label_accuracy
 
 ENTRIES = zoo.entries()
 #: The issue's quality bars: W2 within 1.5x of the floor for the OT path, 2.5x for the diffusion paths.
@@ -133,3 +134,23 @@ def test_table_models_need_neither_scikit_learn_nor_statsmodels(monkeypatch: pyt
             make_dataset(dataset, 10, 0)
         flow = zoo.load(f"{dataset}-ot")
         assert flow.data is not None and len(flow.data) >= 150
+
+
+@pytest.mark.parametrize("dataset", list(zoo.CONDITIONAL_MODELS))
+def test_conditional_models_carry_their_labels_and_per_class_quality(dataset: str) -> None:
+    flow = zoo.load(f"{dataset}-cond")
+    assert flow.conditional and flow.labels == dataset_labels(dataset)
+    assert flow.data is not None and flow.data_labels is not None and len(flow.data_labels) == len(flow.data)
+    classes = flow.info["class_metrics"]["classes"]
+    assert set(classes) == set(flow.labels)
+    entry = next(e for e in ENTRIES if e.name == f"{dataset}-cond")
+    assert entry.metrics["min_class_accuracy_w1"] >= 0.9, entry.metrics
+
+
+def test_guided_8gaussians_samples_land_in_their_class() -> None:
+    """The issue's bar: label accuracy of 1000 guided samples (w = 1) at least 0.98 for every class."""
+    flow = zoo.load("8gaussians-cond")
+    train_data = make_labelled("8gaussians", 20000, 0)
+    for y in range(len(flow.labels)):
+        samples = flow.sample(1000, label=y, guidance=1.0, generator=torch.Generator().manual_seed(y)).samples
+        assert label_accuracy(samples.numpy(), y, train_data.x, train_data.y) >= 0.98, flow.labels[y]
