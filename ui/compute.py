@@ -70,6 +70,12 @@ class FieldsAtT:
         probe: the probe point [2]; probe_velocity: u_t(probe) [2] (its components along the axes).
         top_points: data points with the largest posterior weights at the probe [k, 2]; top_weights [k];
             top_indices [k] (indices into the field data).
+        label, guidance: for a conditional model, the class y (index; None: unconditional) and the guidance
+            scale w of the fields below and of `marginal`, `learned` and `error`: with a class, `marginal` and
+            `marginal_density` are the exact class field u_t(x | y) and p_t(x | y), `learned` is the model's
+            guided field v_w = v(x, t, y) + w (v(x, t, y) - v(x, t, none)) and `error` is |v_w - u_w|.
+        unconditional: the exact field over every class's points, u_t(x) [M, 2] (= marginal without a class).
+        guided: the exact guided field u_w = u_t(x | y) + w (u_t(x | y) - u_t(x)) [M, 2] (= marginal at w = 0).
     """
 
     t: float
@@ -90,6 +96,10 @@ class FieldsAtT:
     top_points: np.ndarray
     top_weights: np.ndarray
     top_indices: np.ndarray
+    unconditional: np.ndarray
+    guided: np.ndarray
+    label: int | None = None
+    guidance: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -112,12 +122,14 @@ def source_points(flow: FlowModel, n: int, seed: int) -> Tensor:
     return flow.draw_source(n, torch.Generator().manual_seed(seed)).cpu()
 
 
-def trajectories(flow: FlowModel, n: int, solver: SolverConfig, n_frames: int = 41, seed: int = 0) -> Trajectories:
-    """Integrate n particles from the source, keeping n_frames positions from t = 0 to t_max."""
+def trajectories(flow: FlowModel, n: int, solver: SolverConfig, n_frames: int = 41, seed: int = 0,
+                 label: int | None = None, guidance: float = 0.0) -> Trajectories:
+    """Integrate n particles from the source, keeping n_frames positions from t = 0 to t_max; for a
+    conditional model, of class `label` at guidance scale w (None: its unconditional field)."""
     x0 = source_points(flow, n, seed)
     times = torch.linspace(0.0, flow.path.t_max, n_frames)
     try:
-        result = flow.sample(x0=x0, solver=solver, times=times)
+        result = flow.sample(x0=x0, solver=solver, times=times, label=label, guidance=guidance)
     except (AssertionError, RuntimeError) as err:  # torchdiffeq asserts on step-size underflow
         raise SolverFailed(f"{solver.method} could not integrate this model ({err}); its field is too stiff or "
                            "not finite here: try a fixed-step solver") from None
@@ -268,17 +280,21 @@ def _data_box(points: np.ndarray) -> Bounds:
     return (float(centre[0] - half), float(centre[0] + half)), (float(centre[1] - half), float(centre[1] + half))
 
 
-def field_support(flow: FlowModel, data: np.ndarray) -> FieldSupport:
-    """What the model's exact fields average over: up to FIELD_POINTS data points, or its own coupled pairs."""
-    return fieldview.field_support(flow, data)
+def field_support(flow: FlowModel, data: np.ndarray, labels: np.ndarray | None = None) -> FieldSupport:
+    """What the model's exact fields average over: up to FIELD_POINTS data points, or its own coupled pairs;
+    with `labels` (a conditional model's class per data row), their classes too, for its class fields."""
+    return fieldview.field_support(flow, data, labels=labels)
 
 
 def fields_at(flow: FlowModel, support: FieldSupport, bounds: Bounds, t: float, x1_index: int,
-              probe: tuple[float, float], top_k: int = 60) -> FieldsAtT:
-    """Conditional, exact marginal and learned fields at time t on the view's grid (see FieldsAtT)."""
+              probe: tuple[float, float], top_k: int = 60, label: int | None = None,
+              guidance: float = 0.0) -> FieldsAtT:
+    """Conditional, exact marginal and learned fields at time t on the view's grid (see FieldsAtT); for a
+    class `label` of a conditional model, its exact class and guided fields at guidance w and the learned
+    guided field."""
     grid = grid_2d(bounds[0], bounds[1], GRID_N)
     f = fieldview.fields_at(flow, support, grid.points, t, x1_index=x1_index, probe=torch.tensor(probe),
-                            top_k=top_k)
+                            top_k=top_k, label=label, guidance=guidance)
     return _laid(f, grid, _numpy, _numpy)
 
 
@@ -291,20 +307,22 @@ def slice_point(data: np.ndarray, support: FieldSupport, x1_index: int, through:
 
 def fields_on_plane(flow: FlowModel, support: FieldSupport, projection: Projection, through: np.ndarray,
                     bounds: Bounds, t: float, x1_index: int, probe_uv: tuple[float, float],
-                    top_k: int = 60) -> FieldsAtT:
+                    top_k: int = 60, label: int | None = None, guidance: float = 0.0) -> FieldsAtT:
     """The fields at time t on the plane through `through` [D] spanned by the projection's axes (see FieldsAtT).
 
     The grid of plane coordinates on `bounds` is lifted to D dimensions by `projection.plane`, the core
     computes every field there in all D dimensions, and the results come back in plane coordinates; the
     probe is a point of the plane (its plane coordinates). For a 2-D model this is `fields_at`, unchanged.
+    `label`, `guidance`: a conditional model's class fields at guidance w, on the slice alike.
     """
     if is_identity(projection):
-        return fields_at(flow, support, bounds, t, x1_index, probe_uv, top_k)
+        return fields_at(flow, support, bounds, t, x1_index, probe_uv, top_k, label, guidance)
     grid = grid_2d(bounds[0], bounds[1], GRID_N, dtype=torch.float64)
     centre = _float64(through)
     points = projection.plane(centre, grid.points)
     probe = projection.plane(centre, torch.tensor([probe_uv], dtype=torch.float64))[0]
-    f = fieldview.fields_at(flow, support, points, t, x1_index=x1_index, probe=probe, top_k=top_k)
+    f = fieldview.fields_at(flow, support, points, t, x1_index=x1_index, probe=probe, top_k=top_k, label=label,
+                            guidance=guidance)
     return _laid(f, grid, lambda x: _numpy(projection.project(x.double())),
                  lambda v: _numpy(projection.project_velocity(v.double())), normalised_error=True)
 
@@ -323,6 +341,7 @@ def _laid(f: FieldView, grid: Grid2D, point: Callable[[Tensor], np.ndarray],
         centre=None if f.centre is None else point(f.centre), partner=None if f.partner is None else point(f.partner),
         probe=point(f.probe), probe_velocity=arrow(f.probe_velocity), top_points=point(f.posterior_points),
         top_weights=_numpy(f.posterior.weights), top_indices=f.posterior.indices.cpu().numpy(),
+        unconditional=arrow(f.unconditional), guided=arrow(f.guided), label=f.label, guidance=f.guidance,
     )
 
 
@@ -372,6 +391,26 @@ def preview_samples(flow: FlowModel, n: int = 600, seed: int = 0) -> np.ndarray:
             return _numpy(flow.sample(x0=x0, solver=PREVIEW_SOLVER).samples)
         except (AssertionError, RuntimeError):  # a wild field (e.g. after divergence): fixed steps never fail
             return _numpy(flow.sample(x0=x0, solver=SolverConfig(method="rk4", steps=50)).samples)
+
+
+def class_samples(flow: FlowModel, n: int, label: int, guidance: float, seed: int = 0) -> np.ndarray:
+    """n samples of class `label` of a conditional model at guidance scale w [n, D], from the seeded noise of
+    `source_points` (the same noise for every w, so that side by side only the guidance differs); the
+    solver of the previews (dopri5 at tolerance 1e-3, else rk4)."""
+    x0 = source_points(flow, n, seed)
+    with torch.no_grad():
+        try:
+            return _numpy(flow.sample(x0=x0, solver=PREVIEW_SOLVER, label=label, guidance=guidance).samples)
+        except (AssertionError, RuntimeError):
+            return _numpy(flow.sample(x0=x0, solver=SolverConfig(method="rk4", steps=50), label=label,
+                                      guidance=guidance).samples)
+
+
+def label_accuracy(flow: FlowModel, samples: np.ndarray, label: int, data: np.ndarray, labels: np.ndarray) -> float:
+    """Share of samples whose 5 nearest data points are mostly of class `label` (`metrics.label_accuracy`),
+    measured in the model's normalised coordinates, so that no column's units dominate the distances."""
+    encode = flow.normalizer.encode
+    return metrics.label_accuracy(_numpy(encode(_float64(samples))), label, _numpy(encode(_float64(data))), labels)
 
 
 def coarse(points: np.ndarray, vectors: np.ndarray, stride: int = 2) -> tuple[np.ndarray, np.ndarray]:

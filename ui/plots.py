@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import plotly.graph_objects as go
+from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
 Bounds = tuple[tuple[float, float], tuple[float, float]]
@@ -25,6 +26,8 @@ SOURCE_COLOR = "#e07b00"
 ARROW_COLOR = "rgba(20, 20, 20, 0.75)"
 PROBE_COLOR = "#d62728"
 PALETTE = ("#1f5fbf", "#d62728", "#2ca02c", "#9467bd", "#e07b00", "#17becf")
+#: Colours of a conditional model's classes (cycled past 24 classes).
+CLASS_PALETTE: tuple[str, ...] = tuple(qualitative.Dark24)
 DENSITY_SCALE = "Blues"
 ERROR_SCALE = "Reds"
 MARGIN = {"l": 10, "r": 10, "t": 40, "b": 10}
@@ -36,7 +39,7 @@ class Markers:
 
     points: np.ndarray
     name: str
-    color: str = SAMPLE_COLOR
+    color: str | tuple[str, ...] = SAMPLE_COLOR  # one colour, or one per point
     size: float | np.ndarray = 5.0
     symbol: str = "circle"
     opacity: float = 1.0
@@ -190,6 +193,70 @@ def panels_figure(panels: Sequence[Panel], xs: np.ndarray, ys: np.ndarray, bound
     return fig
 
 
+def class_color(index: int) -> str:
+    """The colour of class `index` of a conditional model."""
+    return CLASS_PALETTE[index % len(CLASS_PALETTE)]
+
+
+def class_colors(labels: np.ndarray) -> tuple[str, ...]:
+    """The colour of each point's class [n]."""
+    return tuple(class_color(int(k)) for k in np.asarray(labels))
+
+
+def class_markers(points: np.ndarray, labels: np.ndarray, names: Sequence[str], chosen: int | None, *,
+                  size: float = 5.0, customdata: np.ndarray | None = None, hover: str | None = None,
+                  faint: float = 0.25) -> list[Markers]:
+    """A conditional model's data points [n, 2] coloured by class: the other classes' points in one faint
+    overlay (each in its class's colour), then the `chosen` class's (if any) larger and opaque on top.
+
+    Two overlays whatever the number of classes. `customdata` [n, k]: kept per point (clickable data point
+    indices); `hover`: its hover template.
+    """
+    labels = np.asarray(labels)
+    mine = labels == chosen if chosen is not None else np.zeros(len(labels), dtype=bool)
+    extra = None if customdata is None else np.asarray(customdata)
+    markers = []
+    if (~mine).any():
+        markers.append(Markers(points[~mine], "other classes" if chosen is not None else "data by class",
+                               class_colors(labels[~mine]), size, opacity=faint if chosen is not None else 0.6,
+                               customdata=None if extra is None else extra[~mine], hover=hover))
+    if mine.any():
+        assert chosen is not None
+        markers.append(Markers(points[mine], f"class {names[chosen]}", class_color(chosen), size + 1.5,
+                               opacity=0.95, customdata=None if extra is None else extra[mine], hover=hover))
+    return markers
+
+
+def guidance_samples(samples: Sequence[tuple[float, np.ndarray, float]], data: np.ndarray, labels: np.ndarray,
+                     names: Sequence[str], chosen: int, bounds: Bounds, *, titles: AxisTitles = None,
+                     equal: bool = True, height: int = 400) -> go.Figure:
+    """Samples of one class at several guidance scales, side by side on shared axes.
+
+    Args:
+        samples: per subplot (w, samples [n, 2], label accuracy in [0, 1]), in plane coordinates.
+        data, labels: the model's data points [m, 2] and their classes [m]: the chosen class's in grey, the
+            other classes' faint in their colours, behind the samples (in the chosen class's colour).
+        names, chosen: the class names and the index of the sampled class.
+    """
+    n = len(samples)
+    labels = np.asarray(labels)
+    fig = make_subplots(rows=1, cols=n, horizontal_spacing=0.03,
+                        subplot_titles=[f"w = {w:g} · label accuracy {accuracy:.0%}" for w, _, accuracy in samples])
+    mine = labels == chosen
+    for col, (_, points, _) in enumerate(samples, start=1):
+        first = col == 1
+        layers = [Markers(data[~mine], "other classes' data", class_colors(labels[~mine]), 3.0, opacity=0.18),
+                  Markers(data[mine], f"class {names[chosen]}'s data", DATA_COLOR, 3.0),
+                  Markers(points, f"samples of {names[chosen]}", class_color(chosen), 3.5, opacity=0.75)]
+        for group, layer in zip(("others", "class", "samples"), layers, strict=True):
+            fig.add_trace(_marker_trace(layer, showlegend=first).update(legendgroup=group), row=1, col=col)
+    _square_axes(fig, bounds, n, titles, equal)
+    fig.update_annotations(font={"size": 13})
+    fig.update_layout(height=height, margin={**MARGIN, "t": 50}, template="plotly_white",
+                      legend={"orientation": "h", "y": -0.08, "x": 0.0})
+    return fig
+
+
 def scatter(points: np.ndarray, *, bounds: Bounds | None = None, data: np.ndarray | None = None,
             title: str = "", labels: tuple[str, str] = ("x", "y"), height: int = 360,
             name: str = "samples") -> go.Figure:
@@ -228,7 +295,8 @@ def _segments(paths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def flow_animation(trajectory: np.ndarray, times: np.ndarray, bounds: Bounds, *, data: np.ndarray | None = None,
                    n_lines: int = 60, height: int = 520, start_frame: int = -1,
-                   titles: AxisTitles = None, equal: bool = True) -> go.Figure:
+                   titles: AxisTitles = None, equal: bool = True,
+                   classes: Sequence[Markers] | None = None) -> go.Figure:
     """Particles moving from the source (t = 0) to the data (t = 1), their trajectories, Play/Pause and a t slider.
 
     Args:
@@ -239,19 +307,25 @@ def flow_animation(trajectory: np.ndarray, times: np.ndarray, bounds: Bounds, *,
         start_frame: the frame shown before Play (default: the last, the samples).
         titles: the axes' titles (a projection's labels), if any.
         equal: equal aspect (False for two columns of different scales).
+        classes: the data drawn by class instead of `data` (a conditional model's, `class_markers`).
     """
     traj = np.round(np.asarray(trajectory, dtype=np.float64), 4)
     k = int(start_frame) % len(times)
     fig = go.Figure()
-    background = data if data is not None else np.empty((0, 2))
-    fig.add_trace(_marker_trace(Markers(background, "data", DATA_COLOR, 4.0), showlegend=data is not None))
+    if classes:
+        for markers in classes:
+            fig.add_trace(_marker_trace(markers, showlegend=True))
+    else:
+        background = data if data is not None else np.empty((0, 2))
+        fig.add_trace(_marker_trace(Markers(background, "data", DATA_COLOR, 4.0), showlegend=data is not None))
+    particles = len(fig.data) + 1
     lx, ly = _segments(traj[:, :n_lines])
     fig.add_trace(go.Scatter(x=lx, y=ly, mode="lines", name="trajectories", hoverinfo="skip",
                              line={"color": "rgba(31, 95, 191, 0.35)", "width": 1}))
     fig.add_trace(go.Scatter(x=traj[k, :, 0], y=traj[k, :, 1], mode="markers", name="particles x_t",
                              marker={"size": 5, "color": SAMPLE_COLOR, "opacity": 0.8}, hoverinfo="skip"))
     names = [f"{t:.2f}" for t in times]
-    fig.frames = [go.Frame(name=name, traces=[2], data=[go.Scatter(x=traj[i, :, 0], y=traj[i, :, 1])])
+    fig.frames = [go.Frame(name=name, traces=[particles], data=[go.Scatter(x=traj[i, :, 0], y=traj[i, :, 1])])
                   for i, name in enumerate(names)]
     frame_args = {"frame": {"duration": 60, "redraw": False}, "transition": {"duration": 0}, "mode": "immediate"}
     fig.update_layout(
@@ -287,13 +361,20 @@ def flow_animation(trajectory: np.ndarray, times: np.ndarray, bounds: Bounds, *,
 
 def density_pair(samples_t: np.ndarray, exact_density: np.ndarray, xs: np.ndarray, ys: np.ndarray,
                  bounds: Bounds, t: float, height: int = 380, titles: AxisTitles = None,
-                 projected: bool = False, equal: bool = True) -> go.Figure:
+                 projected: bool = False, equal: bool = True, class_name: str | None = None,
+                 guidance: float = 0.0) -> go.Figure:
     """Histogram of the model's particles x_t beside the exact p_t of the data, on shared axes.
 
     `projected`: the particles and the density are those of a projection of D-dimensional ones.
+    `class_name`: the particles are a conditional model's of that class at guidance w, and the density is
+    the exact p_t(x | y) of the class's points.
     """
     titles_of = ([f"model: projected x_t, t = {t:.2f}", f"exact projected p_t, t = {t:.2f}"] if projected else
                  [f"model: histogram of x_t, t = {t:.2f}", f"exact p_t of the data, t = {t:.2f}"])
+    if class_name is not None:  # two lines: they share a column with the particles
+        kind = "projected " if projected else ""
+        titles_of = [f"model: {kind}x_t of y = {class_name}<br>w = {guidance:g}, t = {t:.2f}",
+                     f"exact {kind}p_t(x | y = {class_name})<br>t = {t:.2f}"]
     fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.04, subplot_titles=titles_of)
     (x0, x1), (y0, y1) = bounds
     nbins = len(xs)
@@ -305,7 +386,8 @@ def density_pair(samples_t: np.ndarray, exact_density: np.ndarray, xs: np.ndarra
     fig.add_trace(go.Heatmap(x=xs, y=ys, z=exact_density, colorscale=DENSITY_SCALE, showscale=False, zsmooth="best",
                              hovertemplate="p_t %{z:.3g}<extra></extra>"), row=1, col=2)
     _square_axes(fig, bounds, 2, titles, equal)
-    fig.update_layout(height=height, margin=MARGIN, template="plotly_white")
+    fig.update_layout(height=height, margin={**MARGIN, "t": 60} if class_name is not None else MARGIN,
+                      template="plotly_white")
     return fig
 
 

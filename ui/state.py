@@ -20,7 +20,7 @@ import numpy as np
 import streamlit as st
 
 from flowscope import FlowModel, zoo
-from flowscope.data import ALL_DATASETS, DATASETS, dataset_columns, make_dataset
+from flowscope.data import ALL_DATASETS, DATASETS, dataset_columns, dataset_labels, make_dataset, make_labelled
 
 from .layout import MODEL_KEY
 
@@ -48,6 +48,8 @@ class ModelView:
         dataset: the data's name.
         cache_id: identifies the model and data in caches (zoo: name and file time).
         info: manifest metrics or training summary, for captions.
+        data_labels: for a conditional model, the class index of each row of `data` [n] (int64) when known,
+            else None (its exact class fields then cannot be drawn; its samples still can).
     """
 
     key: str
@@ -57,6 +59,12 @@ class ModelView:
     dataset: str
     cache_id: str
     info: dict[str, Any] = field(default_factory=dict)
+    data_labels: np.ndarray | None = None
+
+    @property
+    def conditional(self) -> bool:
+        """Whether the model takes a class label (its views then offer a class and a guidance scale)."""
+        return self.flow.conditional
 
     @property
     def is_zoo(self) -> bool:
@@ -126,6 +134,14 @@ def toy_data(name: str, n: int, seed: int = 0) -> np.ndarray:
     return make_dataset(name, n, seed=seed)
 
 
+@st.cache_data(show_spinner=False, max_entries=32)
+def toy_labelled(name: str, n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+    """(points, class index per point, class names) of a built-in dataset with natural labels: the points of
+    `toy_data` for the same name, n and seed (cached; the same for everyone)."""
+    labelled = make_labelled(name, n, seed=seed)
+    return labelled.x, labelled.y, labelled.names
+
+
 @st.cache_data(show_spinner=False, max_entries=256)
 def _shared_memo(kind: str, cache_id: str, settings: tuple[Any, ...], _compute: Callable[[], Any]) -> Any:
     """Results computed from zoo models, shared across sessions, keyed by kind, model and settings."""
@@ -159,18 +175,23 @@ def session_models() -> dict[str, ModelView]:
     return models
 
 
-def _new_view(flow: FlowModel, data: np.ndarray, label: str, dataset: str, info: dict[str, Any] | None) -> ModelView:
-    """A session model with a fresh key; the data are shuffled once for the views (no Streamlit calls)."""
+def _new_view(flow: FlowModel, data: np.ndarray, label: str, dataset: str, info: dict[str, Any] | None,
+              labels: np.ndarray | None = None) -> ModelView:
+    """A session model with a fresh key; the data (and their labels) are shuffled once for the views (no
+    Streamlit calls). Labels are kept for a conditional model only, and only one per data row."""
     key = f"mine:{next(_counter)}"
     order = np.random.default_rng(0).permutation(len(data))
+    kept = None
+    if flow.conditional and labels is not None and len(labels) == len(data):
+        kept = np.asarray(labels, dtype=np.int64)[order]
     return ModelView(key=key, label=f"{label} (this session)", flow=flow, data=np.asarray(data)[order],
-                     dataset=dataset, cache_id=key, info=dict(info or {}))
+                     dataset=dataset, cache_id=key, info=dict(info or {}), data_labels=kept)
 
 
 def add_session_model(flow: FlowModel, data: np.ndarray, label: str, dataset: str,
-                      info: dict[str, Any] | None = None) -> ModelView:
-    """Keep a model in this session and select it."""
-    view = _new_view(flow, data, label, dataset, info)
+                      info: dict[str, Any] | None = None, labels: np.ndarray | None = None) -> ModelView:
+    """Keep a model in this session and select it (`labels`: the class of each data row, conditional models)."""
+    view = _new_view(flow, data, label, dataset, info, labels)
     session_models()[view.key] = view
     st.session_state[MODEL_KEY] = view.key
     return view
@@ -204,9 +225,9 @@ def start_training() -> TrainingJob:
 
 
 def finish_training(job: TrainingJob, flow: FlowModel, data: np.ndarray, label: str, dataset: str,
-                    info: dict[str, Any]) -> ModelView:
+                    info: dict[str, Any], labels: np.ndarray | None = None) -> ModelView:
     """Keep a trained model in the session (no Streamlit calls: this works in a run Streamlit has stopped)."""
-    view = _new_view(flow, data, label, dataset, info)
+    view = _new_view(flow, data, label, dataset, info, labels)
     job.models[view.key] = view
     job.result = view.key
     job.done.set()
@@ -257,14 +278,29 @@ def select(key: str) -> None:
     st.session_state[MODEL_KEY] = key
 
 
-def model_data(flow: FlowModel, dataset: str) -> np.ndarray:
-    """The data a zoo model is shown against: VIEW_POINTS of its toy dataset, else the sample it carries
-    (the pretrained tables'), else none (the page then says it cannot be drawn)."""
+def model_data(flow: FlowModel, dataset: str) -> tuple[np.ndarray, np.ndarray | None]:
+    """The data a zoo model is shown against and, for a conditional model, their labels when known.
+
+    VIEW_POINTS of its toy dataset (with their natural labels when those are the model's classes), else
+    the sample it carries (the pretrained tables', with `flow.data_labels`), else none (the page then says
+    it cannot be drawn).
+    """
+    carried = None if flow.data is None else flow.data.detach().cpu().numpy()
+    carried_labels = None
+    if flow.conditional and flow.data_labels is not None and carried is not None \
+            and len(flow.data_labels) == len(carried):
+        carried_labels = flow.data_labels.detach().cpu().numpy().astype(np.int64)
     if dataset in DATASETS:
-        return toy_data(dataset, VIEW_POINTS, 0)
-    if flow.data is not None:
-        return flow.data.detach().cpu().numpy()
-    return np.empty((0, flow.dim), dtype=np.float32)
+        if not flow.conditional:
+            return toy_data(dataset, VIEW_POINTS, 0), None
+        if dataset_labels(dataset) == flow.labels:
+            points, labels, _ = toy_labelled(dataset, VIEW_POINTS, 0)
+            return points, labels
+        if carried is None:
+            return toy_data(dataset, VIEW_POINTS, 0), None
+    if carried is not None:
+        return carried, carried_labels
+    return np.empty((0, flow.dim), dtype=np.float32), None
 
 
 def resolve(key: str) -> ModelView:
@@ -277,8 +313,8 @@ def resolve(key: str) -> ModelView:
     if entry is None:
         raise zoo.ZooError(message or f"no zoo model named {name!r}")
     flow = zoo_model(entry)
-    data = model_data(flow, entry.dataset)
+    data, labels = model_data(flow, entry.dataset)
     cache_id = f"{zoo_folder() / entry.file}@{_mtime(zoo_folder() / entry.file)}"
     return ModelView(key=key, label=entry.name, flow=flow, data=data, dataset=entry.dataset, cache_id=cache_id,
                      info={"metrics": entry.metrics, "path": entry.path, "coupling": entry.coupling,
-                           "source": entry.source})
+                           "source": entry.source}, data_labels=labels)

@@ -47,6 +47,9 @@ class TrainSettings:
     batch_size: int = 256
     seed: int = 0
     normalize: str = "column"
+    #: For a conditional model: how often a training point's label is replaced by "no label" (the core's
+    #: `TrainConfig.label_dropout`), which teaches the unconditional field that guidance needs.
+    label_dropout: float = 0.1
 
 
 @dataclass
@@ -67,14 +70,17 @@ class TrainOutcome:
 
 
 def run(data: np.ndarray, settings: TrainSettings, *, dataset: str = "upload", columns: Sequence[str] | None = None,
-        report: Report | None = None, every: int = 100) -> TrainOutcome:
+        report: Report | None = None, every: int = 100, labels: np.ndarray | None = None,
+        label_names: Sequence[str] = ()) -> TrainOutcome:
     """Train on data [n, D] with one torch thread, calling `report` every `every` steps and at the end.
 
     The core normalises the data (`settings.normalize`); the model and its samples stay in data units. The
     model keeps the column names (`info["columns"]`) and a sample of the data (`FlowModel.data`), so that a
-    downloaded file opens with its data. A Streamlit control exception raised by `report` stops training
-    cleanly and is returned in `outcome.interrupt` (the caller re-raises it after keeping the model); a
-    NaN/inf loss keeps the last good weights (status "diverged").
+    downloaded file opens with its data. With `labels` (a class index per row, int64 [n]) and their
+    `label_names`, the core trains a conditional model (label dropout `settings.label_dropout`), and the
+    model keeps the labels of its data sample (`FlowModel.data_labels`). A Streamlit control exception
+    raised by `report` stops training cleanly and is returned in `outcome.interrupt` (the caller re-raises
+    it after keeping the model); a NaN/inf loss keeps the last good weights (status "diverged").
     """
     interrupts: list[BaseException] = []
     losses: list[float] = []
@@ -93,32 +99,37 @@ def run(data: np.ndarray, settings: TrainSettings, *, dataset: str = "upload", c
         return False
 
     config = TrainConfig(steps=settings.steps, batch_size=settings.batch_size, lr=settings.lr, seed=settings.seed,
-                         device="cpu", threads=1, normalize=settings.normalize)
+                         device="cpu", threads=1, normalize=settings.normalize, label_dropout=settings.label_dropout)
     path: str | AffinePath = make_path("icfm", sigma=ICFM_SIGMA) if settings.path == "icfm" else settings.path
     points = torch.from_numpy(np.ascontiguousarray(data, dtype=np.float32))
+    classes = None if labels is None else torch.from_numpy(np.ascontiguousarray(labels, dtype=np.int64))
     try:
         result = train(points, path=path, model=MLPConfig(dim=points.shape[1], width=settings.width,
                                                            depth=settings.depth),
                        config=config, coupling=settings.coupling, dataset=dataset,
-                       dataset_hash=dataset_hash(data), callback=callback)
+                       dataset_hash=dataset_hash(data), callback=callback, labels=classes,
+                       label_names=tuple(label_names) if classes is not None else ())
     except TrainingDiverged as err:
         kept = err.result
-        return TrainOutcome(_with_data(kept.model, points, columns), kept.losses, kept.seconds, "diverged", str(err),
-                            interrupts[0] if interrupts else None)
+        return TrainOutcome(_with_data(kept.model, points, columns, classes), kept.losses, kept.seconds, "diverged",
+                            str(err), interrupts[0] if interrupts else None)
     if result.stopped_early:
         message = f"stopped at step {len(result.losses):,} of {settings.steps:,}; the model is kept as it was then"
         status = "stopped"
     else:
         message = f"trained {settings.steps:,} steps in {result.seconds:.1f} s"
         status = "done"
-    return TrainOutcome(_with_data(result.model, points, columns), result.losses, result.seconds, status, message,
-                        interrupts[0] if interrupts else None)
+    return TrainOutcome(_with_data(result.model, points, columns, classes), result.losses, result.seconds, status,
+                        message, interrupts[0] if interrupts else None)
 
 
-def _with_data(flow: FlowModel, points: torch.Tensor, columns: Sequence[str] | None) -> FlowModel:
-    """The model with its column names and a seeded sample of DATA_SAMPLE_ROWS training rows kept in it."""
+def _with_data(flow: FlowModel, points: torch.Tensor, columns: Sequence[str] | None,
+               labels: torch.Tensor | None = None) -> FlowModel:
+    """The model with its column names and a seeded sample of DATA_SAMPLE_ROWS training rows kept in it
+    (with those rows' labels for a conditional model)."""
     if columns is not None:
         flow.info["columns"] = list(columns)
-    rows = torch.randperm(len(points), generator=torch.Generator().manual_seed(0))[:DATA_SAMPLE_ROWS]
-    flow.data = points[rows.sort().values].clone()
+    rows = torch.randperm(len(points), generator=torch.Generator().manual_seed(0))[:DATA_SAMPLE_ROWS].sort().values
+    flow.data = points[rows].clone()
+    flow.data_labels = None if labels is None else labels[rows].clone()
     return flow

@@ -3,6 +3,7 @@ trajectories and the other per-model results the pages share."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -126,20 +127,116 @@ def solver_picker(key: str, default_method: str = "rk4", default_steps: int = 20
     return SolverConfig(method=method, steps=steps)
 
 
-def trajectories(view: ModelView, solver: SolverConfig, n: int, frames: int = 41) -> compute.Trajectories:
-    """Cached particle trajectories of the model from seeded noise (see compute.trajectories)."""
-    settings = (solver.method, solver.steps, n, frames)
+# --- a conditional model's class and guidance scale ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Guide:
+    """What a conditional model is sampled and drawn for: a class (index into flow.labels; None: its
+    unconditional field) and the guidance scale w of v_w = v(x, t, y) + w (v(x, t, y) - v(x, t, none))."""
+
+    label: int | None = None
+    name: str | None = None
+    w: float = 0.0
+
+    @property
+    def key(self) -> tuple[int | None, float]:
+        """The guide in cache keys: (class, w), and (None, 0) without a class (w then changes nothing)."""
+        return (self.label, self.w) if self.label is not None else (None, 0.0)
+
+
+UNCONDITIONAL = Guide()
+_GUIDES = "_guides"  # st.session_state: model key -> {"label": class index or -1, "w": float}, kept across pages
+NO_CLASS = -1
+#: The guidance slider: w from 0 to GUIDANCE_MAX in steps of GUIDANCE_STEP.
+GUIDANCE_MAX, GUIDANCE_STEP = 5.0, 0.5
+GUIDANCE_HELP = ("Classifier-free guidance: the model's field v_w = v(x, t, y) + w (v(x, t, y) − v(x, t, none)). "
+                 "w = 0 is plain conditional sampling; larger w pushes samples away from the other classes. The "
+                 "same w as Ho & Salimans' guidance weight and Meta's flow_matching cfg_scale.")
+
+
+def _guide_choice(view: ModelView) -> dict[str, Any]:
+    """The remembered class and w of a conditional model (no class, w = 0 until the user picks)."""
+    store: dict[str, dict[str, Any]] = st.session_state.setdefault(_GUIDES, {})
+    chosen = store.setdefault(view.key, {"label": NO_CLASS, "w": 0.0})
+    if not NO_CLASS <= int(chosen["label"]) < len(view.flow.labels):
+        chosen["label"] = NO_CLASS
+    return chosen
+
+
+def _remember_guide(model_key: str, widget: str, field: str) -> None:
+    """Copy a class or guidance widget's value to the model's remembered guide (a callback)."""
+    st.session_state[_GUIDES][model_key][field] = st.session_state[widget]
+
+
+def remembered_guide(view: ModelView) -> Guide:
+    """The class and w the user last picked for a model, without drawing a widget (unconditional if none)."""
+    if not view.conditional:
+        return UNCONDITIONAL
+    chosen = _guide_choice(view)
+    label = int(chosen["label"])
+    if label == NO_CLASS:
+        return UNCONDITIONAL
+    return Guide(label=label, name=view.flow.labels[label], w=float(chosen["w"]))
+
+
+def guidance_picker(view: ModelView) -> Guide:
+    """The sidebar's class and guidance scale of a conditional model, remembered per model for every page.
+
+    Drawn only for a conditional model (others: `UNCONDITIONAL`, no widget): a class of the model, or
+    "none (unconditional)", and w from 0 to GUIDANCE_MAX (used only with a class).
+    """
+    if not view.conditional:
+        return UNCONDITIONAL
+    chosen = _guide_choice(view)
+    names = view.flow.labels
+    keys = {"label": f"_class_{view.key}", "w": f"_guidance_{view.key}"}
+    for field, widget in keys.items():
+        st.session_state[widget] = chosen[field]
+    with st.sidebar:
+        st.selectbox("Class", [NO_CLASS, *range(len(names))], key=keys["label"], on_change=_remember_guide,
+                     args=(view.key, keys["label"], "label"),
+                     format_func=lambda k: "none (unconditional)" if k == NO_CLASS else names[k],
+                     help=f"This model is conditional on {len(names)} classes: draw its samples and fields for "
+                          "one of them, or its unconditional field (the 'no label' token it learned from label "
+                          "dropout).")
+        st.slider("Guidance scale w", 0.0, GUIDANCE_MAX, step=GUIDANCE_STEP, key=keys["w"],
+                  on_change=_remember_guide, args=(view.key, keys["w"], "w"),
+                  disabled=chosen["label"] == NO_CLASS, help=GUIDANCE_HELP)
+    return remembered_guide(view)
+
+
+def class_data(view: ModelView, label: int) -> np.ndarray:
+    """The model's data points of class `label` (cached); all of them when its data carry no labels."""
+    if view.data_labels is None:
+        return view.data
+    return state.memo("class_data", view, (label,), lambda: view.data[view.data_labels == label])
+
+
+def trajectories(view: ModelView, solver: SolverConfig, n: int, frames: int = 41,
+                 guide: Guide = UNCONDITIONAL) -> compute.Trajectories:
+    """Cached particle trajectories of the model from seeded noise (see compute.trajectories), for a
+    conditional model of the guide's class at its w."""
+    settings = (solver.method, solver.steps, n, frames, *guide.key)
     try:
         return state.memo("trajectories", view, settings,
-                          lambda: compute.trajectories(view.flow, n, solver, n_frames=frames))
+                          lambda: compute.trajectories(view.flow, n, solver, n_frames=frames, label=guide.label,
+                                                       guidance=guide.w))
     except compute.SolverFailed as err:
         st.error(f"{view.label}: {err}")
         st.stop()
 
 
 def field_support(view: ModelView) -> FieldSupport:
-    """Cached points (or, for a stored source, the model's coupled pairs) that its exact fields average over."""
-    return state.memo("support", view, (), lambda: compute.field_support(view.flow, view.data))
+    """Cached points (or, for a stored source, the model's coupled pairs) that its exact fields average over,
+    with their classes for a conditional model whose data carry labels."""
+    return state.memo("support", view, (), lambda: compute.field_support(view.flow, view.data, view.data_labels))
+
+
+def class_support(view: ModelView, label: int) -> FieldSupport:
+    """Cached field support of class `label`'s data points alone: its exact p_t(x | y) (Paths' density)."""
+    return state.memo("class_support", view, (label,),
+                      lambda: compute.field_support(view.flow, class_data(view, label)))
 
 
 # --- the 2-D view of a model (a projection for D > 2) ------------------------------------------------------
@@ -215,12 +312,12 @@ def projection_picker(view: ModelView, label: str = "") -> compute.ViewAxes:
 
 
 def projected_trajectories(view: ModelView, axes: compute.ViewAxes, solver: SolverConfig, n: int,
-                           frames: int = 41) -> compute.Trajectories:
+                           frames: int = 41, guide: Guide = UNCONDITIONAL) -> compute.Trajectories:
     """The cached trajectories of `trajectories`, in the view's plane coordinates [T, n, 2]."""
-    run = trajectories(view, solver, n, frames)
+    run = trajectories(view, solver, n, frames, guide)
     if axes.identity:
         return run
-    return state.memo("projected_trajectories", view, (solver.method, solver.steps, n, frames, axes.key),
+    return state.memo("projected_trajectories", view, (solver.method, solver.steps, n, frames, axes.key, *guide.key),
                       lambda: compute.Trajectories(points=compute.project(axes.projection, run.points),
                                                    times=run.times, nfe=run.nfe))
 

@@ -10,8 +10,8 @@ import plotly.graph_objects as go
 import pytest
 import torch
 
-from flowscope import FlowModel, MLPConfig, SolverConfig, TrainConfig, fieldview, make_path, train
-from flowscope.data import make_dataset
+from flowscope import FlowModel, MLPConfig, SolverConfig, TrainConfig, fieldview, make_path, metrics, train
+from flowscope.data import make_dataset, make_labelled
 from flowscope_ui import compute, plots, trainer
 
 RNG = np.random.default_rng(0)
@@ -320,3 +320,103 @@ def test_arrows_and_axes_of_columns_at_different_scales() -> None:
     assert plots.panels_figure([plots.Panel("a")], grid, grid, bounds, 0.1).layout.yaxis.scaleanchor == "x"
     assert plots.flow_animation(RNG.normal(size=(3, 4, 2)), np.linspace(0, 1, 3), bounds,
                                 equal=False).layout.yaxis.scaleanchor is None
+
+
+# --- conditional models: class and guided fields, samples by guidance --------------------------------------
+
+
+@pytest.fixture(scope="module")
+def cond_flow() -> tuple[FlowModel, np.ndarray, np.ndarray]:
+    """A tiny conditional OT model of 8gaussians' eight components, its data and their labels (seconds)."""
+    labelled = make_labelled("8gaussians", 1600, seed=0)
+    config = TrainConfig(steps=200, device="cpu", threads=1)
+    flow = train(torch.from_numpy(labelled.x), model=MLPConfig(dim=2, width=32, depth=2), config=config,
+                 labels=torch.from_numpy(labelled.y), label_names=labelled.names).model
+    return flow, labelled.x, labelled.y
+
+
+def test_class_fields_on_the_grid_are_the_cores(cond_flow: tuple[FlowModel, np.ndarray, np.ndarray]) -> None:
+    flow, data, labels = cond_flow
+    support = compute.field_support(flow, data, labels)
+    assert support.labels is not None and len(support.labels) == len(data)
+    bounds: plots.Bounds = ((-4.0, 4.0), (-4.0, 4.0))
+    f = compute.fields_at(flow, support, bounds, 0.7, 0, (0.5, 0.5), label=2, guidance=2.0)
+    assert f.label == 2 and f.guidance == 2.0
+    core = fieldview.fields_at(flow, support, torch.from_numpy(f.points).float(), 0.7, x1_index=0,
+                               probe=torch.tensor([0.5, 0.5]), label=2, guidance=2.0)
+    for mine, theirs in ((f.marginal, core.marginal), (f.guided, core.guided), (f.learned, core.learned),
+                         (f.unconditional, core.unconditional)):
+        assert np.allclose(mine, theirs.numpy(), atol=1e-6)
+    assert np.allclose(f.error.ravel(), core.error.numpy(), atol=1e-6)
+    assert np.allclose(np.log(f.marginal_density.ravel()), core.marginal_log_density.numpy(), atol=1e-5)
+    assert not np.allclose(f.guided, f.marginal, atol=1e-3)  # w = 2 moves the field off the class field
+    plain = compute.fields_at(flow, support, bounds, 0.7, 0, (0.5, 0.5), label=2, guidance=0.0)
+    assert np.allclose(plain.guided, plain.marginal, atol=1e-9)  # w = 0: the guided field is the class field
+    assert np.allclose(plain.learned, flow.velocity(torch.from_numpy(f.points).float(), torch.full((len(f.points),),
+                                                    0.7), label=2).numpy(), atol=1e-6)
+    assert not np.allclose(plain.marginal, plain.unconditional, atol=1e-3)  # one class is not all of them
+    everything = compute.fields_at(flow, support, bounds, 0.7, 0, (0.5, 0.5))
+    assert everything.label is None and np.allclose(everything.guided, everything.marginal)
+    assert np.allclose(everything.marginal, plain.unconditional, atol=1e-6)
+
+
+def test_class_fields_on_a_slice_of_a_13d_model() -> None:
+    labelled = make_labelled("wine", 400, seed=0)
+    flow = train(torch.from_numpy(labelled.x), model=MLPConfig(dim=13, width=32, depth=2),
+                 config=TrainConfig(steps=40, device="cpu", threads=1), labels=torch.from_numpy(labelled.y),
+                 label_names=labelled.names).model
+    support = compute.field_support(flow, labelled.x, labelled.y)
+    axes = compute.view_axes(flow, labelled.x, None)
+    bounds = compute.view_bounds(flow, labelled.x, axes.projection)
+    through = compute.slice_point(labelled.x, support, 0, "mean")
+    f = compute.fields_on_plane(flow, support, axes.projection, through, bounds, 0.6, 0, (0.0, 0.0), label=1,
+                                guidance=3.0)
+    lifted = axes.projection.plane(torch.from_numpy(through), torch.from_numpy(f.points))
+    core = fieldview.fields_at(flow, support, lifted, 0.6, label=1, guidance=3.0)
+    assert np.allclose(f.guided, axes.projection.project_velocity(core.guided.double()).numpy(), atol=1e-5)
+    assert np.allclose(f.error.ravel(), core.error_normalised.numpy(), atol=1e-5)  # all 13 dimensions, normalised
+    assert np.isfinite(f.marginal_density).all() and f.guidance == 3.0
+
+
+def test_class_samples_accuracy_and_their_figures(cond_flow: tuple[FlowModel, np.ndarray, np.ndarray]) -> None:
+    flow, data, labels = cond_flow
+    runs = []
+    for w in (0.0, 3.0):
+        samples = compute.class_samples(flow, 200, 5, w)
+        accuracy = compute.label_accuracy(flow, samples, 5, data, labels)
+        assert samples.shape == (200, 2) and 0.0 <= accuracy <= 1.0
+        assert accuracy == metrics.label_accuracy(flow.normalizer.encode(torch.from_numpy(samples)).numpy(), 5,
+                                                  flow.normalizer.encode(torch.from_numpy(data).double()).numpy(),
+                                                  labels)
+        runs.append((w, samples, accuracy))
+    assert not np.allclose(runs[0][1], runs[1][1])  # the same noise, another w: other samples
+    traj = compute.trajectories(flow, 50, SolverConfig("euler", steps=8), n_frames=3, label=5, guidance=2.0)
+    direct = flow.sample(x0=compute.source_points(flow, 50, 0), solver=SolverConfig("euler", steps=8), label=5,
+                         guidance=2.0).samples.numpy()
+    assert np.allclose(traj.points[-1], direct, atol=1e-6)
+    fig = plots.guidance_samples(runs, data, labels, flow.labels, 5, BOUNDS)
+    assert [a.text for a in fig.layout.annotations] == [f"w = {w:g} · label accuracy {a:.0%}" for w, _, a in runs]
+    assert len(fig.data) == 3 * 2 and fig.layout.xaxis2.matches == "x"  # others, the class, samples per subplot
+    assert len(fig.data[0].x) == int((labels != 5).sum()) and len(fig.data[1].x) == int((labels == 5).sum())
+    markers = plots.class_markers(data, labels, flow.labels, 5, customdata=np.arange(len(data))[:, None])
+    assert [m.name for m in markers] == ["other classes", f"class {flow.labels[5]}"]
+    assert len(markers[0].color) == int((labels != 5).sum()) and markers[1].opacity > markers[0].opacity
+    assert np.array_equal(markers[1].customdata[:, 0], np.flatnonzero(labels == 5))
+    animation = plots.flow_animation(RNG.normal(size=(3, 4, 2)), np.linspace(0, 1, 3), BOUNDS, classes=markers)
+    assert all(frame.traces == (3,) for frame in animation.frames)  # the particles after two class overlays
+    pair = plots.density_pair(RNG.normal(size=(10, 2)), np.ones((4, 4)), np.arange(4.0), np.arange(4.0), BOUNDS, 0.5,
+                              class_name="a", guidance=2.0)
+    assert "p_t(x | y = a)" in pair.layout.annotations[1].text and "w = 2" in pair.layout.annotations[0].text
+
+
+def test_training_with_labels_keeps_the_labels_of_its_data_sample() -> None:
+    labelled = make_labelled("moons", 2400, seed=1)
+    outcome = trainer.run(labelled.x, trainer.TrainSettings(steps=20, width=16, label_dropout=0.2),
+                          labels=labelled.y, label_names=labelled.names)
+    flow = outcome.flow
+    assert flow.conditional and flow.labels == labelled.names and flow.info["train"]["label_dropout"] == 0.2
+    assert flow.data is not None and flow.data_labels is not None and len(flow.data_labels) == len(flow.data)
+    rows = {tuple(row): label for row, label in zip(labelled.x.astype(np.float32).tolist(), labelled.y, strict=True)}
+    assert all(rows[tuple(row)] == int(label) for row, label in zip(flow.data.tolist(), flow.data_labels, strict=True))
+    plain = trainer.run(labelled.x[:100], trainer.TrainSettings(steps=5, width=16)).flow
+    assert not plain.conditional and plain.data_labels is None
