@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 from pathlib import Path
@@ -15,7 +16,7 @@ from ui_support import APP, csv_bytes, write_manifest
 
 from corpus_cases import materialize_corpus
 from flowscope import MLPConfig, TrainConfig, checkpoint, train
-from flowscope.data import dataset_columns, make_dataset
+from flowscope.data import dataset_columns, dataset_labels, make_dataset, make_labelled
 from flowscope.loader import DataError
 from flowscope.zoo import entries
 from flowscope_ui import startpage, state, uploads
@@ -510,3 +511,240 @@ def test_upload_13_columns_and_a_text_column_train_and_view(zoo_env: Path) -> No
         at.switch_page(f"views/{page}.py").run()
         assert_clean(at)
         assert not errors(at)
+
+
+# --- conditional models: a class and a guidance scale --------------------------------------------------------
+
+
+def _conditional_view(key: str, name: str, n: int, steps: int = 80) -> state.ModelView:
+    """A tiny conditional model of a built-in dataset's natural labels, as one of a session's own models."""
+    labelled = make_labelled(name, n, seed=0)
+    flow = train(torch.from_numpy(labelled.x), model=MLPConfig(dim=labelled.x.shape[1], width=32, depth=2),
+                 config=TrainConfig(steps=steps, device="cpu", threads=1), dataset=name,
+                 labels=torch.from_numpy(labelled.y), label_names=labelled.names).model
+    return state.ModelView(key=key, label=f"{name} by class (this session)", flow=flow, data=labelled.x,
+                           dataset=name, cache_id=key, data_labels=labelled.y)
+
+
+@pytest.fixture(scope="module")
+def cond_view() -> state.ModelView:
+    """A conditional model of 8gaussians' eight components."""
+    return _conditional_view("mine:921", "8gaussians", 2000)
+
+
+def pick_class(at: AppTest, view: state.ModelView, label: int, w: float | None = None) -> AppTest:
+    """Choose a class and a guidance scale in the sidebar (on a page that draws them)."""
+    at.sidebar.selectbox(key=f"_class_{view.key}").set_value(label).run()
+    return at if w is None else at.sidebar.slider(key=f"_guidance_{view.key}").set_value(w).run()
+
+
+def chart_titles(at: AppTest, chart: int = 0) -> list[str]:
+    """The subplot titles of a plotly chart on the page."""
+    return [a["text"] for a in json.loads(at.get("plotly_chart")[chart].proto.spec)["layout"].get("annotations", [])]
+
+
+def test_a_conditional_model_on_paths_and_fields_with_a_class_and_guidance(
+        zoo_env: Path, cond_view: state.ModelView) -> None:
+    at = show(start("paths"), cond_view)
+    assert_clean(at)
+    picker = at.sidebar.selectbox(key=f"_class_{cond_view.key}")
+    assert picker.value == -1 and picker.options[0] == "none (unconditional)" and len(picker.options) == 9
+    assert at.sidebar.slider(key=f"_guidance_{cond_view.key}").disabled  # w needs a class
+    assert charts(at) == 2 and at.metric[1].label.startswith("W2 to the data")
+    pick_class(at, cond_view, 3, 2.0)
+    assert_clean(at)
+    assert not errors(at) and charts(at) == 2
+    name = cond_view.flow.labels[3]
+    assert at.metric[1].label == f"W2 to class {name}'s data (1,000 samples)"
+    assert any("v_w = v(x, t, y) + w (v(x, t, y) − v(x, t, none))" in c.value for c in at.caption)
+    assert f"p_t(x | y = {name})" in chart_titles(at, 1)[1]
+    at.switch_page("views/fields.py").run()  # the class and w are remembered across pages
+    assert_clean(at)
+    assert not errors(at)
+    assert at.sidebar.selectbox(key=f"_class_{cond_view.key}").value == 3
+    assert at.sidebar.slider(key=f"_guidance_{cond_view.key}").value == 2.0
+    assert charts(at) == 2  # the three fields, and the samples at w = 0, 1, 3
+    titles = chart_titles(at, 0)
+    assert titles[0].startswith(f"exact class field u_t(x | y = {name})") and "at w = 2" in titles[1]
+    assert titles[2].startswith("learned guided field v_w at w = 2")
+    assert all("label accuracy" in t for t in chart_titles(at, 1)) and len(chart_titles(at, 1)) == 3
+    assert any("cfg_scale" in c.value and "w = 0 is plain conditional" in c.value for c in at.caption)
+    at.slider(key=f"fields_t_{cond_view.key}").set_value(0.9).run()
+    assert_clean(at)
+    pick_class(at, cond_view, -1)  # no class: the page as for any model
+    assert_clean(at)
+    assert charts(at) == 3 and chart_titles(at)[0].startswith("conditional u_t(x | x1)")
+
+
+def test_a_13d_conditional_model_draws_its_class_fields_on_the_slice(zoo_env: Path) -> None:
+    view = _conditional_view("mine:922", "wine", 400, steps=40)
+    at = show(start("fields"), view)
+    pick_class(at, view, 1, 2.0)
+    assert_clean(at)
+    assert not errors(at) and charts(at) == 2
+    assert axis_titles(at)[0].startswith("PC1") and "(normalised)" in chart_titles(at)[2]
+    at.radio(key=f"fields_through_{view.key}").set_value("x1").run()
+    at.number_input(key=f"fields_x1_{view.key}").set_value(5).run()
+    assert_clean(at)
+    at.switch_page("views/paths.py").run()
+    assert_clean(at)
+    assert charts(at) == 2 and at.sidebar.selectbox(key=f"_class_{view.key}").value == 1
+
+
+def test_a_conditional_model_without_data_labels_says_so(zoo_env: Path, cond_view: state.ModelView) -> None:
+    unlabelled = dataclasses.replace(cond_view, key="mine:923", cache_id="mine:923", data_labels=None)
+    at = show(start("fields"), unlabelled)
+    pick_class(at, unlabelled, 2, 1.0)
+    assert_clean(at)
+    assert any("carry no class labels" in i.value for i in at.info) and charts(at) == 3
+    at.switch_page("views/paths.py").run()
+    assert_clean(at)
+    assert charts(at) == 2 and at.metric[1].label.startswith("W2 to the data")
+    assert cond_view.data_labels is not None
+    tripled = np.concatenate([cond_view.data] * 3)  # class 7 only past the 5,000 points the exact fields take
+    late = np.where(np.arange(len(tripled)) < 5000, np.tile(cond_view.data_labels, 3) % 7, 7)
+    rare = dataclasses.replace(cond_view, key="mine:924", cache_id="mine:924", data=tripled, data_labels=late)
+    at = show(start("fields"), rare)
+    pick_class(at, rare, 7, 1.0)
+    assert_clean(at)
+    assert any("has no point among the 5,000 data points" in i.value for i in at.info) and charts(at) == 3
+    at.switch_page("views/paths.py").run()
+    assert_clean(at)
+    assert charts(at) == 2 and at.metric[1].label.startswith("W2 to class component 7's data")
+
+
+def blobs_csv(n: int = 150, classes: str = "abc") -> bytes:
+    """Well-separated 2-D blobs, one per class, with a text label column 'kind' in the middle, CRLF line ends."""
+    rng = np.random.default_rng(5)
+    rows = ["x,kind,y"]
+    for k, name in enumerate(classes):
+        centre = 4.0 * np.array([np.cos(2.1 * k), np.sin(2.1 * k)])
+        rows += [f"{x:.4f},{name},{y:.4f}" for x, y in centre + 0.4 * rng.normal(size=(n, 2))]
+    return ("\r\n".join(rows) + "\r\n").encode()
+
+
+def test_upload_with_a_label_column_trains_a_conditional_model(zoo_env: Path) -> None:
+    at = start("train")
+    upload_data(at, "blobs.csv", blobs_csv())
+    assert_clean(at)
+    label = at.selectbox(key="train_label")
+    assert label.options == ["none: an unconditional model", "kind (text)", "x (numbers)", "y (numbers)"]
+    label.set_value("kind").run()
+    assert_clean(at)
+    assert not errors(at)
+    assert any("3 classes of 'kind': a (150), b (150), c (150)" in c.value for c in at.caption)
+    assert any("label is replaced by “no label” with probability 0.1" in c.value for c in at.caption)
+    train_now(at, steps=100)
+    assert_clean(at)
+    (view,) = own_models(at).values()
+    assert view.conditional and view.flow.labels == ("a", "b", "c") and view.label.endswith("by kind (this session)")
+    assert view.data_labels is not None and view.data.shape == (450, 2)
+    assert view.flow.data_labels is not None and len(view.flow.data_labels) == 450  # the downloaded file keeps them
+    rows = {(round(float(x), 3), round(float(y), 3)): k for (x, y), k in zip(view.data, view.data_labels, strict=True)}
+    assert rows[(round(float(view.data[0, 0]), 3), round(float(view.data[0, 1]), 3))] == view.data_labels[0]
+    assert all(view.data_labels[(view.data[:, 0] > 3.0)] == 0)  # blob 'a' sits at (4, 0): labels follow their rows
+    at.switch_page("views/fields.py").run()
+    pick_class(at, view, 1, 2.0)
+    assert_clean(at)
+    assert charts(at) == 2 and not errors(at)
+
+
+def test_toy_dataset_with_natural_labels(zoo_env: Path) -> None:
+    at = start("train")
+    at.radio(key="train_kind").set_value("Toy dataset").run()
+    at.selectbox(key="train_toy").set_value("swissroll").run()
+    assert at.checkbox(key="train_conditional").disabled  # no natural labels
+    at.selectbox(key="train_toy").set_value("pinwheel").run()
+    at.checkbox(key="train_conditional").check().run()
+    assert any("A conditional model of 5 classes" in c.value for c in at.caption)
+    train_now(at, steps=100)
+    assert_clean(at)
+    (view,) = own_models(at).values()
+    assert view.flow.labels == dataset_labels("pinwheel") and view.data_labels is not None
+    assert np.array_equal(np.bincount(view.data_labels), np.bincount(make_labelled("pinwheel", 5000, 1).y))
+    at.switch_page("views/paths.py").run()
+    pick_class(at, view, 4, 3.0)
+    assert_clean(at)
+    assert charts(at) == 2
+
+
+def _labelled_csv(labels: list[str]) -> bytes:
+    """Two numeric columns c0, c1 and a text label column, one row per label."""
+    values = np.random.default_rng(0).normal(size=(len(labels), 2))
+    lines = [f"{a:.4f},{b:.4f},{label}" for (a, b), label in zip(values, labels, strict=True)]
+    return ("c0,c1,label\n" + "\n".join(lines) + "\n").encode()
+
+
+@pytest.mark.parametrize(("name", "data", "label", "expected"), [
+    ("single.csv", _labelled_csv(["a"] * 20 + ["b"] * 20 + ["c"]), "label",
+     "single.csv: label column 'label': class(es) 'c' have fewer than 2 points"),
+    ("empty.csv", _labelled_csv(["a", "b"] * 10 + ["", "a", ""]), "label",
+     "empty.csv: label column 'label': 2 empty label cell(s) (row 21, row 23); every row needs a label"),
+    ("many.csv", _labelled_csv([f"k{i}" for i in range(300)] * 2), "label",
+     "many.csv: label column 'label': 300 classes, over the limit of 256"),
+    ("numbers.csv", csv_bytes(np.random.default_rng(2).normal(size=(400, 2)), header="a,b"), "b",
+     "numbers.csv: 'b' is the label column, and the file has only 1 other numeric column"),
+    ("one.csv", _labelled_csv(["a", "b"] * 10), "c1",
+     "one.csv: 'c1' is the label column, and the file has only 1 other numeric column"),
+], ids=["one-row-class", "empty-cells", "300-classes", "two-numeric-columns", "text-and-two-numeric"])
+def test_bad_label_columns_show_their_message(zoo_env: Path, name: str, data: bytes, label: str,
+                                              expected: str) -> None:
+    at = start("train")
+    upload_data(at, name, data)
+    assert_clean(at)
+    at.selectbox(key="train_label").set_value(label).run()
+    assert_clean(at)
+    shown = errors(at)
+    assert len(shown) == 1 and expected in shown[0], shown
+    assert "Traceback" not in shown[0]
+    assert all(b.key != "train_go" for b in at.button)  # nothing to train
+
+
+def test_the_label_column_as_the_only_chosen_column(zoo_env: Path) -> None:
+    rng = np.random.default_rng(3)
+    rows = "\n".join(f"{a:.4f},{b:.4f},{k}" for (a, b), k in zip(rng.normal(size=(60, 2)), [0, 1, 2] * 20,
+                                                                  strict=True))
+    at = start("train")
+    upload_data(at, "three.csv", f"p,q,k\n{rows}\n".encode())
+    at.selectbox(key="train_label").set_value("k").run()  # a numeric label column: whole numbers
+    assert not errors(at) and any("'k' is the label column: left out" in c.value for c in at.caption)
+    assert any("3 classes of 'k': 0 (20), 1 (20), 2 (20)" in c.value for c in at.caption)
+    at.multiselect(key="train_columns").set_value(["k"]).run()
+    assert any("'k' is the label column, so it is not one of the columns the model learns" in e and "(0 chosen)" in e
+               for e in errors(at)), errors(at)
+    assert_clean(at)
+    upload_data(at, "two.csv", csv_bytes(make_dataset("moons", 300, seed=4)))  # another file: its own columns
+    assert not errors(at) and at.multiselect(key="train_columns").value == ["a", "b"]
+    assert at.selectbox(key="train_label").value == ""
+    upload_data(at, "labels-only.csv", b"label\na\nb\na\nb\n")  # a file of nothing but labels
+    assert any("labels-only.csv: no numeric columns" in e and "'label'" in e for e in errors(at)), errors(at)
+    assert_clean(at)
+
+
+def test_a_conditional_zoo_model_is_shown_with_its_datasets_natural_labels(
+        tiny_zoo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    rows = entries(tiny_zoo)
+    for row in rows:
+        (tmp_path / row.file).write_bytes((tiny_zoo / row.file).read_bytes())
+    labelled = make_labelled("moons", 2000, seed=0)
+    flow = train(torch.from_numpy(labelled.x), model=MLPConfig(dim=2, width=32, depth=2),
+                 config=TrainConfig(steps=100, device="cpu", threads=1), dataset="moons",
+                 labels=torch.from_numpy(labelled.y), label_names=labelled.names).model
+    checkpoint.save(flow, tmp_path / "moons-cond.safetensors")
+    write_manifest(tmp_path, [*rows, dataclasses.replace(rows[0], name="moons-cond", file="moons-cond.safetensors")])
+    monkeypatch.setenv("FLOWSCOPE_ZOO_DIR", str(tmp_path))
+    at = start("fields")
+    at.session_state[state.MODEL_KEY] = "zoo:moons-cond"
+    at.run()
+    view = state.resolve("zoo:moons-cond")
+    assert view.data_labels is not None and np.array_equal(view.data_labels,
+                                                           make_labelled("moons", state.VIEW_POINTS, 0).y)
+    pick_class(at, view, 0, 2.0)  # the shared caches of a zoo model hold its class fields and samples
+    assert_clean(at)
+    assert charts(at) == 2 and chart_titles(at)[0].startswith("exact class field u_t(x | y = upper)")
+    at.switch_page("views/paths.py").run()
+    assert_clean(at)
+    assert at.metric[1].label == "W2 to class upper's data (1,000 samples)"
+    at.switch_page("views/gallery.py").run()  # the other pages draw it as any model
+    assert_clean(at)
+    assert charts(at) == 4

@@ -9,7 +9,8 @@ import streamlit as st
 from streamlit.runtime.uploaded_file_manager import UploadedFile
 
 from flowscope import FlowModel, MLPConfig, StepInfo, checkpoint
-from flowscope.data import ALL_DATASETS, DATASETS, dataset_columns
+from flowscope.data import ALL_DATASETS, DATASETS, dataset_columns, dataset_labels
+from flowscope.labels import LabelError, Labels, encode_labels
 from flowscope.loader import DataError, Table
 from flowscope_ui import compute, plots, state, trainer, uploads, widgets
 
@@ -34,18 +35,59 @@ def read_upload(upload: UploadedFile) -> Table | None:
         st.error(f"This file cannot be used. {err}")
         return None
     st.session_state["_train_table"] = (upload.file_id, table)
+    for widget in ("train_columns", "train_label", "train_std"):  # a new file: its own columns and defaults
+        st.session_state.pop(widget, None)
     return table
 
 
 @dataclass(frozen=True)
 class Chosen:
-    """The data to train on: points [n, D] in data units, their name and columns, and the normalisation."""
+    """The data to train on: points [n, D] in data units, their name and columns, and the normalisation; for
+    a conditional model, a class index per point and the class names."""
 
     points: np.ndarray
     name: str
     columns: tuple[str, ...] | None
     normalize: str
-    key: str  # identifies the choice (file, columns, normalisation) for the preview's cache
+    key: str  # identifies the choice (file, columns, normalisation, labels) for the preview's cache
+    labels: np.ndarray | None = None
+    label_names: tuple[str, ...] = ()
+    label_column: str | None = None
+
+
+NO_LABEL = ""
+
+
+def label_options(table: Table) -> list[str]:
+    """The label column choices of an upload: none, its text columns, then its numeric columns."""
+    text = [c.name for c in table.dropped if c.name in table.text]
+    return [NO_LABEL, *text, *(c for c in table.columns if c not in text)]
+
+
+def read_labels(upload: UploadedFile, table: Table, column: str) -> Labels | None:
+    """The classes of a label column (kept per file and column in this session), or the core's message shown."""
+    cached = st.session_state.get("_train_labels")
+    if cached is not None and cached[:2] == (upload.file_id, column):
+        labels: Labels | None = cached[2]
+        if labels is None:
+            st.error(cached[3])
+        return labels
+    cells = table.text[column] if column in table.text else table.values[:, table.columns.index(column)]
+    try:
+        found: Labels | None = encode_labels(cells, file=upload.name, column=column)
+        message = ""
+    except LabelError as err:
+        found, message = None, f"This label column cannot be used. {err}"
+        st.error(message)
+    st.session_state["_train_labels"] = (upload.file_id, column, found, message)
+    return found
+
+
+def class_counts(labels: np.ndarray, names: tuple[str, ...]) -> str:
+    """'a (120), b (80), …': the classes and their points, for captions (the first 8)."""
+    counts = np.bincount(labels, minlength=len(names))
+    shown = ", ".join(f"{name} ({count:,})" for name, count in zip(names[:8], counts[:8], strict=True))
+    return shown + (f", and {len(names) - 8} more" if len(names) > 8 else "")
 
 
 def left_out(table: Table) -> None:
@@ -59,9 +101,18 @@ def choose_data() -> Chosen | None:
     """The training data and their name, from an upload or a toy dataset (None until there are some)."""
     kind = st.radio("Data", ["Upload a file", "Toy dataset"], horizontal=True, key="train_kind")
     if kind == "Toy dataset":
-        left, right = st.columns(2)
+        left, middle, right = st.columns([2, 2, 1])
         name = left.selectbox("Dataset", DATASETS, index=DATASETS.index("moons"), key="train_toy")
-        n = right.slider("Points", 500, 20_000, 5000, 500, key="train_n")
+        n = middle.slider("Points", 500, 20_000, 5000, 500, key="train_n")
+        names = dataset_labels(name)
+        conditional = right.checkbox("conditional (natural labels)", key="train_conditional", disabled=not names,
+                                     help=f"Train a model conditional on the parts of {name}: "
+                                          + ", ".join(names[:8]) + (", …" if len(names) > 8 else "") + "."
+                                     if names else f"{name} has no natural labels.")
+        if conditional and names:
+            points, labels, names = state.toy_labelled(name, n, 1)
+            st.caption(f"A conditional model of {len(names)} classes: {class_counts(labels, names)}.")
+            return Chosen(points, name, None, "column", f"toy:{name}:{n}:labelled", labels, names, "natural labels")
         return Chosen(state.toy_data(name, n, 1), name, None, "column", f"toy:{name}:{n}")
     upload = st.file_uploader(
         f"A CSV, TSV, TXT, .npy or .npz file: at most {uploads.MAX_UPLOAD_MB} MB, {uploads.MAX_ROWS:,} rows and "
@@ -82,6 +133,12 @@ def choose_data() -> Chosen | None:
         first = {c: table.values[:20, j] for j, c in enumerate(table.columns[:12])}
         first.update({c: np.asarray(cells[:20], dtype=object) for c, cells in list(table.text.items())[:4]})
         st.dataframe(first, hide_index=True)
+    label = st.selectbox("Label column (optional)", label_options(table), key="train_label",
+                         format_func=lambda c: "none: an unconditional model" if c == NO_LABEL else
+                         f"{c} ({'text' if c in table.text else 'numbers'})",
+                         help="A column of classes (text, or whole numbers): the model learns the data of each "
+                              "class (a conditional model, which the views draw for a chosen class and guidance "
+                              "scale). It is not one of the columns the model learns.")
     left, right = st.columns([3, 2])
     columns = left.multiselect(f"Columns the model learns (all {d} numeric columns unless you drop some)",
                                table.columns, default=list(table.columns), key="train_columns",
@@ -90,18 +147,38 @@ def choose_data() -> Chosen | None:
                                  key="train_std", help="How the model normalises the data it learns: each column by "
                                  "its own mean and std (useful when the scales differ), or one scale for all "
                                  "columns. The model, its samples and the views stay in your data's units.")
+    features = [c for c in columns if c != label]
+    others = [c for c in table.columns if c != label]
+    if label in table.columns and len(others) < 2:
+        st.error(f"{upload.name}: {label!r} is the label column, and the file has only {len(others)} other numeric "
+                 f"column{'' if len(others) == 1 else 's'}: a model needs at least 2 columns to learn besides its "
+                 "labels.")
+        return None
+    if label in columns and len(features) < 2:
+        st.error(f"{label!r} is the label column, so it is not one of the columns the model learns: choose at least "
+                 f"2 other columns to train on ({len(features)} chosen).")
+        return None
+    labels = read_labels(upload, table, label) if label != NO_LABEL else None
+    if label != NO_LABEL and labels is None:
+        return None
     try:
-        points = uploads.select_columns(table, columns)
+        points = uploads.select_columns(table, features)
     except ValueError as err:
         st.error(str(err))
         return None
-    constant = uploads.constant_columns(table, columns)
+    if label in columns:
+        st.caption(f"{label!r} is the label column: left out of the columns the model learns.")
+    constant = uploads.constant_columns(table, features)
     if constant:
         st.caption(f"Constant: {', '.join(map(repr, constant))}; the model keeps "
                    f"{'them at their values' if len(constant) > 1 else 'it at its value'}.")
     normalize = "column" if standardise else "global"
-    return Chosen(points, upload.name, tuple(columns), normalize,
-                  f"{upload.file_id}:{'|'.join(columns)}:{normalize}")
+    key = f"{upload.file_id}:{'|'.join(features)}:{normalize}:{label}"
+    if labels is None:
+        return Chosen(points, upload.name, tuple(features), normalize, key)
+    st.caption(f"A conditional model of {len(labels.names)} classes of {label!r}: "
+               f"{class_counts(labels.indices, labels.names)}.")
+    return Chosen(points, upload.name, tuple(features), normalize, key, labels.indices, labels.names, label)
 
 
 def preview_axes(chosen: Chosen) -> compute.ViewAxes:
@@ -114,7 +191,7 @@ def preview_axes(chosen: Chosen) -> compute.ViewAxes:
     return axes
 
 
-def choose_settings(normalize: str) -> trainer.TrainSettings:
+def choose_settings(normalize: str, conditional: bool = False) -> trainer.TrainSettings:
     """Path, coupling, steps, width and learning rate, with their caps shown."""
     c = st.columns(5)
     path = c[0].selectbox("Probability path", trainer.PATHS, format_func=PATH_LABELS.__getitem__, key="train_path")
@@ -127,7 +204,10 @@ def choose_settings(normalize: str) -> trainer.TrainSettings:
     lr = c[4].select_slider("Learning rate", LR_OPTIONS, 3e-3, format_func="{:g}".format, key="train_lr")
     st.caption(f"An MLP of depth {trainer.TrainSettings.depth} on x, {MLPConfig.fourier_features} random Fourier "
                f"features of x and t; batches of {trainer.TrainSettings.batch_size}, AdamW with warm-up and cosine "
-               "decay, EMA weights; one CPU thread per training.")
+               "decay, EMA weights; one CPU thread per training."
+               + (f" Conditional: each training point's label is replaced by “no label” with probability "
+                  f"{trainer.TrainSettings.label_dropout:g}, so that the model also learns the unconditional field "
+                  "that classifier-free guidance needs." if conditional else ""))
     return trainer.TrainSettings(path=path, coupling=coupling, steps=int(steps), width=int(width), lr=float(lr),
                                  normalize=normalize)
 
@@ -159,11 +239,12 @@ def train_live(chosen: Chosen, settings: trainer.TrainSettings) -> None:
     job = state.start_training()
     try:
         outcome = trainer.run(points, settings, dataset=name, columns=chosen.columns, report=report,
-                              every=REPORT_EVERY)
+                              every=REPORT_EVERY, labels=chosen.labels, label_names=chosen.label_names)
         info = {"note": outcome.message, "status": outcome.status, "losses": outcome.losses,
                 "settings": settings, "seconds": outcome.seconds}
+        by = "" if chosen.labels is None else f" · by {chosen.label_column}"
         state.finish_training(job, outcome.flow.to("cpu"), points, f"{name} · {settings.path} · "
-                              f"{outcome.steps_done} steps", name, info)
+                              f"{outcome.steps_done} steps{by}", name, info, labels=chosen.labels)
     finally:
         job.done.set()
     if outcome.interrupt is not None:
@@ -188,6 +269,9 @@ def show_result(key: str) -> None:
     st.download_button("Download the model (.safetensors)", checkpoint.to_bytes(view.flow),
                        file_name=f"flowscope-{key.replace(':', '-')}.safetensors", mime="application/octet-stream",
                        on_click="ignore", icon=":material/download:", key="train_download")
+    if view.conditional:
+        st.caption(f"A conditional model of {len(view.flow.labels)} classes; the samples above are its unconditional "
+                   "ones. Choose a class and a guidance scale in the sidebar of Paths or Fields.")
     st.markdown("It is now the model shown in every view:")
     links = st.columns(5)
     for col, (page, label) in zip(links, [("views/paths.py", "Paths"), ("views/fields.py", "Fields"),
@@ -196,18 +280,23 @@ def show_result(key: str) -> None:
         col.page_link(page, label=f"Open {label}")
 
 
-def model_data(flow: FlowModel, name: str, chosen: Chosen | None) -> tuple[np.ndarray, str] | None:
-    """The data an uploaded model is shown against, and their name: the sample it carries, else the data
-    chosen above (of its dimension: `uploads.read_model` checked), else the built-in dataset it names; or
-    None, with the reason shown."""
+def model_data(flow: FlowModel, name: str, chosen: Chosen | None) -> tuple[np.ndarray, np.ndarray | None, str] | None:
+    """The data an uploaded model is shown against, their labels (a conditional model's, when known) and their
+    name: the sample it carries, else the data chosen above (of its dimension: `uploads.read_model` checked),
+    else the built-in dataset it names; or None, with the reason shown."""
     dataset = str(flow.info.get("dataset", ""))
     if flow.data is not None:
-        return flow.data.detach().cpu().numpy(), dataset or "its data"
+        labels = None if flow.data_labels is None else flow.data_labels.detach().cpu().numpy()
+        return flow.data.detach().cpu().numpy(), labels, dataset or "its data"
     if chosen is not None:
-        return chosen.points, chosen.name
+        same = chosen.labels is not None and chosen.label_names == flow.labels
+        return chosen.points, chosen.labels if same else None, chosen.name
     if dataset in ALL_DATASETS and len(dataset_columns(dataset)) == flow.dim:
         try:
-            return state.toy_data(dataset, state.VIEW_POINTS, 0), dataset
+            if flow.conditional and dataset_labels(dataset) == flow.labels:
+                points, labels, _ = state.toy_labelled(dataset, state.VIEW_POINTS, 0)
+                return points, labels, dataset
+            return state.toy_data(dataset, state.VIEW_POINTS, 0), None, dataset
         except ValueError as err:  # a real table whose package is missing
             st.error(f"{name} was trained on {dataset}, which cannot be loaded here: {err}")
             return None
@@ -235,8 +324,8 @@ def explore_model_file(chosen: Chosen | None) -> None:
     found = model_data(flow, upload.name, chosen)
     if found is None:
         return
-    data, dataset = found
-    view = state.add_session_model(flow, data, upload.name, dataset or "upload", {"note": "uploaded model"})
+    data, labels, dataset = found
+    view = state.add_session_model(flow, data, upload.name, dataset or "upload", {"note": "uploaded model"}, labels)
     done[upload.file_id] = view.key
     st.rerun()
 
@@ -252,7 +341,7 @@ if chosen is not None:
                                         f"(preview{view_of})",
                                   labels=axes.titles or ("x", "y"), height=320), key="train_preview")
     st.subheader("2 · Model and training")
-    settings = choose_settings(chosen.normalize)
+    settings = choose_settings(chosen.normalize, chosen.labels is not None)
     if st.button("Train", type="primary", icon=":material/play_arrow:", key="train_go"):
         train_live(chosen, settings)
 if state.LAST_TRAINED in st.session_state:
