@@ -382,3 +382,62 @@ def test_upload_13_columns_with_text_train_and_view_through_projections(server: 
     go_to(page, "Paths", 2)
     assert page.locator(PLOT).first.get_by_text("proline").count() > 0  # remembered across pages
     page.context.close()
+
+
+def write_blobs_csv(path: Path, n: int = 400) -> Path:
+    """Three well-separated 2-D blobs labelled 'a', 'b' and 'c' in a text column, as a spreadsheet writes them:
+    a header, the label between the numbers, CRLF line ends."""
+    rng = np.random.default_rng(7)
+    lines = ["x,kind,y"]
+    for k, name in enumerate("abc"):
+        centre = 4.0 * np.array([np.cos(2.1 * k), np.sin(2.1 * k)])
+        lines += [f"{x:.4f},{name},{y:.4f}" for x, y in centre + 0.5 * rng.normal(size=(n, 2))]
+    path.write_bytes(("\r\n".join(lines) + "\r\n").encode())
+    return path
+
+
+def test_label_column_trains_a_conditional_model_and_fields_show_its_guided_fields(server: str, browser: Any,
+                                                                                   tmp_path: Path) -> None:
+    page = new_page(browser)
+    page.goto(f"{server}/train")
+    settle(page)
+    upload(page, write_blobs_csv(tmp_path / "blobs.csv"))
+    page.get_by_text("blobs.csv: 1,200 rows × 2 columns").wait_for()
+    settle(page)
+    page.get_by_test_id("stSelectbox").filter(has_text="Label column").click()
+    page.get_by_role("option", name="kind (text)").click()
+    page.get_by_text("A conditional model of 3 classes of 'kind': a (400), b (400), c (400)").wait_for()
+    settle(page)
+    set_steps(page, 300)
+    page.get_by_role("button", name="Train").click()
+    page.get_by_text("trained 300 steps").wait_for()
+    wait_plots(page, 3)
+    assert_clean_page(page)
+    page.get_by_role("link", name="Open Fields").click()
+    page.get_by_role("heading", name="Fields").wait_for()
+    wait_plots(page, 3)
+    sidebar = page.get_by_test_id("stSidebar")
+    sidebar.get_by_test_id("stSelectbox").filter(has_text="Class").click()
+    page.get_by_role("option", name="b", exact=True).click()
+    page.get_by_text("exact guided field u_w at w = 0").first.wait_for()
+    settle(page)
+    thumb = sidebar.get_by_role("slider")
+    thumb.focus()
+    for _ in range(4):  # w = 2 in steps of 0.5
+        thumb.press("ArrowRight")
+    page.get_by_text("exact guided field u_w at w = 2").first.wait_for()
+    settle(page)
+    wait_plots(page, 2)  # the three fields, and the samples at w = 0, 1, 3
+    fields = page.locator(PLOT).first
+    for title in ("exact class field u_t(x | y = b)", "exact guided field u_w at w = 2",
+                  "learned guided field v_w at w = 2"):
+        assert fields.get_by_text(title).count() == 1, title
+    assert page.locator(PLOT).nth(1).get_by_text("label accuracy").count() == 3
+    assert page.get_by_text("cfg_scale").first.is_visible()
+    assert_clean_page(page)
+    shot(page, "conditional-fields")
+    go_to(page, "Paths", 2)  # the class and w are remembered: particles of class b at w = 2
+    assert page.get_by_text("Particles and trajectories of class b, w = 2").is_visible()
+    assert_clean_page(page)
+    shot(page, "conditional-paths")
+    page.context.close()
