@@ -422,11 +422,11 @@ def test_label_column_trains_a_conditional_model_and_fields_show_its_guided_fiel
     page.get_by_text("exact guided field u_w at w = 0").first.wait_for()
     settle(page)
     thumb = sidebar.get_by_role("slider")
-    thumb.focus()
-    for _ in range(4):  # w = 2 in steps of 0.5
+    for w in ("0.5", "1", "1.5", "2"):  # steps of 0.5, each drawn before the next
+        thumb.focus()
         thumb.press("ArrowRight")
-    page.get_by_text("exact guided field u_w at w = 2").first.wait_for()
-    settle(page)
+        page.get_by_text(f"exact guided field u_w at w = {w}").first.wait_for()
+        settle(page)
     wait_plots(page, 2)  # the three fields, and the samples at w = 0, 1, 3
     fields = page.locator(PLOT).first
     for title in ("exact class field u_t(x | y = b)", "exact guided field u_w at w = 2",
