@@ -52,6 +52,10 @@ def card(entry: zoo.ZooEntry) -> None:
              f"S {m['straightness']:.3f}" if "straightness" in m else "",
              f"NLL {m['nll']:.2f}" if "nll" in m else ""]
     st.caption(" · ".join(f for f in facts if f) + f" · {entry.steps:,} steps")
+    if view.flow.conditional:
+        accuracy = m.get("min_class_accuracy_w1")
+        st.caption(f":material/label: **conditional**: {len(view.flow.labels)} classes, classifier-free guidance"
+                   + (f" · worst class's label accuracy at w = 1: {accuracy:.2f}" if accuracy is not None else ""))
     if st.button("Open", key=f"gallery_open_{entry.name}", on_click=state.select, args=(f"zoo:{entry.name}",),
                  icon=":material/open_in_new:"):
         st.switch_page("views/paths.py")
