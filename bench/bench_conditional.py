@@ -17,8 +17,8 @@ from pathlib import Path
 import torch
 from measure import clock
 
-from flowscope import tables, zoo
-from flowscope.data import make_labelled
+from flowscope import zoo
+from flowscope.data import held_out_labelled, make_labelled
 from flowscope.evaluation import evaluate_classes
 
 GUIDANCE = (0.0, 1.0, 3.0)
@@ -37,8 +37,7 @@ def main() -> None:
     for dataset in args.models:
         flow = zoo.load(f"{dataset}-cond")
         train = make_labelled(dataset, zoo.N_TRAIN, 0)
-        fresh = dataset not in tables.TABLES or tables.table_info(dataset).fresh_draws
-        held_out = make_labelled(dataset, zoo.N_TRAIN, 10_001) if fresh else train
+        held_out = held_out_labelled(dataset, zoo.N_TRAIN, 0, train)
         seconds, report = clock(lambda f=flow, h=held_out, tr=train: evaluate_classes(
             f, h.x, h.y, tr.x, tr.y, guidance=GUIDANCE))
         for name, row in report.items():

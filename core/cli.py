@@ -15,9 +15,18 @@ from typing import BinaryIO
 import numpy as np
 import torch
 
-from . import checkpoint, tables
+from . import checkpoint
 from .couplings import COUPLINGS
-from .data import ALL_DATASETS, Labelled, dataset_columns, dataset_hash, dataset_labels, make_dataset, make_labelled
+from .data import (
+    ALL_DATASETS,
+    Labelled,
+    dataset_columns,
+    dataset_hash,
+    dataset_labels,
+    fresh_draws,
+    make_dataset,
+    make_labelled,
+)
 from .evaluation import QUALITY_DRAWS, Reference, evaluate, evaluate_classes, recorded_metrics
 from .files import write_atomic
 from .flow import FlowModel, resolve_device
@@ -372,7 +381,7 @@ def _reference(name: str, index: list[int], data: np.ndarray) -> Reference:
     """What a model of built-in dataset `name` (columns `index`) is judged against: fresh draws, or `data`,
     the rows of a real table (a sampler would give the same rows for every seed; W2's floor is then that of
     two disjoint halves)."""
-    if name in tables.TABLES and not tables.table_info(name).fresh_draws:
+    if not fresh_draws(name):
         return data
     return lambda n, seed: _take(make_dataset(name, n, seed), index)
 
@@ -487,7 +496,7 @@ def _class_metrics(flow: FlowModel, dataset: str, index: list[int], data: np.nda
                    seed: int) -> dict[str, object]:
     """Per-class W2/floor (guidance 0) and label accuracy by guidance of a model of built-in `dataset`: held out
     are fresh labelled draws (seed + 10,001), or, for a real table (no fresh draws), its training rows."""
-    fresh = dataset not in tables.TABLES or tables.table_info(dataset).fresh_draws
+    fresh = fresh_draws(dataset)
     if fresh:
         drawn = make_labelled(dataset, n, seed + 10_001)
         held_out, held_out_labels = _take(drawn.x, index), drawn.y

@@ -25,7 +25,8 @@ from . import tables
 _Generator = Callable[[np.random.Generator, int], "tuple[np.ndarray, np.ndarray | None]"]
 
 
-__all__ = ["ALL_DATASETS", "DATASETS", "TOY_LABELS", "Labelled", "dataset_columns", "dataset_labels", "make_labelled",
+__all__ = ["ALL_DATASETS", "DATASETS", "TOY_LABELS", "Labelled", "dataset_columns", "dataset_labels", "fresh_draws",
+           "held_out_labelled", "make_labelled",
            "RINGS_RADII", "dataset_hash", "distance_to_rings", "make_circles", "make_dataset", "make_moons",
            "make_swiss_roll"]
 
@@ -251,6 +252,18 @@ def make_labelled(name: str, n: int, seed: int = 0) -> Labelled:
     else:
         y = tables.load_labels(name, n, seed)
     return Labelled(x=x, y=np.asarray(y, dtype=np.int64), names=names)
+
+
+def fresh_draws(name: str) -> bool:
+    """Whether `make_dataset(name, n, seed)` gives new independent points for each seed (the toys, mixture8),
+    or the same fixed rows of a real table in another order (then judge against its rows, not a sampler)."""
+    return name not in tables.TABLES or tables.table_info(name).fresh_draws
+
+
+def held_out_labelled(name: str, n: int, seed: int, training: Labelled) -> Labelled:
+    """Labelled points to judge a conditional model of `name` against: a fresh draw (seed + 10,001, apart from
+    training data), or, for a real table with no fresh draws, its training rows themselves."""
+    return make_labelled(name, n, seed + 10_001) if fresh_draws(name) else training
 
 
 def dataset_columns(name: str) -> tuple[str, ...]:

@@ -38,12 +38,14 @@ from .sampling import Velocity
 
 __all__ = [
     "LOGITS_BUDGET_BYTES",
+    "Coefficients",
     "FieldError",
     "Grid2D",
     "MarginalField",
     "MarginalVelocity",
     "Posterior",
     "cfm_loss_by_t",
+    "coefficients",
     "exact_field",
     "conditional_field_grid",
     "conditional_log_density",
@@ -110,7 +112,7 @@ class Grid2D(NamedTuple):
 
 
 @dataclass(frozen=True)
-class _Coefficients:
+class Coefficients:
     """alpha_t, sigma_t, their derivatives and the interpolant noise at one time, as Python floats."""
 
     alpha: float
@@ -130,10 +132,10 @@ class _Coefficients:
         return self.sigma * self.d_sigma / self.var
 
 
-def _coefficients(path: AffinePath, t: float) -> _Coefficients:
+def coefficients(path: AffinePath, t: float) -> Coefficients:
     """Evaluate the path's schedule at time t in float64 (so tiny sigma_t stay exact)."""
     tt = torch.tensor(float(t), dtype=torch.float64)
-    return _Coefficients(
+    return Coefficients(
         alpha=float(path.alpha(tt)),
         d_alpha=float(path.d_alpha(tt)),
         sigma=float(path.sigma(tt)),
@@ -142,9 +144,9 @@ def _coefficients(path: AffinePath, t: float) -> _Coefficients:
     )
 
 
-def _gaussian_coefficients(path: AffinePath, t: float) -> _Coefficients:
+def _gaussian_coefficients(path: AffinePath, t: float) -> Coefficients:
     """Coefficients at t, refusing times where p_t(x | x1) is a Dirac (sigma_t = 0)."""
-    coef = _coefficients(path, t)
+    coef = coefficients(path, t)
     if coef.var <= 0.0:
         raise ValueError(
             f"{path!r} has sigma_t = 0 at t = {t}: the field is singular there; use t <= path.t_max ({path.t_max})"
@@ -302,7 +304,7 @@ def marginal_field_pairs(
     _check_points("x", x, x0)
     if x0.shape[0] != x1.shape[0]:
         raise ValueError(f"x0 and x1 must pair up row by row, got {x0.shape[0]} and {x1.shape[0]} rows")
-    coef = _coefficients(path, t)
+    coef = coefficients(path, t)
     centres = coef.alpha * x1 + coef.sigma * x0
     targets = coef.d_alpha * x1 + coef.d_sigma * x0
     log_density, velocity = _kernel_average(x, centres, targets, coef.noise_std**2, chunk_size)
@@ -362,7 +364,7 @@ def pair_posterior_topk(path: AffinePath, x0: Tensor, x1: Tensor, probe: Tensor,
     """
     if path.noise_std <= 0:
         raise ValueError(f"pair_posterior_topk needs path.noise_std > 0 (got {path!r})")
-    coef = _coefficients(path, t)
+    coef = coefficients(path, t)
     return _topk_softmax(probe, coef.alpha * x1 + coef.sigma * x0, coef.noise_std**2, k)
 
 

@@ -20,6 +20,7 @@ from .couplings import pair
 from .fields import (
     Posterior,
     cfm_loss_by_t,
+    coefficients,
     conditional_field_grid,
     conditional_log_density,
     exact_field,
@@ -201,8 +202,8 @@ def projected_log_density(flow: FlowModel, support: FieldSupport, projection: Pr
     basis = torch.eye(norm.dim, dtype=torch.float64)
     linear = projection.project_velocity(norm.decode_velocity(basis)).T  # M [2, d]: dz -> duv
     cholesky = torch.linalg.cholesky(linear @ linear.T)
-    tt = torch.tensor(t, dtype=torch.float64)
-    alpha, sigma = float(path.alpha(tt)), float(path.sigma(tt))
+    coef = coefficients(path, t)
+    alpha, sigma = coef.alpha, coef.sigma
     z1 = support.z1.double().cpu()
     if support.z0 is None:
         centres, var = alpha * z1, sigma**2 + path.noise_std**2
@@ -240,8 +241,8 @@ def fields_at(flow: FlowModel, support: FieldSupport, points: Tensor, t: float, 
     z = norm.encode(torch.cat([queries, probe_x[None]]))
     index = int(np.clip(x1_index, 0, len(support) - 1))
     z1 = support.z1[index]
-    tt = torch.tensor(t, dtype=torch.float64)
-    alpha, sigma = float(path.alpha(tt)), float(path.sigma(tt))
+    coef = coefficients(path, t)
+    alpha, sigma = coef.alpha, coef.sigma
     partner: Tensor | None = None
     if support.z0 is None:
         conditional = conditional_field_grid(path, z1, z[:-1], t)

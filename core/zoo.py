@@ -16,7 +16,16 @@ from pathlib import Path
 import torch
 
 from . import checkpoint, tables
-from .data import DATASETS, Labelled, dataset_columns, dataset_hash, make_dataset, make_labelled
+from .data import (
+    DATASETS,
+    Labelled,
+    dataset_columns,
+    dataset_hash,
+    fresh_draws,
+    held_out_labelled,
+    make_dataset,
+    make_labelled,
+)
 from .evaluation import REFERENCE_SOLVER, Reference, evaluate, evaluate_classes, recorded_metrics
 from .flow import FlowModel
 from .manifest import MANIFEST, ZooEntry, ZooError, directory, entries
@@ -81,7 +90,7 @@ def specs() -> list[ZooSpec]:
 def reference(dataset: str) -> Reference:
     """What a zoo model of `dataset` is judged against: fresh draws, or the rows of a real table (W2's floor
     is then that of its two halves)."""
-    if dataset in tables.TABLES and not tables.table_info(dataset).fresh_draws:
+    if not fresh_draws(dataset):
         return make_dataset(dataset, N_TRAIN, seed=0)
     return lambda n, seed: make_dataset(dataset, n, seed)
 
@@ -134,8 +143,8 @@ def _class_summary(flow: FlowModel, dataset: str, labelled: Labelled, seed: int)
 
     Held-out points are fresh labelled draws, or, for a real table (no fresh draws), its rows themselves.
     """
-    fresh = dataset not in tables.TABLES or tables.table_info(dataset).fresh_draws
-    held_out = make_labelled(dataset, N_TRAIN, seed=seed + 10_001) if fresh else labelled
+    fresh = fresh_draws(dataset)
+    held_out = held_out_labelled(dataset, N_TRAIN, seed, labelled)
     classes = evaluate_classes(flow, held_out.x, held_out.y, labelled.x, labelled.y, guidance=RECORDED_GUIDANCE,
                                seed=seed)
     flow.info["class_metrics"] = {"held_out": "fresh draws" if fresh else "training rows", "classes": classes}
