@@ -16,7 +16,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load as load_tensors_from_bytes
 from safetensors.torch import save as save_tensors_to_bytes
 
-from .couplings import COUPLINGS
+from .couplings import STORED_COUPLINGS
 from .files import write_bytes_atomic
 from .flow import FlowModel
 from .models import MLPConfig, Normalizer, VelocityMLP
@@ -151,8 +151,8 @@ def _parse_config(metadata: Mapping[str, str], name: str) -> dict[str, Any]:
         raise CheckpointError(f"{name}: config.labels names {len(labels)} classes but the model has {classes}")
     _require(config["path"], "name", str, name, "config.path")
     _normalizer(config["normalization"], model["dim"], name)
-    if config["coupling"] not in COUPLINGS:
-        raise CheckpointError(f"{name}: config.coupling {config['coupling']!r} is not one of {COUPLINGS}")
+    if config["coupling"] not in STORED_COUPLINGS:
+        raise CheckpointError(f"{name}: config.coupling {config['coupling']!r} is not one of {STORED_COUPLINGS}")
     if config["source"] not in ("gaussian", "samples"):
         raise CheckpointError(f"{name}: config.source must be 'gaussian' or 'samples', got {config['source']!r}")
     return config

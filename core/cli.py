@@ -81,6 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
     info.set_defaults(handler=cmd_info)
     _add_eval(sub.add_parser("eval", help="measure a model against data (W2, MMD, NLL, straightness, NFE)"))
     _add_zoo(sub.add_parser("zoo", help="list or build the pretrained models"))
+    from .cli_reflow import add_reflow  # here, not at the top: cli_reflow's imports stay out of other commands
+
+    add_reflow(sub)
     _add_ui(sub.add_parser("ui", help="start the Streamlit explorer (takes Streamlit's options too)",
                            allow_abbrev=False, formatter_class=argparse.RawDescriptionHelpFormatter,
                            usage="flowscope ui [-h] [--port PORT] [--headless] [STREAMLIT OPTION ...]",

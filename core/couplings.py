@@ -12,11 +12,15 @@ import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["COUPLINGS", "CouplingName", "exact_ot_permutation", "pair", "sinkhorn_permutation", "squared_distances",
+__all__ = ["COUPLINGS", "REFLOW", "STORED_COUPLINGS", "CouplingName", "exact_ot_permutation", "pair", "sinkhorn_permutation", "squared_distances",
            "transport_cost"]
 
 CouplingName = Literal["independent", "ot", "sinkhorn"]
 COUPLINGS: tuple[str, ...] = ("independent", "ot", "sinkhorn")
+#: The fixed coupling of a reflowed model: (x0, teacher(x0)) pairs (`flowscope.reflow`), not a minibatch pairing.
+REFLOW = "reflow"
+#: Every coupling a stored model may have been trained with.
+STORED_COUPLINGS: tuple[str, ...] = (*COUPLINGS, REFLOW)
 _NO_WEIGHTS = np.empty(0)  # POT's spelling of uniform marginals
 
 

@@ -21,7 +21,7 @@ from .models import MAX_CLASSES, MLPConfig, Normalizer, VelocityMLP
 from .paths import AffinePath, make_path, ve_smax_for
 
 __all__ = ["RANDOM_BLOCK", "Callback", "StepInfo", "TrainConfig", "TrainResult", "TrainingDiverged", "cfm_loss",
-           "check_labels", "path_for_data", "train"]
+           "check_labels", "fit_pairs", "path_for_data", "train"]
 
 #: Steps whose randomness is drawn at once.
 RANDOM_BLOCK = 64
@@ -256,9 +256,31 @@ def check_labels(labels: Tensor | None, names: tuple[str, ...], n: int) -> tuple
     return names
 
 
+def fit_pairs(flow: FlowModel, x0: Tensor, x1: Tensor, *, config: TrainConfig = TrainConfig(),
+              callback: Callback | None = None, labels: Tensor | None = None) -> TrainResult:
+    """Train `flow` (its net, path and normalisation as given) by CFM on fixed pairs: row i of x0 [N, D] goes
+    with row i of x1 (data coordinates), and every batch takes both by the same indices (a deterministic
+    coupling such as reflow's: the pairs are neither re-drawn nor re-coupled). `labels` [N] go with the rows."""
+    if x0.dim() != 2 or x0.shape != x1.shape or x0.shape[0] < 2 or x0.shape[1] != flow.dim:
+        raise ValueError(f"pairs must be two arrays of the same shape (n >= 2, {flow.dim}), got "
+                         f"{tuple(x0.shape)} and {tuple(x1.shape)}")
+    check_labels(labels, flow.labels if labels is not None else (), int(x1.shape[0]))
+    device = resolve_device(config.device)
+    previous_threads = torch.get_num_threads()
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    try:
+        torch.manual_seed(config.seed)
+        flow = flow.to(device)
+        flow.info.update(n_train=int(x1.shape[0]), train=config.to_dict())
+        return _fit(flow, x1, config, device, callback, None if labels is None else labels.long(), paired_source=x0)
+    finally:
+        torch.set_num_threads(previous_threads)
+
+
 def _fit(
     flow: FlowModel, data: Tensor, config: TrainConfig, device: torch.device, callback: Callback | None,
-    labels: Tensor | None = None,
+    labels: Tensor | None = None, paired_source: Tensor | None = None,
 ) -> TrainResult:
     """The optimisation loop; the EMA weights are the result.
 
@@ -266,10 +288,14 @@ def _fit(
     already holds the last good weights and nothing needs restoring. Randomness (data indices, source
     noise, times) is drawn in blocks of RANDOM_BLOCK steps from one seeded CPU generator: fewer small ops.
     With labels, each batch's labels are dropped to the "no label" token with probability label_dropout.
+    With `paired_source` [N, D] (data coordinates), row i is the source partner of data row i: a batch's
+    sources are taken by its data indices (a fixed, index-aligned coupling; no minibatch pairing).
     """
     generator = torch.Generator(device="cpu").manual_seed(config.seed)
     z1_all = flow.normalizer.encode(data.to(device, torch.float32))
     z0_all = None if flow.source is None else flow.normalizer.encode(flow.source.to(device, torch.float32))
+    if paired_source is not None:
+        z0_all = flow.normalizer.encode(paired_source.to(device, torch.float32))
     net = flow.net.train().requires_grad_(True)
     ema = copy.deepcopy(net).eval().requires_grad_(False)
     ema_flow = replace(flow, net=ema)
@@ -281,7 +307,8 @@ def _fit(
     start = time.perf_counter()
     # Minibatch-OT pairs do not depend on the model: solve a block's pairs on spare cores (POT releases
     # the GIL) while this thread trains. Same pairs, same order as solving them step by step.
-    solver = ThreadPoolExecutor(min(4, os.cpu_count() or 1)) if flow.coupling != "independent" else None
+    minibatch = paired_source is None and flow.coupling != "independent"
+    solver = ThreadPoolExecutor(min(4, os.cpu_count() or 1)) if minibatch else None
     try:
         for step in range(config.steps):
             j = step % RANDOM_BLOCK
@@ -290,6 +317,8 @@ def _fit(
                 idx1 = torch.randint(len(z1_all), (k, batch), generator=generator).to(device)
                 if z0_all is None:
                     src = torch.randn(k, batch, dim, generator=generator).to(device)
+                elif paired_source is not None:
+                    src = z0_all[idx1]
                 else:
                     src = z0_all[torch.randint(len(z0_all), (k, batch), generator=generator).to(device)]
                 times = (torch.rand(k, batch, generator=generator) * path.t_max).to(device)

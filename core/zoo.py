@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 
 from . import checkpoint, tables
+from .couplings import REFLOW
 from .data import (
     DATASETS,
     Labelled,
@@ -32,11 +33,12 @@ from .manifest import MANIFEST, ZooEntry, ZooError, directory, entries
 from .manifest import write as write_manifest
 from .models import MLPConfig
 from .paths import make_path
+from .reflow import reflow
 from .training import TrainConfig, train
 
 __all__ = [
     "CONDITIONAL_MODELS", "DATA_SAMPLE_ROWS", "RECORDED_GUIDANCE", "GAUSSIAN_PATHS", "MANIFEST", "N_TRAIN",
-    "STEPS", "TABLE_MODELS", "ZooEntry", "ZooError", "ZooSpec", "build", "build_one", "directory", "entries",
+    "REFLOW_MODELS", "REFLOW_STEPS", "STEPS", "TABLE_MODELS", "ZooEntry", "ZooError", "ZooSpec", "build", "build_one", "directory", "entries",
     "load", "reference", "specs"
 ]
 
@@ -53,6 +55,13 @@ TABLE_MODELS = ("iris", "wine", "engel", "mixture8")
 CONDITIONAL_MODELS = ("8gaussians", "moons", "pinwheel", "iris")
 #: Guidance scales at which a conditional model's label accuracy is recorded.
 RECORDED_GUIDANCE = (0.0, 1.0, 3.0)
+#: The zoo's reflowed models (1-rectified flows, `flowscope.reflow`): (teacher, dataset, source). For 8gaussians
+#: -> moons the teacher is the independent coupling's model, whose paths cross and curve (straightness 3.9):
+#: that is what reflow straightens; the minibatch-OT model is straight already (0.003) and sits beside both.
+REFLOW_MODELS = (("moons-ot", "moons", None), ("checkerboard-ot", "checkerboard", None),
+                 ("8gaussians-to-moons-independent", "moons", "8gaussians"))
+#: Training steps of a reflowed zoo model (it starts from its teacher's weights).
+REFLOW_STEPS = 10000
 #: Rows of a table model's data kept in its file, so that the explorer can show it without the dataset.
 DATA_SAMPLE_ROWS = 2000
 
@@ -73,6 +82,9 @@ class ZooSpec:
     normalize: str = "global"
     steps: int | None = None
     conditional: bool = False
+    #: A reflowed model: the zoo model it straightens (`flowscope.reflow`), built after it, and its pairs.
+    teacher: str | None = None
+    pairs: int = 50000
 
 
 def specs() -> list[ZooSpec]:
@@ -84,6 +96,8 @@ def specs() -> list[ZooSpec]:
     models += [ZooSpec(f"{d}-ot", d, "ot", normalize="column") for d in TABLE_MODELS]
     models += [ZooSpec(f"{d}-cond", d, "ot", normalize="column" if d in tables.TABLES else "global",
                        conditional=True) for d in CONDITIONAL_MODELS]
+    models += [ZooSpec(f"{teacher.removesuffix('-ot').removesuffix('-independent')}-reflow", dataset, "ot", REFLOW,
+                       source, teacher=teacher, steps=REFLOW_STEPS) for teacher, dataset, source in REFLOW_MODELS]
     return models
 
 
@@ -115,7 +129,8 @@ def build(only: list[str] | None = None, out: Path | None = None, seed: int = 0,
     """Train the selected zoo models (all by default) with fixed seeds; write files and the manifest.
 
     Each model trains on one thread, so its weights do not depend on `jobs` (models built in parallel
-    worker processes, default one per core); the manifest is rewritten after every finished model.
+    worker processes, default one per core); the manifest is rewritten after every finished model. A reflowed
+    model whose teacher is built too waits for it (a second phase).
     """
     folder = out or directory()
     unknown = set(only or ()) - {s.name for s in specs()}
@@ -126,15 +141,18 @@ def build(only: list[str] | None = None, out: Path | None = None, seed: int = 0,
         kept = {e.name: e for e in entries(folder)}
     except ZooError:
         kept = {}
+    names = {s.name for s in chosen}
+    later = [s for s in chosen if s.teacher in names]
     workers = max(1, min(jobs or os.cpu_count() or 1, len(chosen)))
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = [pool.submit(_build_in_worker, spec, folder, seed) for spec in chosen]
-        for future in as_completed(futures):
-            entry = future.result()
-            kept[entry.name] = entry
-            write_manifest(folder, [kept[s.name] for s in specs() if s.name in kept], asdict(REFERENCE_SOLVER))
-            print(f"{entry.name:32s} W2/floor {entry.metrics['w2_ratio']:.2f}  "
-                  f"NFE {entry.metrics['nfe_dopri5']:4d}  {entry.build_seconds:5.1f} s", flush=True)
+        for phase in ([s for s in chosen if s not in later], later):
+            futures = [pool.submit(_build_in_worker, spec, folder, seed) for spec in phase]
+            for future in as_completed(futures):
+                entry = future.result()
+                kept[entry.name] = entry
+                write_manifest(folder, [kept[s.name] for s in specs() if s.name in kept], asdict(REFERENCE_SOLVER))
+                print(f"{entry.name:32s} W2/floor {entry.metrics['w2_ratio']:.2f}  "
+                      f"NFE {entry.metrics['nfe_dopri5']:4d}  {entry.build_seconds:5.1f} s", flush=True)
     return [kept[s.name] for s in specs() if s.name in kept]
 
 
@@ -160,8 +178,29 @@ def _build_in_worker(spec: ZooSpec, folder: Path, seed: int) -> ZooEntry:
     return build_one(spec, folder, seed)
 
 
+def _build_reflow(spec: ZooSpec, folder: Path, seed: int) -> ZooEntry:
+    """Reflow the zoo's teacher model `spec.teacher` (read from `folder`), measure the student, write it."""
+    start = time.perf_counter()
+    assert spec.teacher is not None
+    teacher = load(spec.teacher, folder)
+    config = TrainConfig(steps=spec.steps or REFLOW_STEPS, seed=seed, device="cpu")
+    result = reflow(teacher, pairs=spec.pairs, seed=seed, config=config, teacher_name=spec.teacher)
+    flow = result.model
+    flow.info["metrics"] = metrics = recorded_metrics(evaluate(flow, reference(spec.dataset), seed=seed,
+                                                               nll_points=1000 if flow.source is None else 0))
+    flow.info["zoo_name"] = spec.name
+    file = f"{spec.name}.safetensors"
+    checkpoint.save(flow, folder / file)
+    return ZooEntry(name=spec.name, file=file, dataset=spec.dataset, path=flow.path.name, coupling=REFLOW,
+                    source=spec.source, params=flow.path.config(), steps=len(result.rounds[-1].losses),
+                    train_seconds=round(result.rounds[-1].seconds, 1), metrics=metrics,
+                    build_seconds=round(time.perf_counter() - start, 1))
+
+
 def build_one(spec: ZooSpec, folder: Path, seed: int = 0) -> ZooEntry:
-    """Train one zoo model, measure it and write its checkpoint."""
+    """Train one zoo model (or reflow its teacher), measure it and write its checkpoint."""
+    if spec.teacher is not None:
+        return _build_reflow(spec, folder, seed)
     start = time.perf_counter()
     labelled = make_labelled(spec.dataset, N_TRAIN, seed=seed) if spec.conditional else None
     data = make_dataset(spec.dataset, N_TRAIN, seed=seed) if labelled is None else labelled.x
