@@ -17,24 +17,28 @@ from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 import numpy as np
 import torch
 from torch import Tensor
 
 from .couplings import REFLOW
+from .evaluation import Reference, sample_quality, w2_floor
 from .flow import FlowModel
+from .metrics import straightness
 from .models import MLPConfig, Normalizer, VelocityMLP
 from .paths import make_path
 from .sampling import SolverConfig, integrate
 from .training import StepInfo, TrainConfig, TrainResult, fit_pairs
 
-__all__ = ["PAIR_CHUNK", "PAIR_SOLVER", "ReflowPairs", "ReflowProgress", "ReflowResult", "pair_chunk", "reflow",
-           "reflow_pairs", "reflow_round", "student_of"]
+__all__ = ["EULER_STEPS", "PAIR_CHUNK", "PAIR_SOLVER", "FewStepReport", "ReflowPairs", "ReflowProgress", "ReflowResult",
+           "few_step_reports", "pair_chunk", "reflow", "reflow_pairs", "reflow_round", "student_of"]
 
 #: Pairs integrated at once; part of the pairs' definition (an adaptive solver's steps depend on its batch).
 PAIR_CHUNK = 4096
+#: Euler step counts at which teacher and student are compared (what straight paths buy in few-step sampling).
+EULER_STEPS = (1, 2, 4, 8, 16, 32)
 #: The default solver of the pairs: dopri5 at atol = rtol = 1e-5 (the solver of record for NFE).
 PAIR_SOLVER = SolverConfig(method="dopri5", atol=1e-5, rtol=1e-5)
 
@@ -266,3 +270,57 @@ def reflow(teacher: FlowModel, *, pairs: int = 50000, rounds: int = 1, solver: S
     result.seconds = time.perf_counter() - start
     return result
 
+
+
+@dataclass(frozen=True)
+class FewStepReport:
+    """One model's few-step figures from the shared noise.
+
+    Attributes:
+        name: the model's label.
+        straightness: S = int E||(x1 - x0) - v(x_t, t)||^2 dt along its own trajectories (`metrics.straightness`).
+        w2_ratio: W2 / floor of its Euler samples, by number of Euler steps.
+        w2_floor: the data's W2 floor (the same for every model).
+        trajectory: a few of its trajectories from the shared noise, [T, m, D] (rk4, 32 steps), at `times`.
+        times: the trajectory's times [T].
+    """
+
+    name: str
+    straightness: float
+    w2_ratio: dict[int, float]
+    w2_floor: float
+    trajectory: Tensor
+    times: Tensor
+
+
+def few_step_reports(flows: Mapping[str, FlowModel], data: Reference, *, steps: Sequence[int] = EULER_STEPS,
+                     n: int = 2000, repeats: int = 3, seed: int = 0, trajectory_points: int = 200) -> list[FewStepReport]:
+    """Teacher and student (any flows of one prior) side by side from the same noise: straightness, and W2 / floor
+    of Euler samples at each step count in `steps` (`repeats` draws of n points against `data`).
+
+    The noise is drawn once, in data coordinates, from the first flow's prior (or source); a reflowed student's
+    prior is its teacher's, so every flow starts from exactly the same points.
+    """
+    if not flows:
+        raise ValueError("few_step_reports needs at least one flow")
+    if any(k < 1 for k in steps):
+        raise ValueError(f"Euler step counts must be >= 1, got {list(steps)}")
+    first = next(iter(flows.values()))
+    x0 = first.draw_source(n * repeats, torch.Generator().manual_seed(seed))
+    floor = w2_floor(data, n=n, repeats=repeats, seed=seed)
+    if floor is None:
+        raise ValueError(f"the data are too few for two disjoint draws of {n} points (W2's floor)")
+    reports = []
+    for name, flow in flows.items():
+        start = x0.to(flow.device)
+        ratios = {}
+        for k in steps:
+            samples = flow.sample(x0=start, solver=SolverConfig(method="euler", steps=int(k))).samples
+            quality = sample_quality(samples.cpu().numpy(), data, n=n, repeats=repeats, seed=seed, floor=floor)
+            ratios[int(k)] = float(quality["w2_ratio"])
+        straight = straightness(flow.velocity, start[:1000], t1=flow.path.t_max).straightness
+        times = torch.linspace(0.0, flow.path.t_max, 33)
+        traj = flow.sample(x0=start[:trajectory_points], solver=SolverConfig(method="rk4", steps=32), times=times)
+        reports.append(FewStepReport(name=name, straightness=straight, w2_ratio=ratios, w2_floor=floor,
+                                     trajectory=traj.trajectory.cpu(), times=times))
+    return reports

@@ -26,7 +26,21 @@ def test_every_dataset_under_every_path_and_the_coupling_pair() -> None:
     assert names == {s.name for s in zoo.specs()}
     assert {(e.dataset, e.path) for e in ENTRIES if e.source is None} == {
         (d, p) for d in DATASETS for p in ("ot", "vp", "ve")} | {(d, "ot") for d in zoo.TABLE_MODELS}
-    assert {e.coupling for e in ENTRIES if e.source == "8gaussians"} == {"independent", "ot"}
+    assert {e.coupling for e in ENTRIES if e.source == "8gaussians"} == {"independent", "ot", "reflow"}
+    assert {e.name for e in ENTRIES if e.coupling == "reflow"} == {s.name for s in zoo.specs() if s.teacher}
+
+
+@pytest.mark.parametrize("spec", [s for s in zoo.specs() if s.teacher], ids=lambda s: s.name)
+def test_reflowed_models_are_straighter_than_their_teachers_and_as_good(spec: zoo.ZooSpec) -> None:
+    """Reflow's point, as measured at build time: paths at least 100x straighter (S, rk4 64 steps), W2 / floor
+    within 10% of the teacher's, fewer dopri5 evaluations; the file names its teacher and the pairs' solver."""
+    by_name = {e.name: e for e in ENTRIES}
+    student, teacher = by_name[spec.name].metrics, by_name[spec.teacher].metrics
+    assert student["straightness"] * 100 < teacher["straightness"], (student, teacher)
+    assert student["w2_ratio"] <= 1.1 * teacher["w2_ratio"]
+    assert student["nfe_dopri5"] < teacher["nfe_dopri5"]
+    record = zoo.load(spec.name).info["reflow"]
+    assert record["teacher"] == spec.teacher and record["round"] == 1 and record["solver"]["method"] == "dopri5"
 
 
 def test_zoo_is_small() -> None:

@@ -594,3 +594,22 @@ def pair_plot(data: np.ndarray, samples: np.ndarray, dims: Sequence[int], names:
                       margin={**MARGIN, "t": 40}, template="plotly_white",
                       legend={"orientation": "h", "y": 1.0 + 10 / height, "yanchor": "bottom", "x": 0.0})
     return fig
+
+
+# --- reflow: W2 / floor against Euler steps -----------------------------------------------------------------
+
+
+def euler_steps_figure(series: Sequence[tuple[str, Sequence[int], Sequence[float]]], height: int = 340) -> go.Figure:
+    """W2 / floor against the number of Euler steps (log scale) for each (name, steps, ratios) series, with a
+    dotted line at 1 (as close to the data as a second draw of the data)."""
+    fig = go.Figure()
+    for i, (name, steps, ratios) in enumerate(series):
+        fig.add_trace(go.Scatter(x=list(steps), y=list(ratios), mode="lines+markers", name=name,
+                                 line={"color": PALETTE[i % len(PALETTE)], "width": 2}))
+    fig.add_hline(y=1.0, line={"color": "#777777", "dash": "dot"}, annotation_text="floor (data vs data)")
+    ticks = sorted({int(k) for _, steps, _ in series for k in steps})
+    fig.update_xaxes(title="Euler steps (= NFE)", type="log", tickvals=ticks, ticktext=[str(k) for k in ticks])
+    fig.update_yaxes(title="W2 / floor", type="log")
+    fig.update_layout(height=height, margin=MARGIN, template="plotly_white",
+                      legend={"orientation": "h", "y": 1.15, "x": 0.0})
+    return fig

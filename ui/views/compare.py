@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from flowscope import SolverConfig
-from flowscope_ui import compute, plots, state, widgets
+from flowscope_ui import compute, plots, reflow_panel, state, widgets
 
 widgets.header("Compare", "Two models (for example two paths on the same data) started from the same noise, side by "
                "side: their trajectories, how straight they are, and how close their samples get to the data (W2) "
@@ -68,3 +68,5 @@ for name, view in zip("AB", views, strict=True):
     series.append((f"{name}: {view.label}", result.nfe, result.w2))
 same = views[0].dataset == views[1].dataset
 st.plotly_chart(plots.sweep_figure(series, floor=floors[0] if same else None), key="compare_sweep_plot")
+
+reflow_panel.compare_section(views)

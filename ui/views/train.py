@@ -12,7 +12,7 @@ from flowscope import FlowModel, MLPConfig, StepInfo, checkpoint
 from flowscope.data import ALL_DATASETS, DATASETS, dataset_columns, dataset_labels
 from flowscope.labels import LabelError, Labels, encode_labels
 from flowscope.loader import DataError, Table
-from flowscope_ui import compute, plots, state, trainer, uploads, widgets
+from flowscope_ui import compute, plots, reflow_panel, state, trainer, uploads, widgets
 
 widgets.header("Train", "Upload a data file (or pick a toy dataset), train a flow matching model on it while the "
                "loss curve and samples update, then explore it in every view or download it; your data and "
@@ -347,5 +347,6 @@ if chosen is not None:
 if state.LAST_TRAINED in st.session_state:
     st.subheader("3 · Result")
     show_result(st.session_state[state.LAST_TRAINED])
+reflow_panel.reflow_section()
 st.subheader("Explore a model file")
 explore_model_file(chosen)
