@@ -33,17 +33,21 @@ class ReflowError(ValueError):
 
 def add_reflow(sub: Any) -> None:
     """Add the `reflow` sub-command to the CLI's sub-parsers."""
-    p = sub.add_parser("reflow", help="straighten a trained model by reflow (train again on its own noise->sample pairs)")
+    p = sub.add_parser("reflow",
+                       help="straighten a trained model by reflow (train again on its own noise->sample pairs)")
     p.add_argument("teacher", help="the teacher: a .safetensors model file, or a zoo model's name (e.g. moons-ot)")
     p.add_argument("--pairs", type=int, default=50000, help="(x0, teacher(x0)) pairs drawn per round")
     p.add_argument("--steps", type=int, default=DEFAULT_STEPS, help="training steps per round")
-    p.add_argument("--rounds", type=int, default=1, help="rounds k of k-rectified flow (each student teaches the next)")
-    p.add_argument("--solver", choices=METHODS, default=PAIR_SOLVER.method, help="the teacher's ODE solver for the pairs")
+    p.add_argument("--rounds", type=int, default=1,
+                   help="rounds k of k-rectified flow (each student teaches the next)")
+    p.add_argument("--solver", choices=METHODS, default=PAIR_SOLVER.method,
+                   help="the teacher's ODE solver for the pairs")
     p.add_argument("--solver-steps", type=int, default=100, help="steps of a fixed-step --solver")
     p.add_argument("--atol", type=float, default=PAIR_SOLVER.atol, help="dopri5's tolerances for the pairs")
     p.add_argument("--rtol", type=float, default=PAIR_SOLVER.rtol)
     p.add_argument("--guidance", type=float, default=0.0, metavar="W",
-                   help="a conditional teacher's guidance scale for its pairs (drawn per class; the student keeps labels)")
+                   help="a conditional teacher's guidance scale for its pairs (drawn per class; the student keeps "
+                        "labels)")
     p.add_argument("--batch-size", type=int, default=DEFAULTS.batch_size)
     p.add_argument("--lr", type=float, default=DEFAULTS.lr)
     p.add_argument("--seed", type=int, default=0, help="seed of the pairs and of training (round r: seed + r)")
@@ -117,6 +121,17 @@ def _dataset_of(flow: FlowModel) -> str | None:
     return name if name in ALL_DATASETS else None
 
 
+def _straightness(flow: FlowModel, guidance: float, seed: int) -> float:
+    """Straightness of a model's own paths from 1000 source points; a conditional model's is the mean over its
+    classes of its class fields (guidance w), the fields that reflow straightens."""
+    x0 = flow.draw_source(1000, torch.Generator().manual_seed(seed))
+    if not flow.conditional:
+        return straightness(flow.velocity, x0, t1=flow.path.t_max).straightness
+    values = [straightness(lambda x, t, y=y: flow.velocity(x, t, label=y, guidance=guidance), x0,
+                           t1=flow.path.t_max).straightness for y in range(len(flow.labels))]
+    return float(np.mean(values))
+
+
 def cmd_reflow(args: argparse.Namespace) -> int:
     """flowscope reflow: draw the teacher's pairs, train the student on them (k rounds), write it atomically."""
     _check(args)
@@ -131,12 +146,15 @@ def cmd_reflow(args: argparse.Namespace) -> int:
                     callback=_progress(args.quiet))
     student = result.model
     if not args.no_eval:
-        x0 = teacher.draw_source(1000, torch.Generator().manual_seed(args.seed))
-        before = straightness(teacher.velocity, x0, t1=teacher.path.t_max).straightness
-        after = straightness(student.velocity, x0, t1=student.path.t_max).straightness
-        print(f"straightness: teacher {before:.4g}, student {after:.4g} ({before / max(after, 1e-12):.1f}x lower)")
+        before = _straightness(teacher, args.guidance, args.seed)
+        after = _straightness(student, 0.0, args.seed)
+        of = " (mean over classes)" if teacher.conditional else ""
+        print(f"straightness{of}: teacher {before:.4g}, student {after:.4g} ({before / max(after, 1e-12):.1f}x lower)")
         dataset = _dataset_of(teacher)
-        if dataset is not None:
+        if teacher.conditional:
+            print("a conditional student: `flowscope eval STUDENT --dataset NAME` (or --data FILE --labels COLUMN) "
+                  "gives its per-class W2 / floor and label accuracy")
+        elif dataset is not None:
             from .zoo import reference
 
             student.info["metrics"] = recorded_metrics(evaluate(student, reference(dataset), seed=args.seed,

@@ -12,8 +12,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["COUPLINGS", "REFLOW", "STORED_COUPLINGS", "CouplingName", "exact_ot_permutation", "pair", "sinkhorn_permutation", "squared_distances",
-           "transport_cost"]
+__all__ = ["COUPLINGS", "REFLOW", "STORED_COUPLINGS", "CouplingName", "exact_ot_permutation", "pair",
+           "sinkhorn_permutation", "squared_distances", "transport_cost"]
 
 CouplingName = Literal["independent", "ot", "sinkhorn"]
 COUPLINGS: tuple[str, ...] = ("independent", "ot", "sinkhorn")

@@ -19,6 +19,7 @@ import copy
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
+
 import numpy as np
 import torch
 from torch import Tensor
@@ -209,7 +210,7 @@ def _teacher_name(teacher: FlowModel) -> str:
 
 def reflow_round(teacher: FlowModel, pairs: ReflowPairs, *, config: TrainConfig = TrainConfig(),
                  model: MLPConfig | None = None, warm_start: bool = True, teacher_name: str | None = None,
-                 callback: Callable[[StepInfo, FlowModel], "bool | None"] | None = None) -> TrainResult:
+                 callback: Callable[[StepInfo, FlowModel], bool | None] | None = None) -> TrainResult:
     """One reflow round: a student of `teacher` trained by CFM on `pairs`, index-aligned, with the straight
     interpolant. Its info records the teacher's name, the pairs' solver, seed, count and guidance, and the round
     (the teacher's round + 1)."""
@@ -294,7 +295,8 @@ class FewStepReport:
 
 
 def few_step_reports(flows: Mapping[str, FlowModel], data: Reference, *, steps: Sequence[int] = EULER_STEPS,
-                     n: int = 2000, repeats: int = 3, seed: int = 0, trajectory_points: int = 200) -> list[FewStepReport]:
+                     n: int = 2000, repeats: int = 3, seed: int = 0,
+                     trajectory_points: int = 200) -> list[FewStepReport]:
     """Teacher and student (any flows of one prior) side by side from the same noise: straightness, and W2 / floor
     of Euler samples at each step count in `steps` (`repeats` draws of n points against `data`).
 

@@ -38,8 +38,8 @@ from .training import TrainConfig, train
 
 __all__ = [
     "CONDITIONAL_MODELS", "DATA_SAMPLE_ROWS", "RECORDED_GUIDANCE", "GAUSSIAN_PATHS", "MANIFEST", "N_TRAIN",
-    "REFLOW_MODELS", "REFLOW_STEPS", "STEPS", "TABLE_MODELS", "ZooEntry", "ZooError", "ZooSpec", "build", "build_one", "directory", "entries",
-    "load", "reference", "specs"
+    "REFLOW_MODELS", "REFLOW_STEPS", "STEPS", "TABLE_MODELS", "ZooEntry", "ZooError", "ZooSpec", "build", "build_one",
+    "directory", "entries", "load", "reference", "specs"
 ]
 
 N_TRAIN = 20000

@@ -128,7 +128,7 @@ def test_conditional_reflow_draws_pairs_per_class_and_keeps_the_labels() -> None
     student = reflow_round(teacher, pairs, config=TrainConfig(steps=10, batch_size=128, device="cpu")).model
     assert student.labels == teacher.labels and student.net.config.num_classes == len(teacher.labels)
     assert student.info["reflow"]["guidance"] == 1.0
-    assert student.sample(20, label="3", solver=EULER).samples.shape == (20, 2)
+    assert student.sample(20, label=3, solver=EULER).samples.shape == (20, 2)
 
 
 def test_the_cli_reflows_a_model_file(small_flow: FlowModel, tmp_path: Path,
