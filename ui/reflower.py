@@ -66,8 +66,10 @@ def run(teacher: FlowModel, settings: ReflowSettings, *, teacher_name: str,
                     callback=callback)
     losses = result.rounds[-1].losses if result.rounds else []
     if result.stopped_early:
-        status, message = "stopped", f"reflow stopped at step {len(losses):,} of {settings.steps:,}; the student is kept"
+        status = "stopped"
+        message = f"reflow stopped at step {len(losses):,} of {settings.steps:,}; the student is kept"
     else:
-        status, message = "done", (f"reflowed {teacher_name}: {settings.pairs:,} pairs, {settings.steps:,} steps in "
-                                   f"{result.seconds:.1f} s")
+        status = "done"
+        message = (f"reflowed {teacher_name}: {settings.pairs:,} pairs, {settings.steps:,} steps in "
+                   f"{result.seconds:.1f} s")
     return ReflowOutcome(result.model, losses, result.seconds, status, message, interrupts[0] if interrupts else None)
