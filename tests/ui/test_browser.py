@@ -441,3 +441,20 @@ def test_label_column_trains_a_conditional_model_and_fields_show_its_guided_fiel
     assert_clean_page(page)
     shot(page, "conditional-paths")
     page.context.close()
+
+
+def test_reflow_this_model_then_compare_it_with_its_teacher(server: str, browser: Any) -> None:
+    page = new_page(browser)
+    page.goto(f"{server}/train")
+    settle(page)
+    page.get_by_role("button", name="Reflow this model").click()
+    page.get_by_text(re.compile(r"reflowed moons-ot: 10,000 pairs, 1,000 steps")).wait_for()
+    wait_plots(page, 2)  # the student's loss curve and samples
+    assert_clean_page(page)
+    go_to(page, "Compare", 4)  # trajectories and sweep of A and B, then the teacher and its student
+    page.get_by_text("Reflow: teacher and student").wait_for()
+    assert page.get_by_text("teacher: moons-ot").first.is_visible()
+    assert page.get_by_text(re.compile(r"The student's paths are \d+x straighter")).is_visible()
+    assert_clean_page(page)
+    shot(page, "reflow-compare")
+    page.context.close()
