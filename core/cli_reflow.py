@@ -127,8 +127,12 @@ def _straightness(flow: FlowModel, guidance: float, seed: int) -> float:
     x0 = flow.draw_source(1000, torch.Generator().manual_seed(seed))
     if not flow.conditional:
         return straightness(flow.velocity, x0, t1=flow.path.t_max).straightness
-    values = [straightness(lambda x, t, y=y: flow.velocity(x, t, label=y, guidance=guidance), x0,
-                           t1=flow.path.t_max).straightness for y in range(len(flow.labels))]
+    values = []
+    for y in range(len(flow.labels)):
+        def velocity(x: torch.Tensor, t: torch.Tensor, y: int = y) -> torch.Tensor:
+            return flow.velocity(x, t, label=y, guidance=guidance)
+
+        values.append(straightness(velocity, x0, t1=flow.path.t_max).straightness)
     return float(np.mean(values))
 
 

@@ -6,8 +6,9 @@ import copy
 import math
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -174,11 +175,7 @@ def train(
         raise ValueError(f"source must have shape (m, {data.shape[1]}), got {tuple(source.shape)}")
     names = check_labels(labels, tuple(label_names), int(data.shape[0]))
     device = resolve_device(config.device)
-    previous_threads = torch.get_num_threads()
-    if config.threads:
-        torch.set_num_threads(config.threads)
-    try:
-        torch.manual_seed(config.seed)
+    with _seeded_threads(config):
         flow = _initial_flow(data, path, model, source, coupling, resume, config.normalize, len(names)).to(device)
         flow.labels = names
         flow.info.update(
@@ -188,8 +185,6 @@ def train(
             assert labels is not None
             flow.info["class_counts"] = torch.bincount(labels.long(), minlength=len(names)).tolist()
         return _fit(flow, data, config, device, callback, None if labels is None else labels.long())
-    finally:
-        torch.set_num_threads(previous_threads)
 
 
 def _initial_flow(
@@ -266,14 +261,21 @@ def fit_pairs(flow: FlowModel, x0: Tensor, x1: Tensor, *, config: TrainConfig = 
                          f"{tuple(x0.shape)} and {tuple(x1.shape)}")
     check_labels(labels, flow.labels if labels is not None else (), int(x1.shape[0]))
     device = resolve_device(config.device)
+    with _seeded_threads(config):
+        flow = flow.to(device)
+        flow.info.update(n_train=int(x1.shape[0]), train=config.to_dict())
+        return _fit(flow, x1, config, device, callback, None if labels is None else labels.long(), paired_source=x0)
+
+
+@contextmanager
+def _seeded_threads(config: TrainConfig) -> Iterator[None]:
+    """torch's global seed set to config.seed and its threads to config.threads (if given), restored after."""
     previous_threads = torch.get_num_threads()
     if config.threads:
         torch.set_num_threads(config.threads)
     try:
         torch.manual_seed(config.seed)
-        flow = flow.to(device)
-        flow.info.update(n_train=int(x1.shape[0]), train=config.to_dict())
-        return _fit(flow, x1, config, device, callback, None if labels is None else labels.long(), paired_source=x0)
+        yield
     finally:
         torch.set_num_threads(previous_threads)
 

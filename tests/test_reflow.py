@@ -115,7 +115,8 @@ def test_checkpoints_keep_the_teacher_its_solver_and_the_round(small_flow: FlowM
     assert loaded.path.name == "ot" and loaded.path.params()["sigma_min"] == 0.0
 
 
-def test_conditional_reflow_draws_pairs_per_class_and_keeps_the_labels() -> None:
+def test_conditional_reflow_draws_pairs_per_class_and_keeps_the_labels(tmp_path: Path,
+                                                                       capsys: pytest.CaptureFixture[str]) -> None:
     labelled = make_labelled("8gaussians", 800, 0)
     teacher = train(torch.from_numpy(labelled.x), path="ot", model=MLPConfig(dim=2, width=32),
                     config=TrainConfig(steps=30, batch_size=128, device="cpu"),
@@ -129,6 +130,12 @@ def test_conditional_reflow_draws_pairs_per_class_and_keeps_the_labels() -> None
     assert student.labels == teacher.labels and student.net.config.num_classes == len(teacher.labels)
     assert student.info["reflow"]["guidance"] == 1.0
     assert student.sample(20, label=3, solver=EULER).samples.shape == (20, 2)
+    # the CLI: guided pairs, a labelled student, and straightness measured on the class fields
+    out = tmp_path / "student.safetensors"
+    assert main(["reflow", str(checkpoint.save(teacher, tmp_path / "cond.safetensors")), "--pairs", "600", "--steps",
+                 "5", "--solver", "euler", "--solver-steps", "4", "--guidance", "1", "--quiet", "--out", str(out)]) == 0
+    assert "straightness (mean over classes)" in capsys.readouterr().out
+    assert checkpoint.load(out).labels == teacher.labels
 
 
 def test_the_cli_reflows_a_model_file(small_flow: FlowModel, tmp_path: Path,
