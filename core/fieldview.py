@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .couplings import pair
+from .couplings import REFLOW, pair
 from .fields import (
     Posterior,
     cfm_loss_by_t,
@@ -32,10 +32,12 @@ from .fields import (
 )
 from .flow import FlowModel
 from .projection import Projection
+from .sampling import SolverConfig, integrate
 
 __all__ = [
     "FIELD_POINTS",
     "PAIR_POINTS",
+    "REFLOW_SUPPORT_SOLVER",
     "FieldSupport",
     "FieldView",
     "LossByT",
@@ -50,6 +52,8 @@ __all__ = [
 FIELD_POINTS = 5000
 #: Most (source, data) pairs of a stored-source model (its OT coupling solves an n x n problem).
 PAIR_POINTS = 1500
+#: How a reflowed model's support pairs each source point with its own ODE's end point (its coupling).
+REFLOW_SUPPORT_SOLVER = SolverConfig(method="rk4", steps=32)
 
 
 @dataclass(frozen=True)
@@ -154,7 +158,8 @@ def field_support(flow: FlowModel, data: Tensor | np.ndarray, *, max_points: int
     """The points (or pairs) the exact fields of `flow` average over: the first rows of `data`.
 
     For a stored source, min(max_pairs, sizes) source samples drawn with `seed` are paired with the data by
-    the model's own coupling (`couplings.pair`: random order, exact OT or Sinkhorn), as in training.
+    the model's own coupling (`couplings.pair`: random order, exact OT or Sinkhorn), as in training; a reflowed
+    model's (its coupling is deterministic) pairs each source sample with the end point of its own ODE.
     `labels` [N]: each data row's class, for a conditional model's class and guided fields.
     """
     points = _as_tensor(data).to(flow.device)
@@ -171,7 +176,11 @@ def field_support(flow: FlowModel, data: Tensor | np.ndarray, *, max_points: int
     z0 = flow.normalizer.encode(source[torch.randperm(len(source), generator=generator)[:n].to(source.device)])
     x1 = points[:n]
     z1 = flow.normalizer.encode(x1)
-    z0, z1 = pair(z0, z1, flow.coupling)
+    if flow.coupling == REFLOW:  # its coupling: each x0 with its own ODE's end point (what it was trained on)
+        z1 = integrate(flow.latent_velocity, z0, t1=flow.path.t_max, solver=REFLOW_SUPPORT_SOLVER).samples
+        x1 = flow.normalizer.decode(z1)
+    else:
+        z0, z1 = pair(z0, z1, flow.coupling)
     return FieldSupport(z1=z1, z0=z0, x1=x1, labels=None if classes is None else classes[:n])
 
 

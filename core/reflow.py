@@ -185,7 +185,8 @@ def _student_normalizer(teacher: FlowModel) -> Normalizer:
 
 
 def student_of(teacher: FlowModel, model: MLPConfig | None = None, *, warm_start: bool = True) -> FlowModel:
-    """A student for `teacher`: the straight interpolant (OT path, sigma_min = 0, no noise), the teacher's
+    """A student for `teacher`: the straight interpolant (OT path, sigma_min = 0; with a stored source, the
+    teacher's interpolant noise, else none), the teacher's
     prior and source, labels and data sample; its network a copy of the teacher's (`warm_start`, where the
     coordinates agree and no other architecture is asked for) or a fresh one of `model` (default: the
     teacher's architecture)."""
@@ -197,7 +198,9 @@ def student_of(teacher: FlowModel, model: MLPConfig | None = None, *, warm_start
         net = VelocityMLP(replace(model or teacher.net.config, dim=teacher.latent_dim,
                                   num_classes=len(teacher.labels)))
     keep = ("dataset", "dataset_hash", "columns", "label_column", "class_counts")
-    return FlowModel(net=net, path=make_path("ot", sigma_min=0.0), normalizer=normalizer,
+    # a stored source keeps the teacher's interpolant noise (I-CFM's sigma): the exact fields over pairs need it
+    noise = teacher.path.noise_std if teacher.source is not None else 0.0
+    return FlowModel(net=net, path=make_path("ot", sigma_min=0.0, noise_std=noise), normalizer=normalizer,
                      source=None if teacher.source is None else teacher.source.detach().cpu().clone(),
                      coupling=REFLOW, info={k: teacher.info[k] for k in keep if k in teacher.info},
                      data=teacher.data, labels=teacher.labels, data_labels=teacher.data_labels)

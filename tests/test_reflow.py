@@ -11,6 +11,7 @@ import torch
 from flowscope import FlowModel, MLPConfig, TrainConfig, VelocityMLP, checkpoint, train
 from flowscope.cli import main
 from flowscope.data import make_dataset, make_labelled
+from flowscope.fieldview import REFLOW_SUPPORT_SOLVER, field_support, fields_at
 from flowscope.models import Normalizer
 from flowscope.paths import make_path
 from flowscope.reflow import PAIR_CHUNK, pair_chunk, reflow, reflow_pairs, reflow_round, student_of
@@ -94,13 +95,21 @@ def moons_ve() -> FlowModel:
 def test_a_source_teachers_pairs_start_at_its_source_and_the_student_keeps_it() -> None:
     data = torch.from_numpy(make_dataset("moons", 600, 0))
     source = torch.from_numpy(make_dataset("8gaussians", 600, 1))
-    teacher = train(data, path="icfm", source=source, model=MLPConfig(dim=2, width=16),
+    teacher = train(data, path=make_path("icfm", sigma=0.05), source=source, model=MLPConfig(dim=2, width=16),
                     config=TrainConfig(steps=20, batch_size=64, device="cpu")).model
     pairs = reflow_pairs(teacher, 500, solver=EULER, seed=0)
     distance = torch.cdist(pairs.x0, teacher.source, compute_mode="donot_use_mm_for_euclid_dist").min(dim=1).values
     assert float(distance.max()) < 1e-5  # every x0 is one of the stored source points
     student = student_of(teacher)
     assert student.source is not None and torch.equal(student.source, teacher.source)
+    # its exact fields average over its own coupling: each source sample with the end point of its ODE
+    assert student.path.noise_std == teacher.path.noise_std > 0
+    support = field_support(student, data.numpy())
+    assert support.z0 is not None
+    ends = student.sample(x0=student.normalizer.decode(support.z0), solver=REFLOW_SUPPORT_SOLVER).samples
+    torch.testing.assert_close(support.x1, ends, atol=1e-4, rtol=1e-4)
+    view = fields_at(student, support, torch.randn(20, 2), 0.5)
+    assert bool(torch.isfinite(view.marginal).all())
 
 
 def test_checkpoints_keep_the_teacher_its_solver_and_the_round(small_flow: FlowModel, tmp_path: Path) -> None:
