@@ -37,7 +37,7 @@ from .training import TrainConfig, train
 __all__ = [
     "CONDITIONAL_MODELS", "DATA_SAMPLE_ROWS", "RECORDED_GUIDANCE", "GAUSSIAN_PATHS", "MANIFEST", "N_TRAIN",
     "STEPS", "TABLE_MODELS", "ZooEntry", "ZooError", "ZooSpec", "build", "build_one", "directory", "entries",
-    "load", "reference", "specs"
+    "load", "recipe", "reference", "specs"
 ]
 
 N_TRAIN = 20000
@@ -161,6 +161,15 @@ def _build_in_worker(spec: ZooSpec, folder: Path, seed: int) -> ZooEntry:
     return build_one(spec, folder, seed)
 
 
+def recipe(spec: ZooSpec, dim: int, seed: int = 0) -> tuple[TrainConfig, MLPConfig]:
+    """The training settings and architecture of a zoo model of `dim` columns, pinned where the library's
+    defaults moved since the zoo was built (issue 18: width 64, 6,000 steps, OT on blocks of 64 rows), so
+    that `zoo build` still makes exactly the shipped files: width 128, 20,000 steps, whole-batch OT."""
+    config = TrainConfig(steps=spec.steps or STEPS[spec.path], seed=seed, device="cpu", normalize=spec.normalize,
+                         ot_block=0)
+    return config, MLPConfig(dim=dim, width=spec.width, fourier_features=spec.fourier_features)
+
+
 def build_one(spec: ZooSpec, folder: Path, seed: int = 0) -> ZooEntry:
     """Train one zoo model, measure it and write its checkpoint."""
     start = time.perf_counter()
@@ -169,12 +178,8 @@ def build_one(spec: ZooSpec, folder: Path, seed: int = 0) -> ZooEntry:
     source = None
     if spec.source is not None:
         source = torch.from_numpy(make_dataset(spec.source, N_TRAIN, seed=seed + 1))
-    # ot_block=0: the zoo's OT-coupled model pairs over the whole batch, as it was built (pinned: issue 18
-    # made blocks of 64 the default)
-    config = TrainConfig(steps=spec.steps or STEPS[spec.path], seed=seed, device="cpu", normalize=spec.normalize,
-                         ot_block=0)
+    config, model = recipe(spec, data.shape[1], seed)
     path = make_path(spec.path, **spec.path_params) if spec.path_params else spec.path
-    model = MLPConfig(dim=data.shape[1], width=spec.width, fourier_features=spec.fourier_features)
     result = train(torch.from_numpy(data), path=path, model=model, config=config, source=source,
                    coupling=spec.coupling, dataset=spec.dataset, dataset_hash=dataset_hash(data),
                    labels=None if labelled is None else torch.from_numpy(labelled.y),
