@@ -40,7 +40,7 @@ HERE = Path(__file__).resolve().parent
 TORCHCFM_STEPS, TORCHCFM_BATCH = 20000, 512
 CHILD = "--torchcfm-child"
 #: Steps of the coupling-quality trainings (the default recipe otherwise): whole-batch OT costs ~30 ms a step.
-QUALITY_STEPS = 3000
+QUALITY_STEPS = 2000
 
 
 def torchcfm_child(dataset: str, out: str) -> None:
@@ -93,9 +93,10 @@ def _torchcfm_quality(dataset: str, weights: str) -> dict[str, Any]:
     return {"w2_ratio": report["w2_ratio"], "nfe": result.nfe}
 
 
-def section_default(datasets: list[str], folder: Path) -> list[dict[str, Any]]:
-    """Wall clock of the default CLI training (evaluation included) and of TorchCFM's recipe, alternately."""
-    rows = []
+def section_default(datasets: list[str], folder: Path, save: Any) -> list[dict[str, Any]]:
+    """Wall clock of the default CLI training (evaluation included) and of TorchCFM's recipe, alternately;
+    `save(rows)` after each dataset, so that a long run on a loaded machine keeps what it measured."""
+    rows: list[dict[str, Any]] = []
     for i, dataset in enumerate(datasets):
         out = folder / f"{dataset}.safetensors"
         flowscope_cmd = [sys.executable, "-c", "import sys; from flowscope.cli import main; sys.exit(main())",
@@ -112,6 +113,7 @@ def section_default(datasets: list[str], folder: Path) -> list[dict[str, Any]]:
                      "ratio": runs["flowscope"][0] / runs["torchcfm"][0], "flowscope_w2_ratio": metrics["w2_ratio"],
                      "flowscope_nfe": metrics["nfe_dopri5"], "torchcfm_w2_ratio": peer["w2_ratio"],
                      "torchcfm_nfe": peer["nfe"]})
+        save(rows)
     return rows
 
 
@@ -290,24 +292,28 @@ def main() -> None:
     if args.json.exists():
         results.update({k: v for k, v in json.loads(args.json.read_text()).items() if k not in ("machine",)})
     results["load_start"] = os.getloadavg()[0]
+
+    def save(key: str, value: Any) -> None:
+        results[key] = value
+        results["seconds"] = time.perf_counter() - start
+        results["load_end"] = os.getloadavg()[0]
+        args.json.write_text(json.dumps(results, indent=1, default=float))
+        args.out.write_text(render(results))
+
     with tempfile.TemporaryDirectory() as tmp:
         if "field" in sections:
             print("marginal field", flush=True)
-            results["field"] = section_field(max(args.rounds * 7, 15))
+            save("field", section_field(max(args.rounds * 7, 15)))
         if "default" in sections:
             print("default recipe vs TorchCFM", flush=True)
-            results["default"] = section_default(args.datasets, Path(tmp))
+            section_default(args.datasets, Path(tmp), lambda rows: save("default", rows))
         if "ot_steps" in sections:
             print("OT step cost", flush=True)
-            results["ot_steps"] = section_ot_steps(args.rounds)
+            save("ot_steps", section_ot_steps(args.rounds))
         if "ot_quality" in sections:
             print("OT quality", flush=True)
-            results["ot_quality"] = section_ot_quality(["independent", "ot, blocks of 64 (default)",
-                                                        "ot, whole batch of 512"])
-    results["seconds"] = time.perf_counter() - start
-    results["load_end"] = os.getloadavg()[0]
-    args.json.write_text(json.dumps(results, indent=1, default=float))
-    args.out.write_text(render(results))
+            save("ot_quality", section_ot_quality(["independent", "ot, blocks of 64 (default)",
+                                                   "ot, whole batch of 512"]))
     print(render(results))
     print(f"median W2/floor of flowscope: {median([r['flowscope_w2_ratio'] for r in results.get('default', [])])}")
 

@@ -200,7 +200,7 @@ def _softmax_average_rows(x: Tensor, centres: Tensor, values: Tensor, var: float
     inplace = not (torch.is_grad_enabled() and (x.requires_grad or centres.requires_grad))
     run_max = torch.full((rows,), -math.inf, dtype=x.dtype, device=x.device)
     acc = torch.zeros(k + 1, rows, dtype=x.dtype, device=x.device)  # [sum p * values, sum p], transposed
-    values_t = torch.cat([values, values.new_ones(values.shape[0], 1)], dim=1).T  # [k + 1, n]
+    values_t = torch.cat([values, values.new_ones(values.shape[0], 1)], dim=1).T.contiguous()  # [k + 1, n]
     for start in range(0, centres.shape[0], chunk):
         logits = _logits(x, centres[start : start + chunk], var)
         new_max = torch.maximum(run_max, logits.detach().amax(1))
