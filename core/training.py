@@ -47,7 +47,8 @@ class TrainConfig:
     """
 
     #: 6,000 (was 20,000 until issue 18): with the cosine schedule and the width-64 default MLP, W2 / floor
-    #: stayed within 1.11 on moons, 8gaussians and checkerboard at 5,000 and 8,000 steps (bench/results_cost.md).
+    #: was 1.05 / 0.97 / 1.12 on moons / 8gaussians / checkerboard (bench/results_cost.md; 1.10 at most at 5,000
+    #: and 8,000 steps in a sweep).
     steps: int = 6000
     batch_size: int = 512
     lr: float = 3e-3
