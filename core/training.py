@@ -41,13 +41,14 @@ class TrainConfig:
 
     `ot_block`: the "ot" coupling is solved exactly within random blocks of this many rows of the batch
     (`couplings.blockwise_ot_permutation`); 0 solves it over the whole batch, as every model before issue
-    18 did. At batch 512, blocks of 64 made the OT step about as cheap as an independent one at the same
-    straightness (bench/results_cost.md). `to_dict` leaves a 0 out, so a checkpoint without the field was
+    18 did. At batch 512, blocks of 64 made the OT step 1.2x an independent one (whole batch: 7x) at the
+    same dopri5 NFE; straightness 0.02 against 0.007 for the whole batch, 1.66 independent
+    (bench/results_cost.md). `to_dict` leaves a 0 out, so a checkpoint without the field was
     paired over the whole batch, and the zoo's files stay as they were built.
     """
 
     #: 6,000 (was 20,000 until issue 18): with the cosine schedule and the width-64 default MLP, W2 / floor
-    #: was 1.05 / 0.97 / 1.12 on moons / 8gaussians / checkerboard (bench/results_cost.md; 1.10 at most at 5,000
+    #: was 1.05 / 0.97 / 1.12 on moons / 8gaussians / checkerboard (bench/results_cost.md; 1.11 at most at 5,000
     #: and 8,000 steps in a sweep).
     steps: int = 6000
     batch_size: int = 512
