@@ -120,6 +120,9 @@ def _add_train(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sigma", type=float, default=None, help="I-CFM noise / OT sigma_min")
     p.add_argument("--coupling", choices=COUPLINGS, default="independent")
     p.add_argument("--steps", type=int, default=DEFAULTS.steps)
+    p.add_argument("--ot-block", type=int, default=DEFAULTS.ot_block,
+                   help=f"with --coupling ot: solve exact OT within random blocks of this many rows of each batch "
+                        f"(0: over the whole batch, slower) (default {DEFAULTS.ot_block})")
     p.add_argument("--batch-size", type=int, default=DEFAULTS.batch_size)
     p.add_argument("--lr", type=float, default=DEFAULTS.lr)
     p.add_argument("--width", type=int, default=MLPConfig.width)
@@ -442,7 +445,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     label_options = {} if args.label_dropout is None else {"label_dropout": args.label_dropout}
     config = TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                          device=args.device, normalize=args.normalize, pair_within_class=args.pair_within_class,
-                         **label_options)
+                         ot_block=args.ot_block, **label_options)
     resume = checkpoint.load(args.resume) if args.resume else None
     on_step, close = _progress(args.steps, args.quiet)
     path_arg = args.path if not path_params else _path_with(args.path, path_params, data, args.normalize)

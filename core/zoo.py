@@ -39,15 +39,15 @@ from .training import TrainConfig, train
 __all__ = [
     "CONDITIONAL_MODELS", "DATA_SAMPLE_ROWS", "RECORDED_GUIDANCE", "GAUSSIAN_PATHS", "MANIFEST", "N_TRAIN",
     "REFLOW_MODELS", "REFLOW_STEPS", "STEPS", "TABLE_MODELS", "ZooEntry", "ZooError", "ZooSpec", "build", "build_one",
-    "directory", "entries", "load", "reference", "specs"
+    "directory", "entries", "load", "recipe", "reference", "specs"
 ]
 
 N_TRAIN = 20000
 GAUSSIAN_PATHS = ("ot", "vp", "ve")
-#: Training steps per path: `flowscope train`'s default 20,000, and twice that for VE, whose loss is
-#: dominated by its large-noise times (18 against OT's 3) so that the fine detail, learned at small noise,
-#: converges last: at 20,000 steps rings-ve still put 25% of its samples between the rings (7% at 40,000).
-#: The paper, too, finds the diffusion paths slower to train than OT.
+#: Training steps per path: 20,000 (`flowscope train`'s default until issue 18, pinned here), and twice that
+#: for VE, whose loss is dominated by its large-noise times (18 against OT's 3) so that the fine detail,
+#: learned at small noise, converges last: at 20,000 steps rings-ve still put 25% of its samples between the
+#: rings (7% at 40,000). The paper, too, finds the diffusion paths slower to train than OT.
 STEPS = {"ot": 20000, "vp": 20000, "ve": 40000, "icfm": 20000}
 #: The zoo's models of tables (`flowscope.tables`), OT path: the real ones and our 8-D mixture.
 TABLE_MODELS = ("iris", "wine", "engel", "mixture8")
@@ -76,7 +76,8 @@ class ZooSpec:
     coupling: str = "independent"
     source: str | None = None
     path_params: dict[str, float] = field(default_factory=dict)
-    width: int = MLPConfig.width
+    #: 128: the zoo's recipe, pinned (MLPConfig's default became 64 in issue 18; the files stay as built).
+    width: int = 128
     fourier_features: int = MLPConfig.fourier_features
     #: "global" (one scale) for the 2-D toys, as they were built; "column" for tables.
     normalize: str = "global"
@@ -178,12 +179,21 @@ def _build_in_worker(spec: ZooSpec, folder: Path, seed: int) -> ZooEntry:
     return build_one(spec, folder, seed)
 
 
+def recipe(spec: ZooSpec, dim: int, seed: int = 0) -> tuple[TrainConfig, MLPConfig]:
+    """The training settings and architecture of a zoo model of `dim` columns, pinned where the library's
+    defaults moved since the zoo was built (issue 18: width 64, 6,000 steps, OT on blocks of 64 rows), so
+    that `zoo build` still makes exactly the shipped files: width 128, 20,000 steps, whole-batch OT."""
+    config = TrainConfig(steps=spec.steps or STEPS[spec.path], seed=seed, device="cpu", normalize=spec.normalize,
+                         ot_block=0)
+    return config, MLPConfig(dim=dim, width=spec.width, fourier_features=spec.fourier_features)
+
+
 def _build_reflow(spec: ZooSpec, folder: Path, seed: int) -> ZooEntry:
     """Reflow the zoo's teacher model `spec.teacher` (read from `folder`), measure the student, write it."""
     start = time.perf_counter()
     assert spec.teacher is not None
     teacher = load(spec.teacher, folder)
-    config = TrainConfig(steps=spec.steps or REFLOW_STEPS, seed=seed, device="cpu")
+    config = TrainConfig(steps=spec.steps or REFLOW_STEPS, seed=seed, device="cpu", ot_block=0)
     result = reflow(teacher, pairs=spec.pairs, seed=seed, config=config, teacher_name=spec.teacher)
     flow = result.model
     flow.info["metrics"] = metrics = recorded_metrics(evaluate(flow, reference(spec.dataset), seed=seed,
@@ -207,9 +217,8 @@ def build_one(spec: ZooSpec, folder: Path, seed: int = 0) -> ZooEntry:
     source = None
     if spec.source is not None:
         source = torch.from_numpy(make_dataset(spec.source, N_TRAIN, seed=seed + 1))
-    config = TrainConfig(steps=spec.steps or STEPS[spec.path], seed=seed, device="cpu", normalize=spec.normalize)
+    config, model = recipe(spec, data.shape[1], seed)
     path = make_path(spec.path, **spec.path_params) if spec.path_params else spec.path
-    model = MLPConfig(dim=data.shape[1], width=spec.width, fourier_features=spec.fourier_features)
     result = train(torch.from_numpy(data), path=path, model=model, config=config, source=source,
                    coupling=spec.coupling, dataset=spec.dataset, dataset_hash=dataset_hash(data),
                    labels=None if labelled is None else torch.from_numpy(labelled.y),

@@ -76,6 +76,18 @@ def test_fourier_features_are_a_training_option(tmp_path: Path, capsys: pytest.C
     assert "fourier_features must be >= 0, got -1" in capsys.readouterr().err
 
 
+def test_ot_block_is_a_training_option(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "ot.safetensors"
+    assert main(["train", "--dataset", "moons", "--steps", "3", "--coupling", "ot", "--ot-block", "32", "--no-eval",
+                 "--quiet", "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert main(["info", str(out)]) == 0
+    assert json.loads(capsys.readouterr().out)["train"]["ot_block"] == 32
+    assert main(["train", "--dataset", "moons", "--steps", "3", "--ot-block", "-2", "--quiet",
+                 "--out", str(tmp_path / "bad.safetensors")]) == 2
+    assert "ot_block must be >= 0" in capsys.readouterr().err
+
+
 def test_eval_reports_metrics(trained: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["eval", str(trained), "--dataset", "moons", "--samples", "300", "--method", "rk4",
                  "--steps", "10"]) == 0

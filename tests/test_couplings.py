@@ -7,7 +7,13 @@ import itertools
 import pytest
 import torch
 
-from flowscope.couplings import exact_ot_permutation, pair, sinkhorn_permutation, transport_cost
+from flowscope.couplings import (
+    blockwise_ot_permutation,
+    exact_ot_permutation,
+    pair,
+    sinkhorn_permutation,
+    transport_cost,
+)
 
 
 def _batch(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -47,3 +53,29 @@ def test_unknown_coupling_and_shape_mismatch() -> None:
         pair(x0, x1, "magic")
     with pytest.raises(ValueError, match="equal batches"):
         pair(x0[:4], x1, "ot")
+
+
+@pytest.mark.parametrize("block", [64, 100, 512])
+def test_blockwise_ot_is_a_permutation_optimal_within_each_block(block: int) -> None:
+    x0, x1 = _batch(512, 3)
+    x1 = x1 - 3.0
+    perm = blockwise_ot_permutation(x0, x1, block)
+    assert sorted(perm.tolist()) == list(range(512))
+    for start in range(0, 512, block):  # each block of x1 is paired with the same block of x0, optimally
+        rows = slice(start, start + block)
+        assert set(perm[rows].tolist()) == set(range(start, min(start + block, 512)))
+        best = exact_ot_permutation(x0[rows], x1[rows])
+        assert transport_cost(x0[perm[rows]], x1[rows]) == pytest.approx(transport_cost(x0[rows][best], x1[rows]),
+                                                                          rel=1e-6)
+
+
+def test_blockwise_ot_cost_lies_between_independent_and_exact() -> None:
+    x0, x1 = _batch(512, 4)
+    x1 = x1 - 3.0
+    independent = transport_cost(x0, x1)
+    exact = transport_cost(x0[exact_ot_permutation(x0, x1)], x1)
+    by_block = {b: transport_cost(*pair(x0, x1, "ot", block=b)) for b in (32, 64, 128, 512)}
+    assert by_block[512] == pytest.approx(exact, rel=1e-9)
+    assert exact < by_block[128] < by_block[64] < by_block[32] < 0.5 * independent
+    with pytest.raises(ValueError, match="block must be >= 1"):
+        blockwise_ot_permutation(x0, x1, 0)

@@ -112,3 +112,17 @@ def test_ot_coupled_training_is_reproducible(moons: np.ndarray) -> None:
     b = _train(moons, path="icfm", coupling="ot", source=source)
     for pa, pb in zip(a.net.state_dict().values(), b.net.state_dict().values(), strict=True):
         assert torch.equal(pa, pb)
+
+
+def test_ot_block_is_recorded_and_changes_the_pairs(moons: np.ndarray) -> None:
+    """Blocks of 64 (the default) are stored with the model; whole-batch OT (0) is stored by omission, as in
+    every checkpoint from before the option existed; the two pair differently, so the weights differ."""
+    assert TrainConfig().ot_block == 64 and TrainConfig().to_dict()["ot_block"] == 64
+    assert "ot_block" not in TrainConfig(ot_block=0).to_dict()
+    with pytest.raises(ValueError, match="ot_block must be >= 0"):
+        TrainConfig(ot_block=-1)
+    data = torch.from_numpy(moons)
+    flows = {block: train(data, coupling="ot", config=TrainConfig(steps=3, batch_size=256, ot_block=block,
+                                                                 device="cpu")).model for block in (64, 0)}
+    assert flows[64].info["train"]["ot_block"] == 64 and "ot_block" not in flows[0].info["train"]
+    assert not torch.equal(flows[64].net.net[0].weight, flows[0].net.net[0].weight)
