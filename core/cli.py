@@ -15,7 +15,7 @@ from typing import BinaryIO
 import numpy as np
 import torch
 
-from . import checkpoint
+from . import checkpoint, distributed
 from .couplings import COUPLINGS
 from .data import (
     ALL_DATASETS,
@@ -105,7 +105,8 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
                        help="a CSV/TSV/.npy/.npz file of shape (n, d); text columns (no cell a number) are left out")
     p.add_argument("--columns", default=None, help=COLUMNS_HELP)
     p.add_argument("--labels", default=None, metavar="COLUMN", help=LABELS_HELP)
-    p.add_argument("--n", type=int, default=20000, help="points drawn from a built-in dataset")
+    p.add_argument("--n", "--points", type=int, default=20000,
+                   help="points drawn from a built-in dataset (--points under torchrun, whose own options take --n)")
     p.add_argument("--seed", type=int, default=0)
 
 
@@ -127,6 +128,10 @@ def _add_train(p: argparse.ArgumentParser) -> None:
     p.add_argument("--normalize", choices=("column", "global"), default=DEFAULTS.normalize,
                    help="standardise each column (default), or one scale for all columns")
     p.add_argument("--resume", type=Path, help="continue training this checkpoint")
+    p.add_argument("--check-every", type=int, default=None, metavar="K",
+                   help="read the loss back every K steps (default: 1 on CPU, 64 on CUDA: no wait on the GPU "
+                        "each step)")
+    p.add_argument("--compile", action="store_true", help="compile the training step with torch.compile")
     p.add_argument("--conditional", action="store_true",
                    help="train on a built-in dataset's natural labels (the toy's part, iris's species, ...): "
                         "a conditional model, sampled with `flowscope sample --label`")
@@ -439,9 +444,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     label_options = {} if args.label_dropout is None else {"label_dropout": args.label_dropout}
     config = TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                          device=args.device, normalize=args.normalize, pair_within_class=args.pair_within_class,
-                         **label_options)
+                         check_every=args.check_every, compile_step=args.compile, **label_options)
     resume = checkpoint.load(args.resume) if args.resume else None
-    on_step, close = _progress(args.steps, args.quiet)
+    main_rank = distributed.current().is_main  # under torchrun: rank 0 shows progress, evaluates and writes
+    on_step, close = _progress(args.steps, args.quiet or not main_rank)
     path_arg = args.path if not path_params else _path_with(args.path, path_params, data, args.normalize)
     try:
         result = train(torch.from_numpy(data), path=path_arg, config=config, source=source,
@@ -452,11 +458,15 @@ def cmd_train(args: argparse.Namespace) -> int:
                        label_names=() if labels is None else labels.names)
     except TrainingDiverged as err:
         close()
+        if not main_rank:
+            return 2  # rank 0 saves the last good weights and says why, for every rank
         out = _out_path(args, name)
         _record(err.result.model, chosen, None if args.no_data_sample else data)
         checkpoint.save(err.result.model, out)
         raise CLIError(f"{err}; saved them to {out}") from None
     close()
+    if not main_rank:
+        return 0
     flow = _record(result.model, chosen, None if args.no_data_sample else data)
     if not args.no_eval and args.data is None:
         dataset = args.dataset or "moons"
