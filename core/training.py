@@ -16,6 +16,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from . import distributed
+from .batches import DataLike, fit_rows, rows_for
 from .couplings import COUPLINGS, pair
 from .distributed import Group
 from .flow import FlowModel
@@ -47,7 +48,9 @@ class TrainConfig:
     Speed and scale (see `readback` and `distributed`): `check_every` is K, the steps between loss read-backs
     (None: 1 on CPU, so every step is checked before the EMA absorbs it; 64 on CUDA, so the GPU is not waited
     on every step); `compile_step` wraps the network in `torch.compile`. Under torchrun `batch_size` is per
-    rank: N ranks train at a global batch of N * batch_size.
+    rank: N ranks train at a global batch of N * batch_size. `stream`: batches come from a DataLoader over the
+    data on the host instead of from all rows on the device (None: for a numpy array such as a memory-mapped
+    .npy, or a tensor above `batches.DEVICE_DATA_BYTES`; see `batches`).
     """
 
     steps: int = 20000
@@ -67,6 +70,7 @@ class TrainConfig:
     pair_within_class: bool = False
     check_every: int | None = None
     compile_step: bool = False
+    stream: bool | None = None
 
     def __post_init__(self) -> None:
         checks = {
@@ -149,7 +153,7 @@ def path_for_data(name: str, z: Tensor, **params: float) -> AffinePath:
 
 
 def train(
-    data: Tensor,
+    data: DataLike,
     *,
     path: str | AffinePath = "ot",
     model: MLPConfig | None = None,
@@ -166,7 +170,7 @@ def train(
     """Train a velocity field by conditional flow matching on `data` [N, d] (data coordinates).
 
     Args:
-        data: training points.
+        data: training points: a tensor, or a numpy array such as `batches.open_npy`'s memory map (streamed).
         path: a path name ("ot", "vp", "ve", "cosine", "icfm") or a built path (normalised coordinates).
         model: architecture; defaults to MLPConfig(dim=d).
         config: optimisation settings, seed and device.
@@ -188,7 +192,7 @@ def train(
     """
     if coupling not in COUPLINGS:
         raise ValueError(f"unknown coupling {coupling!r}; expected one of {COUPLINGS}")
-    if data.dim() != 2 or data.shape[0] < 2:
+    if data.ndim != 2 or data.shape[0] < 2:
         raise ValueError(f"training data must have shape (n >= 2, d), got {tuple(data.shape)}")
     if source is not None and (source.dim() != 2 or source.shape[1] != data.shape[1]):
         raise ValueError(f"source must have shape (m, {data.shape[1]}), got {tuple(source.shape)}")
@@ -216,7 +220,7 @@ def train(
 
 
 def _initial_flow(
-    data: Tensor,
+    data: DataLike,
     path: str | AffinePath,
     model: MLPConfig | None,
     source: Tensor | None,
@@ -239,8 +243,9 @@ def _initial_flow(
         flow = copy.deepcopy(resume)
         flow.coupling = coupling
         return flow
-    normalizer = Normalizer.fit(data, per_column=normalize == "column", keep_constant=source is not None)
-    built = path if isinstance(path, AffinePath) else path_for_data(path, normalizer.encode(data.float()))
+    rows = fit_rows(data)
+    normalizer = Normalizer.fit(rows, per_column=normalize == "column", keep_constant=source is not None)
+    built = path if isinstance(path, AffinePath) else path_for_data(path, normalizer.encode(rows.float()))
     config = model or MLPConfig(dim=normalizer.dim)
     if config.dim not in (data.shape[1], normalizer.dim):
         raise ValueError(f"model dim {config.dim} does not match data dim {data.shape[1]}")
@@ -280,7 +285,7 @@ def check_labels(labels: Tensor | None, names: tuple[str, ...], n: int) -> tuple
 
 
 def _fit(
-    flow: FlowModel, data: Tensor, config: TrainConfig, device: torch.device, callback: Callback | None,
+    flow: FlowModel, data: DataLike, config: TrainConfig, device: torch.device, callback: Callback | None,
     labels: Tensor | None = None, group: Group = distributed.SINGLE,
 ) -> TrainResult:
     """The optimisation loop; the EMA weights are the result.
@@ -295,9 +300,9 @@ def _fit(
     generator = torch.Generator(device=device if device.type == "cuda" else "cpu")
     generator.manual_seed(config.seed + group.rank * RANK_SEED_STRIDE)
     rng = generator.device
-    z1_all = flow.normalizer.encode(data.to(device, torch.float32))
+    rows = rows_for(data, labels, flow.normalizer, config.batch_size, config.seed, config.stream, group,
+                    generator, device)
     z0_all = None if flow.source is None else flow.normalizer.encode(flow.source.to(device, torch.float32))
-    labels = None if labels is None else labels.to(rng)
     net = flow.net.train().requires_grad_(True)
     ema = copy.deepcopy(net).eval().requires_grad_(False)
     ema_flow = replace(flow, net=ema)
@@ -307,7 +312,7 @@ def _fit(
     optimizer = _optimizer(net, config)
     params: list[Tensor] = list(net.parameters())
     ema_params: list[Tensor] = list(ema.parameters())
-    path, batch, dim = flow.path, config.batch_size, z1_all.shape[1]
+    path, batch, dim = flow.path, config.batch_size, flow.latent_dim
     result = TrainResult(model=ema_flow)
     readback = LossReadback(check_every(config.check_every, device), group, device)
     snapshot = EmaSnapshot(ema_params) if readback.every > 1 else None
@@ -320,26 +325,26 @@ def _fit(
             j = step % RANDOM_BLOCK
             if j == 0:
                 k = min(RANDOM_BLOCK, config.steps - step)
-                idx1 = torch.randint(len(z1_all), (k, batch), generator=generator, device=rng).to(device)
+                z1s, true_y = rows.block(k)  # [k, batch, d] on the device (the block's first draw)
                 if z0_all is None:
                     src = torch.randn(k, batch, dim, generator=generator, device=rng).to(device)
                 else:
                     src = z0_all[torch.randint(len(z0_all), (k, batch), generator=generator, device=rng).to(device)]
                 times = (torch.rand(k, batch, generator=generator, device=rng) * path.t_max).to(device)
-                if labels is not None:
-                    true_y = labels[idx1.to(rng)]
+                if true_y is not None:
+                    true_y = true_y.to(rng)
                     dropped = torch.rand(k, batch, generator=generator, device=rng) < config.label_dropout
                     ys = torch.where(dropped, net.null_label, true_y).to(device)
-                if solver is not None and labels is not None and config.pair_within_class:
-                    pairs = [solver.submit(pair, src[i], z1_all[idx1[i]], flow.coupling, None, true_y[i].to(device))
+                if solver is not None and true_y is not None and config.pair_within_class:
+                    pairs = [solver.submit(pair, src[i], z1s[i], flow.coupling, None, true_y[i].to(device))
                              for i in range(k)]
                 elif solver is not None:
-                    pairs = [solver.submit(pair, src[i], z1_all[idx1[i]], flow.coupling) for i in range(k)]
+                    pairs = [solver.submit(pair, src[i], z1s[i], flow.coupling) for i in range(k)]
             lr = config.learning_rate(step)
             if lr != optimizer.param_groups[0]["lr"]:
                 for param_group in optimizer.param_groups:
                     param_group["lr"] = lr
-            z0, z1 = pairs[j].result() if solver is not None else (src[j], z1_all[idx1[j]])
+            z0, z1 = pairs[j].result() if solver is not None else (src[j], z1s[j])
             t = times[j]
             sample = path.sample(z0, z1, t, generator)
             loss = cfm_loss(step_net, sample.x_t, t, sample.u_t, None if labels is None else ys[j])

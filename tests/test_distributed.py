@@ -104,14 +104,17 @@ def test_two_ranks_match_one_process_at_the_doubled_batch(two_ranks: Path) -> No
 
 
 def test_torchrun_module_cli_resumes_and_only_rank_0_writes(two_ranks: Path, tmp_path: Path) -> None:
-    out = tmp_path / "resumed.safetensors"
-    result = _torchrun("-m", "flowscope", "train", "--dataset", "moons", "--steps", "30", "--batch-size", "32",
-                       "--resume", str(two_ranks / "rank0.safetensors"), "--no-eval", "--quiet",
+    """Resume on a memory-mapped .npy streamed by a DistributedSampler (--stream), through `-m flowscope`."""
+    out, data = tmp_path / "resumed.safetensors", tmp_path / "moons.npy"
+    np.save(data, make_dataset("moons", 4000, seed=0))
+    result = _torchrun("-m", "flowscope", "train", "--data", str(data), "--stream", "--steps", "30",
+                       "--batch-size", "32", "--resume", str(two_ranks / "rank0.safetensors"), "--quiet",
                        "--out", str(out), marker=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.count("wrote") == 1  # rank 0 alone reports and writes
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["resumed.safetensors"]  # no temporary file left
-    assert checkpoint.load(out).info["steps_done"] == STEPS + 30
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["moons.npy", "resumed.safetensors"]  # no temporary file
+    resumed = checkpoint.load(out)
+    assert resumed.info["steps_done"] == STEPS + 30 and resumed.info["dataset"] == "moons.npy"
 
 
 def test_a_nan_on_rank_1_stops_every_rank_and_keeps_the_last_good_weights(tmp_path: Path) -> None:
