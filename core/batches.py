@@ -113,8 +113,7 @@ class StreamedRows:
         table = _Table(data, labels)
         self.sampler: DistributedSampler[int] = DistributedSampler(
             table, num_replicas=group.world_size, rank=group.rank, shuffle=True, seed=seed, drop_last=True)
-        self.loader = DataLoader(table, sampler=BatchSampler(self.sampler, batch, drop_last=True),
-                                 batch_size=None, pin_memory=device.type == "cuda")
+        self.loader = DataLoader(table, sampler=BatchSampler(self.sampler, batch, drop_last=True), batch_size=None)
         self.normalizer, self.device, self.epoch = normalizer, device, 0
         self.batches: Iterator[tuple[Tensor, Tensor | None]] = iter(self.loader)
 
@@ -130,7 +129,10 @@ class StreamedRows:
     def block(self, k: int) -> tuple[Tensor, Tensor | None]:
         """The next k batches, copied to the device (asynchronously from pinned memory on CUDA) and normalised."""
         drawn = [self._next() for _ in range(k)]
-        rows = torch.stack([x for x, _ in drawn]).to(self.device, non_blocking=True)
+        rows = torch.stack([x for x, _ in drawn])
+        if self.device.type == "cuda":  # pinned, so that the copy runs while the GPU trains on the last block
+            rows = rows.pin_memory()
+        rows = rows.to(self.device, non_blocking=True)
         labels = None if drawn[0][1] is None else torch.stack([y for _, y in drawn if y is not None])
         return self.normalizer.encode(rows), labels
 
