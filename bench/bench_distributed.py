@@ -51,7 +51,9 @@ def _two_processes(steps: int, out: Path, seed: int = 0) -> float:
     """Steps per second of a 2-rank torchrun launch (rank 0's count); rank 0's model is written to `out`."""
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
                __file__, "--worker", "--steps", str(steps), "--model-out", str(out), "--seed", str(seed)]
-    subprocess.run(command, check=True, timeout=1800, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    done = subprocess.run(command, timeout=1800, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"torchrun failed ({done.returncode}):\n{done.stderr[-4000:]}")
     rate: float = json.loads(out.with_suffix(".json").read_text())["steps_per_s"]
     return rate
 

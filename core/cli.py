@@ -250,7 +250,7 @@ def _streamed_npy(args: argparse.Namespace) -> _Chosen | None:
         return None
     if path.suffix.lower() != ".npy":
         raise CLIError(f"--stream memory-maps a .npy file; {path.name} is not one")
-    if args.columns is not None or getattr(args, "labels", None) is not None:
+    if getattr(args, "columns", None) is not None or getattr(args, "labels", None) is not None:
         raise CLIError("a streamed .npy trains on all its columns, without labels: drop --columns / --labels")
     points = open_npy(path)
     digest = hashlib.sha256(repr(points.shape).encode())
