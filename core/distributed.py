@@ -8,6 +8,7 @@ Backends: gloo for CPU ranks, nccl for CUDA ranks, one device per rank (cuda:LOC
 from __future__ import annotations
 
 import atexit
+import gc
 import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -121,8 +122,10 @@ def stop_group(group: Group) -> None:
 
 
 def _destroy() -> None:
-    """Destroy the default process group if there is one (at exit: the orderly end nccl asks for)."""
+    """Destroy the default process group if there is one (at exit: the orderly end nccl asks for). Garbage is
+    collected first, so that no DistributedDataParallel reducer outlives the group into interpreter shutdown."""
     if dist.is_available() and dist.is_initialized():
+        gc.collect()
         dist.destroy_process_group()
 
 
