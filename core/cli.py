@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import subprocess
@@ -15,7 +16,8 @@ from typing import BinaryIO
 import numpy as np
 import torch
 
-from . import checkpoint
+from . import checkpoint, distributed
+from .batches import open_npy
 from .couplings import COUPLINGS
 from .data import (
     ALL_DATASETS,
@@ -31,7 +33,7 @@ from .evaluation import QUALITY_DRAWS, Reference, evaluate, evaluate_classes, re
 from .files import write_atomic
 from .flow import FlowModel, resolve_device
 from .labels import Labels, encode_labels
-from .loader import DataError, Table, load_table
+from .loader import DEFAULT_LIMITS, DataError, Table, load_table
 from .models import MLPConfig, Normalizer
 from .paths import PATH_NAMES, AffinePath
 from .sampling import METHODS, SolverConfig
@@ -108,7 +110,8 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
                        help="a CSV/TSV/.npy/.npz file of shape (n, d); text columns (no cell a number) are left out")
     p.add_argument("--columns", default=None, help=COLUMNS_HELP)
     p.add_argument("--labels", default=None, metavar="COLUMN", help=LABELS_HELP)
-    p.add_argument("--n", type=int, default=20000, help="points drawn from a built-in dataset")
+    p.add_argument("--n", "--points", type=int, default=20000,
+                   help="points drawn from a built-in dataset (--points under torchrun, whose own options take --n)")
     p.add_argument("--seed", type=int, default=0)
 
 
@@ -133,6 +136,13 @@ def _add_train(p: argparse.ArgumentParser) -> None:
     p.add_argument("--normalize", choices=("column", "global"), default=DEFAULTS.normalize,
                    help="standardise each column (default), or one scale for all columns")
     p.add_argument("--resume", type=Path, help="continue training this checkpoint")
+    p.add_argument("--check-every", type=int, default=None, metavar="K",
+                   help="read the loss back every K steps (default: 1 on CPU, 64 on CUDA: no wait on the GPU "
+                        "each step)")
+    p.add_argument("--compile", action="store_true", help="compile the training step with torch.compile")
+    p.add_argument("--stream", action="store_true",
+                   help="memory-map a --data .npy and stream batches from it (automatic for a .npy over the "
+                        "size limit of loaded files)")
     p.add_argument("--conditional", action="store_true",
                    help="train on a built-in dataset's natural labels (the toy's part, iris's species, ...): "
                         "a conditional model, sampled with `flowscope sample --label`")
@@ -233,12 +243,38 @@ class _Chosen:
     index: list[int]
     labels: Labels | None = None
     label_column: str | None = None
+    streamed: bool = False
+    hash: str = ""
+
+
+def _streamed_npy(args: argparse.Namespace) -> _Chosen | None:
+    """With --stream, or for a .npy over the loaded files' size limit: the file memory-mapped (rows are read as
+    training streams them), its columns x0, x1, ...; None otherwise."""
+    path: Path = args.data
+    big = path.suffix.lower() == ".npy" and path.is_file() and path.stat().st_size > DEFAULT_LIMITS.max_bytes
+    if not (getattr(args, "stream", False) or big):
+        return None
+    if path.suffix.lower() != ".npy":
+        raise CLIError(f"--stream memory-maps a .npy file; {path.name} is not one")
+    if getattr(args, "columns", None) is not None or getattr(args, "labels", None) is not None:
+        raise CLIError("a streamed .npy trains on all its columns, without labels: drop --columns / --labels")
+    points = open_npy(path)
+    digest = hashlib.sha256(repr(points.shape).encode())
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    columns = [f"x{j}" for j in range(points.shape[1])]
+    return _Chosen(points, path.name, columns, list(range(points.shape[1])), streamed=True,
+                   hash=digest.hexdigest()[:16])
 
 
 def _chosen_data(args: argparse.Namespace, n: int | None = None, *, conditional: bool = False) -> _Chosen:
     """The points of --data / --dataset less the columns that --columns (or --labels) leaves out (a file's text
     columns are left out, and said so); with --labels, or `conditional` for a built-in dataset, their labels."""
     if args.data is not None:
+        streamed = _streamed_npy(args)
+        if streamed is not None:
+            return streamed
         file = args.data.name
         table = _read_table(args.data, getattr(args, "labels", None))
         if getattr(args, "labels", None) is None:
@@ -445,24 +481,31 @@ def cmd_train(args: argparse.Namespace) -> int:
     label_options = {} if args.label_dropout is None else {"label_dropout": args.label_dropout}
     config = TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                          device=args.device, normalize=args.normalize, pair_within_class=args.pair_within_class,
-                         ot_block=args.ot_block, **label_options)
+                         ot_block=args.ot_block, check_every=args.check_every, compile_step=args.compile,
+                         stream=True if chosen.streamed else None, **label_options)
     resume = checkpoint.load(args.resume) if args.resume else None
-    on_step, close = _progress(args.steps, args.quiet)
+    main_rank = distributed.current().is_main  # under torchrun: rank 0 shows progress, evaluates and writes
+    on_step, close = _progress(args.steps, args.quiet or not main_rank)
     path_arg = args.path if not path_params else _path_with(args.path, path_params, data, args.normalize)
     try:
-        result = train(torch.from_numpy(data), path=path_arg, config=config, source=source,
+        result = train(data if chosen.streamed else torch.from_numpy(data), path=path_arg, config=config, source=source,
                        model=MLPConfig(dim=data.shape[1], width=args.width, depth=args.depth,
                                        fourier_features=args.fourier_features),
-                       coupling=args.coupling, dataset=name, dataset_hash=dataset_hash(data), callback=on_step,
+                       coupling=args.coupling, dataset=name, dataset_hash=chosen.hash or dataset_hash(data),
+                       callback=on_step,
                        resume=resume, labels=None if labels is None else torch.from_numpy(labels.indices),
                        label_names=() if labels is None else labels.names)
     except TrainingDiverged as err:
         close()
+        if not main_rank:
+            return 2  # rank 0 saves the last good weights and says why, for every rank
         out = _out_path(args, name)
         _record(err.result.model, chosen, None if args.no_data_sample else data)
         checkpoint.save(err.result.model, out)
         raise CLIError(f"{err}; saved them to {out}") from None
     close()
+    if not main_rank:
+        return 0
     flow = _record(result.model, chosen, None if args.no_data_sample else data)
     if not args.no_eval and args.data is None:
         dataset = args.dataset or "moons"

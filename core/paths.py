@@ -52,6 +52,11 @@ def _col(t: Tensor | float, like: Tensor) -> Tensor:
     return t.reshape(-1, *([1] * (like.dim() - 1))) if t.dim() == 1 else t
 
 
+def _rng_device(generator: torch.Generator | None) -> torch.device:
+    """Where draws from `generator` are made: its own device (a CUDA generator draws on the GPU), else the CPU."""
+    return torch.device("cpu") if generator is None else generator.device
+
+
 class AffinePath(ABC):
     """x_t = alpha_t x1 + sigma_t x0 + noise_std * eps, with closed-form alpha', sigma'.
 
@@ -123,7 +128,8 @@ class AffinePath(ABC):
         """Draw x_t for paired (x0, x1) at times t [B] and return it with its CFM target."""
         x_t = self.psi(x0, x1, t)
         if self.noise_std > 0:
-            noise = torch.randn(x_t.shape, generator=generator, dtype=x_t.dtype).to(x_t.device)
+            noise = torch.randn(x_t.shape, generator=generator, dtype=x_t.dtype, device=_rng_device(generator))
+            noise = noise.to(x_t.device)
             x_t = x_t + self.noise_std * noise
         return PathSample(t=t, x0=x0, x1=x1, x_t=x_t, u_t=self.pair_velocity(x0, x1, t))
 
@@ -174,7 +180,8 @@ class OTPath(AffinePath):
         u_t = torch.sub(x1, x0, alpha=1.0 - self.sigma_min)
         x_t = torch.addcmul(x0, _col(t, x0), u_t)
         if self.noise_std > 0:
-            noise = torch.randn(x_t.shape, generator=generator, dtype=x_t.dtype).to(x_t.device)
+            noise = torch.randn(x_t.shape, generator=generator, dtype=x_t.dtype, device=_rng_device(generator))
+            noise = noise.to(x_t.device)
             x_t = x_t + self.noise_std * noise
         return PathSample(t=t, x0=x0, x1=x1, x_t=x_t, u_t=u_t)
 

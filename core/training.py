@@ -16,16 +16,22 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from . import distributed
+from .batches import DataLike, DeviceRows, Rows, fit_rows, rows_for
 from .couplings import COUPLINGS, pair
-from .flow import FlowModel, resolve_device
+from .distributed import Group
+from .flow import FlowModel
 from .models import MAX_CLASSES, MLPConfig, Normalizer, VelocityMLP
 from .paths import AffinePath, make_path, ve_smax_for
+from .readback import Checked, EmaSnapshot, LossReadback, check_every
 
 __all__ = ["RANDOM_BLOCK", "Callback", "StepInfo", "TrainConfig", "TrainResult", "TrainingDiverged", "cfm_loss",
            "check_labels", "fit_pairs", "path_for_data", "train"]
 
 #: Steps whose randomness is drawn at once.
 RANDOM_BLOCK = 64
+#: Rank r > 0 of a distributed run draws its batches from seed + r * RANK_SEED_STRIDE (rank 0: the seed itself).
+RANK_SEED_STRIDE = 1 << 32
 
 
 @dataclass(frozen=True)
@@ -46,6 +52,13 @@ class TrainConfig:
     same dopri5 NFE; straightness 0.02 against 0.007 for the whole batch, 1.66 independent
     (bench/results_cost.md). `to_dict` leaves a 0 out, so a checkpoint without the field was
     paired over the whole batch, and the zoo's files stay as they were built.
+
+    Speed and scale (see `readback` and `distributed`): `check_every` is K, the steps between loss read-backs
+    (None: 1 on CPU, so every step is checked before the EMA absorbs it; 64 on CUDA, so the GPU is not waited
+    on every step); `compile_step` wraps the network in `torch.compile`. Under torchrun `batch_size` is per
+    rank: N ranks train at a global batch of N * batch_size. `stream`: batches come from a DataLoader over the
+    data on the host instead of from all rows on the device (None: for a numpy array such as a memory-mapped
+    .npy, or a tensor above `batches.DEVICE_DATA_BYTES`; see `batches`).
     """
 
     #: 6,000 (was 20,000 until issue 18): with the cosine schedule and the width-64 default MLP, W2 / floor
@@ -67,6 +80,9 @@ class TrainConfig:
     label_dropout: float = 0.1
     pair_within_class: bool = False
     ot_block: int = 64
+    check_every: int | None = None
+    compile_step: bool = False
+    stream: bool | None = None
 
     def __post_init__(self) -> None:
         checks = {
@@ -81,6 +97,7 @@ class TrainConfig:
             "normalize must be 'column' or 'global'": self.normalize in ("column", "global"),
             "label_dropout must lie in [0, 1)": 0.0 <= self.label_dropout < 1.0,
             "ot_block must be >= 0": self.ot_block >= 0,
+            "check_every must be >= 1": self.check_every is None or self.check_every >= 1,
         }
         failed = [message for message, ok in checks.items() if not ok]
         if failed:
@@ -114,7 +131,9 @@ class StepInfo:
     seconds: float
 
 
-#: Called after every step with the progress and the live model (EMA weights); return True to stop.
+#: Called after every step with the progress and the live model (EMA weights); return True to stop. With
+#: check_every = K > 1 it is called for the K steps of a block once their losses are read; under torchrun it
+#: runs on rank 0 only and its stop is every rank's stop.
 Callback = Callable[[StepInfo, FlowModel], "bool | None"]
 
 
@@ -150,7 +169,7 @@ def path_for_data(name: str, z: Tensor, **params: float) -> AffinePath:
 
 
 def train(
-    data: Tensor,
+    data: DataLike,
     *,
     path: str | AffinePath = "ot",
     model: MLPConfig | None = None,
@@ -167,7 +186,7 @@ def train(
     """Train a velocity field by conditional flow matching on `data` [N, d] (data coordinates).
 
     Args:
-        data: training points.
+        data: training points: a tensor, or a numpy array such as `batches.open_npy`'s memory map (streamed).
         path: a path name ("ot", "vp", "ve", "cosine", "icfm") or a built path (normalised coordinates).
         model: architecture; defaults to MLPConfig(dim=d).
         config: optimisation settings, seed and device.
@@ -179,17 +198,22 @@ def train(
         labels: class indices [N] in [0, len(label_names)) for a conditional model (see `TrainConfig`).
         label_names: the classes' names, in index order; stored with the model.
 
+    Under torchrun (`torchrun --nproc_per_node N script.py`, or `-m flowscope train`) every rank calls this
+    with the same arguments: the ranks train one DistributedDataParallel model (gloo on CPU, nccl on CUDA,
+    cuda:LOCAL_RANK each), each drawing its own batches, and all return the same weights. A minibatch-OT
+    coupling is solved per rank on its local batch.
+
     Raises:
-        TrainingDiverged: on a non-finite loss, carrying the last good model.
+        TrainingDiverged: on a non-finite loss (on any rank: then on all), carrying the last good model.
     """
     if coupling not in COUPLINGS:
         raise ValueError(f"unknown coupling {coupling!r}; expected one of {COUPLINGS}")
-    if data.dim() != 2 or data.shape[0] < 2:
+    if data.ndim != 2 or data.shape[0] < 2:
         raise ValueError(f"training data must have shape (n >= 2, d), got {tuple(data.shape)}")
     if source is not None and (source.dim() != 2 or source.shape[1] != data.shape[1]):
         raise ValueError(f"source must have shape (m, {data.shape[1]}), got {tuple(source.shape)}")
     names = check_labels(labels, tuple(label_names), int(data.shape[0]))
-    device = resolve_device(config.device)
+    group, device = distributed.start_group(config.device)
     with _seeded_threads(config):
         flow = _initial_flow(data, path, model, source, coupling, resume, config.normalize, len(names)).to(device)
         flow.labels = names
@@ -199,11 +223,14 @@ def train(
         if names:
             assert labels is not None
             flow.info["class_counts"] = torch.bincount(labels.long(), minlength=len(names)).tolist()
-        return _fit(flow, data, config, device, callback, None if labels is None else labels.long())
+        if group.active:
+            flow.info["distributed"] = {"world_size": group.world_size, "backend": group.backend,
+                                        "global_batch_size": group.world_size * config.batch_size}
+        return _fit(flow, data, config, device, callback, None if labels is None else labels.long(), group)
 
 
 def _initial_flow(
-    data: Tensor,
+    data: DataLike,
     path: str | AffinePath,
     model: MLPConfig | None,
     source: Tensor | None,
@@ -226,8 +253,9 @@ def _initial_flow(
         flow = copy.deepcopy(resume)
         flow.coupling = coupling
         return flow
-    normalizer = Normalizer.fit(data, per_column=normalize == "column", keep_constant=source is not None)
-    built = path if isinstance(path, AffinePath) else path_for_data(path, normalizer.encode(data.float()))
+    rows = fit_rows(data)
+    normalizer = Normalizer.fit(rows, per_column=normalize == "column", keep_constant=source is not None)
+    built = path if isinstance(path, AffinePath) else path_for_data(path, normalizer.encode(rows.float()))
     config = model or MLPConfig(dim=normalizer.dim)
     if config.dim not in (data.shape[1], normalizer.dim):
         raise ValueError(f"model dim {config.dim} does not match data dim {data.shape[1]}")
@@ -275,11 +303,12 @@ def fit_pairs(flow: FlowModel, x0: Tensor, x1: Tensor, *, config: TrainConfig = 
         raise ValueError(f"pairs must be two arrays of the same shape (n >= 2, {flow.dim}), got "
                          f"{tuple(x0.shape)} and {tuple(x1.shape)}")
     check_labels(labels, flow.labels if labels is not None else (), int(x1.shape[0]))
-    device = resolve_device(config.device)
+    group, device = distributed.start_group(config.device)
     with _seeded_threads(config):
         flow = flow.to(device)
         flow.info.update(n_train=int(x1.shape[0]), train=config.to_dict())
-        return _fit(flow, x1, config, device, callback, None if labels is None else labels.long(), paired_source=x0)
+        return _fit(flow, x1, config, device, callback, None if labels is None else labels.long(), group,
+                    paired_source=x0)
 
 
 @contextmanager
@@ -296,31 +325,45 @@ def _seeded_threads(config: TrainConfig) -> Iterator[None]:
 
 
 def _fit(
-    flow: FlowModel, data: Tensor, config: TrainConfig, device: torch.device, callback: Callback | None,
-    labels: Tensor | None = None, paired_source: Tensor | None = None,
+    flow: FlowModel, data: DataLike, config: TrainConfig, device: torch.device, callback: Callback | None,
+    labels: Tensor | None = None, group: Group = distributed.SINGLE, paired_source: Tensor | None = None,
 ) -> TrainResult:
     """The optimisation loop; the EMA weights are the result.
 
-    The EMA absorbs a step's weights only after their loss was seen finite, so on a NaN/inf loss the EMA
-    already holds the last good weights and nothing needs restoring. Randomness (data indices, source
-    noise, times) is drawn in blocks of RANDOM_BLOCK steps from one seeded CPU generator: fewer small ops.
-    With labels, each batch's labels are dropped to the "no label" token with probability label_dropout.
+    The EMA absorbs a step's weights only after their loss was seen finite (with check_every = K > 1: it is
+    rolled back to the last checked block boundary), so on a NaN/inf loss the EMA holds the last good weights.
+    Randomness (data indices, source noise, times) is drawn in blocks of RANDOM_BLOCK steps from one seeded
+    generator on the training device (CPU: the same draws as ever); rank r of a distributed run seeds it with
+    seed + r * RANK_SEED_STRIDE. With labels, each batch's labels are dropped to the "no label" token with
+    probability label_dropout.
     With `paired_source` [N, D] (data coordinates), row i is the source partner of data row i: a batch's
     sources are taken by its data indices (a fixed, index-aligned coupling; no minibatch pairing).
     """
-    generator = torch.Generator(device="cpu").manual_seed(config.seed)
-    z1_all = flow.normalizer.encode(data.to(device, torch.float32))
+    generator = torch.Generator(device=device if device.type == "cuda" else "cpu")
+    generator.manual_seed(config.seed + group.rank * RANK_SEED_STRIDE)
+    rng = generator.device
     z0_all = None if flow.source is None else flow.normalizer.encode(flow.source.to(device, torch.float32))
-    if paired_source is not None:
+    rows: Rows
+    if paired_source is not None:  # index-aligned pairs: rows and partners on the device, drawn by one index
+        assert isinstance(data, Tensor)
         z0_all = flow.normalizer.encode(paired_source.to(device, torch.float32))
+        rows = paired = DeviceRows(data, labels, flow.normalizer, config.batch_size, generator, device)
+    else:
+        rows = rows_for(data, labels, flow.normalizer, config.batch_size, config.seed, config.stream, group,
+                        generator, device)
     net = flow.net.train().requires_grad_(True)
     ema = copy.deepcopy(net).eval().requires_grad_(False)
     ema_flow = replace(flow, net=ema)
+    step_net: nn.Module = distributed.wrap(net, group, device)
+    if config.compile_step:
+        step_net = torch.compile(step_net)  # type: ignore[assignment]
     optimizer = _optimizer(net, config)
     params: list[Tensor] = list(net.parameters())
     ema_params: list[Tensor] = list(ema.parameters())
-    path, batch, dim = flow.path, config.batch_size, z1_all.shape[1]
+    path, batch, dim = flow.path, config.batch_size, flow.latent_dim
     result = TrainResult(model=ema_flow)
+    readback = LossReadback(check_every(config.check_every, device), group, device)
+    snapshot = EmaSnapshot(ema_params) if readback.every > 1 else None
     start = time.perf_counter()
     # Minibatch-OT pairs do not depend on the model: solve a block's pairs on spare cores (POT releases
     # the GIL) while this thread trains. Same pairs, same order as solving them step by step.
@@ -331,41 +374,41 @@ def _fit(
             j = step % RANDOM_BLOCK
             if j == 0:
                 k = min(RANDOM_BLOCK, config.steps - step)
-                idx1 = torch.randint(len(z1_all), (k, batch), generator=generator).to(device)
-                if z0_all is None:
-                    src = torch.randn(k, batch, dim, generator=generator).to(device)
-                elif paired_source is not None:
-                    src = z0_all[idx1]
+                if paired_source is not None:  # the partners of the drawn rows, by the same indices
+                    z1s, partners, true_y = paired.paired_block(k, z0_all)
+                    assert partners is not None
+                    src = partners
                 else:
-                    src = z0_all[torch.randint(len(z0_all), (k, batch), generator=generator).to(device)]
-                times = (torch.rand(k, batch, generator=generator) * path.t_max).to(device)
-                if labels is not None:
-                    true_y = labels[idx1.cpu()]
-                    dropped = torch.rand(k, batch, generator=generator) < config.label_dropout
+                    z1s, true_y = rows.block(k)  # [k, batch, d] on the device (the block's first draw)
+                    if z0_all is None:
+                        src = torch.randn(k, batch, dim, generator=generator, device=rng).to(device)
+                    else:
+                        src = z0_all[torch.randint(len(z0_all), (k, batch), generator=generator,
+                                                   device=rng).to(device)]
+                times = (torch.rand(k, batch, generator=generator, device=rng) * path.t_max).to(device)
+                if true_y is not None:
+                    true_y = true_y.to(rng)
+                    dropped = torch.rand(k, batch, generator=generator, device=rng) < config.label_dropout
                     ys = torch.where(dropped, net.null_label, true_y).to(device)
-                if solver is not None and labels is not None and config.pair_within_class:
-                    pairs = [solver.submit(pair, src[i], z1_all[idx1[i]], flow.coupling, None, true_y[i].to(device),
+                if solver is not None and true_y is not None and config.pair_within_class:
+                    pairs = [solver.submit(pair, src[i], z1s[i], flow.coupling, None, true_y[i].to(device),
                                            config.ot_block) for i in range(k)]
                 elif solver is not None:
-                    pairs = [solver.submit(pair, src[i], z1_all[idx1[i]], flow.coupling, None, None, config.ot_block)
+                    pairs = [solver.submit(pair, src[i], z1s[i], flow.coupling, None, None, config.ot_block)
                              for i in range(k)]
             lr = config.learning_rate(step)
             if lr != optimizer.param_groups[0]["lr"]:
-                for group in optimizer.param_groups:
-                    group["lr"] = lr
-            z0, z1 = pairs[j].result() if solver is not None else (src[j], z1_all[idx1[j]])
+                for param_group in optimizer.param_groups:
+                    param_group["lr"] = lr
+            z0, z1 = pairs[j].result() if solver is not None else (src[j], z1s[j])
             t = times[j]
             sample = path.sample(z0, z1, t, generator)
-            loss = cfm_loss(net, sample.x_t, t, sample.u_t, None if labels is None else ys[j])
-            loss_value = float(loss.detach())
-            if not math.isfinite(loss_value):
-                result.seconds = time.perf_counter() - start
-                raise TrainingDiverged(
-                    f"training stopped at step {step + 1}: the loss became {loss_value} "
-                    f"(learning rate {config.lr:g} too high?); the last good weights are kept",
-                    result,
-                )
-            with torch.no_grad():  # these weights gave a finite loss: let the EMA absorb them
+            loss = cfm_loss(step_net, sample.x_t, t, sample.u_t, None if labels is None else ys[j])
+            readback.add(loss)
+            checked = None
+            if readback.every == 1:  # read before the EMA absorbs these weights: nothing to roll back
+                checked = _checked(readback, step, config, result, start, snapshot, ema_params)
+            with torch.no_grad():  # with K = 1 these weights gave a finite loss: let the EMA absorb them
                 decay = min(config.ema_decay, (1.0 + step) / (10.0 + step))
                 torch._foreach_lerp_(ema_params, params, 1.0 - decay)
             optimizer.zero_grad(set_to_none=True)
@@ -373,16 +416,61 @@ def _fit(
             if config.grad_clip > 0:
                 torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
             optimizer.step()
-            result.losses.append(loss_value)
-            if callback is not None:
-                info = StepInfo(step + 1, config.steps, loss_value, lr, time.perf_counter() - start)
-                if callback(info, ema_flow):
-                    result.stopped_early = True
-                    break
+            if readback.every > 1 and readback.due(step, config.steps):
+                checked = _checked(readback, step, config, result, start, snapshot, ema_params)
+            if checked is not None and _report(checked, step, config, result, start, callback, group, device):
+                result.stopped_early = True
+                break
     finally:
         if solver is not None:
             solver.shutdown(wait=False, cancel_futures=True)
+    if not distributed.in_sync(ema_params, group):
+        raise RuntimeError("distributed training: the ranks' weights differ at the end (a broken all-reduce?)")
+    return _finish(result, start)
+
+
+def _finish(result: TrainResult, start: float) -> TrainResult:
+    """Stamp the training time and the steps the EMA has absorbed (also into a diverged run's last good model)."""
     result.seconds = time.perf_counter() - start
-    ema_flow.info["steps_done"] = int(flow.info.get("steps_done", 0)) + len(result.losses)
-    ema_flow.info["train_seconds"] = round(result.seconds, 2)
+    result.model.info["steps_done"] = int(result.model.info.get("steps_done", 0)) + len(result.losses)
+    result.model.info["train_seconds"] = round(result.seconds, 2)
     return result
+
+
+def _checked(readback: LossReadback, step: int, config: TrainConfig, result: TrainResult, start: float,
+             snapshot: EmaSnapshot | None, ema_params: list[Tensor]) -> Checked:
+    """Read the pending losses; on a non-finite one (any rank) roll the EMA back to the last checked block
+    boundary and raise TrainingDiverged on every rank; else mark this boundary as good."""
+    checked = readback.read()
+    if checked.finite:
+        if snapshot is not None:
+            snapshot.take(ema_params)
+        return checked
+    if snapshot is not None:
+        snapshot.restore(ema_params)
+    _finish(result, start)
+    bad_step = step + 2 - len(checked.losses) + checked.first_bad()
+    where = f" on rank {', '.join(map(str, checked.bad_ranks))}" if readback.group.active else ""
+    kept = "the last good weights are kept" if snapshot is None else \
+        f"the weights of step {step + 1 - len(checked.losses)} (the last checked block) are kept"
+    raise TrainingDiverged(
+        f"training stopped at step {bad_step}: the loss became {checked.losses[checked.first_bad()]}{where} "
+        f"(learning rate {config.lr:g} too high?); {kept}",
+        result,
+    )
+
+
+def _report(checked: Checked, step: int, config: TrainConfig, result: TrainResult, start: float,
+            callback: Callback | None, group: Group, device: torch.device) -> bool:
+    """Record a block's losses and show them to the callback (rank 0); whether training stops (all ranks agree)."""
+    result.losses.extend(checked.losses)
+    stop = False
+    if callback is not None and group.is_main:
+        seconds = time.perf_counter() - start
+        first = step + 2 - len(checked.losses)
+        for i, loss_value in enumerate(checked.losses):
+            info = StepInfo(first + i, config.steps, loss_value, config.learning_rate(first + i - 1), seconds)
+            if callback(info, result.model):
+                stop = True
+                break
+    return distributed.agree(stop, group, device)
