@@ -122,10 +122,17 @@ def stop_group(group: Group) -> None:
 
 
 def _destroy() -> None:
-    """Destroy the default process group if there is one (at exit: the orderly end nccl asks for). Garbage is
-    collected first, so that no DistributedDataParallel reducer outlives the group into interpreter shutdown."""
+    """Destroy the default process group if there is one (at exit: the orderly end nccl asks for). The ranks
+    first meet at a barrier, so that none tears its connections down while rank 0 still evaluates and writes
+    (a gloo rank whose peers vanish mid-run can abort at exit); garbage is collected, so that no
+    DistributedDataParallel reducer outlives the group into interpreter shutdown."""
     if dist.is_available() and dist.is_initialized():
         gc.collect()
+        if dist.get_world_size() > 1:
+            try:
+                dist.barrier()
+            except RuntimeError:  # a peer already gone (it failed): nothing left to wait for
+                pass
         dist.destroy_process_group()
 
 
