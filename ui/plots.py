@@ -308,7 +308,7 @@ def animated_panels(frames: Sequence[Sequence[Panel]], times: np.ndarray, xs: np
     if bars is not None:
         fig.add_trace(_bar_trace(bars[active]), row=2, col=1)
         fig.update_xaxes(title="rank", showticklabels=False, row=2, col=1)
-        fig.update_yaxes(title="posterior weight w_i", range=[0.0, 1.05], row=2, col=1)
+        fig.update_yaxes(title="posterior weight w_i", rangemode="tozero", row=2, col=1)
         dynamic.append(len(fig.data) - 1)
     if curves is not None:
         _add_curves(fig, curves, float(times[active]), col=2 if n > 1 else 1)
@@ -397,7 +397,8 @@ def _add_curves(fig: go.Figure, curves: Curves, t: float, col: int) -> None:
     low, high = _curve_range(curves)
     fig.update_xaxes(title="t", range=[0.0, 1.0], row=2, col=col)
     fig.update_yaxes(title=curves.y_title, row=2, col=col, **(log_axis(low, high) if curves.log else {}))
-    fig.update_layout(legend={"orientation": "h", "x": 0.4, "y": -0.02, "yanchor": "top"})
+    fig.update_layout(legend={"orientation": "h", "x": 0.37, "y": 0.01, "yanchor": "bottom",
+                              "bgcolor": "rgba(255, 255, 255, 0.7)", "font": {"size": 11}})
     fig.add_trace(_time_marker(curves, t), row=2, col=col)
 
 
@@ -633,7 +634,12 @@ def loss_curve(losses: Sequence[float], *, height: int = 280, title: str = "trai
         fig.add_trace(go.Scatter(x=steps[window - 1:], y=smooth, mode="lines", name=f"mean of {window}",
                                  line={"color": SAMPLE_COLOR, "width": 2}))
     fig.update_xaxes(title="step")
-    fig.update_yaxes(title="CFM loss", type="log")
+    positive = values[np.isfinite(values) & (values > 0)]
+    if len(positive):  # every value in view, ticks 1-2-5 per decade (or one per decade over many)
+        fig.update_yaxes(title="CFM loss", **log_axis(float(np.log10(positive.min())) - 0.1,
+                                                      float(np.log10(positive.max())) + 0.1))
+    else:
+        fig.update_yaxes(title="CFM loss", type="log")
     fig.update_layout(title=title, height=height, margin=MARGIN, template="plotly_white",
                       legend={"orientation": "h", "y": 1.12, "x": 1.0, "xanchor": "right"})
     return fig
@@ -652,10 +658,9 @@ def loss_by_t(ts: np.ndarray, irreducible: np.ndarray, model: np.ndarray | None,
     values = np.concatenate([irreducible, model if model is not None else []])
     values = values[np.isfinite(values) & (values > 0)]
     top = float(values.max()) if len(values) else 1.0
-    bottom = max(float(values.min()) if len(values) else 1e-3, top * 1e-3)  # no decades of near-zero at t = 1
+    bottom = float(values.min()) if len(values) else top * 1e-3  # nothing cut off
     fig.update_xaxes(title="t", range=[0.0, 1.0])
-    fig.update_yaxes(title="CFM loss at t (normalised units)", type="log",
-                     range=[np.log10(bottom) - 0.1, np.log10(top) + 0.1])
+    fig.update_yaxes(title="CFM loss at t (normalised units)", **log_axis(np.log10(bottom) - 0.1, np.log10(top) + 0.1))
     fig.update_layout(height=height, margin=MARGIN, template="plotly_white",
                       legend={"orientation": "h", "y": 1.12, "x": 0.0})
     return fig

@@ -163,10 +163,8 @@ def fields_panels(f: compute.FieldsAtT, clickable: np.ndarray) -> list[plots.Pan
 
 def weight_bars(f: compute.FieldsAtT) -> plots.Bars:
     """The 12 largest posterior weights at the probe, and u_t(probe) in the title."""
-    along = " (along the plane's axes)" if sliced else ""
-    title = (f"12 largest weights w_i at the probe: u_t(probe) = Σ_i w_i u_t(probe | x1_i) = "
-             f"({f.probe_velocity[0]:.3g}, {f.probe_velocity[1]:.3g}){along}; the {len(f.top_weights)} largest "
-             f"of {n_points:,} sum to {f.top_weights.sum():.0%}")
+    along = " along the plane's axes" if sliced else ""
+    title = f"w_i at the probe · u_t = ({f.probe_velocity[0]:.3g}, {f.probe_velocity[1]:.3g}){along}"
     return plots.Bars(f.top_weights[:12], [f"#{i}" for i in f.top_indices[:12]], title)
 
 
@@ -209,15 +207,16 @@ def fields_at_t() -> None:
     ts, irreducible, model = state.memo("loss_by_t", view, (), lambda: compute.loss_by_t(view.flow, support))
     curves = plots.Curves(ts, [("irreducible (exact field)", irreducible, "#555555"),
                                ("model v_theta", model, plots.SAMPLE_COLOR)],
-                          "CFM loss by t: irreducible E‖u_t(x|x1) − u_t(x)‖² (no model goes below) and the model's",
-                          "CFM loss at t (normalised)")
+                          "CFM loss by t (normalised units)", "")
     figure = plots.animated_panels([fields_panels(g, clickable) for g in frames], times, f.xs, f.ys, bounds,
                                    compute.arrow_length(bounds), active=active, bars=[weight_bars(g) for g in frames],
                                    curves=curves, titles=axes.titles, equal=axes.square)
     st.plotly_chart(figure, key=keys["chart"], on_select=on_click, selection_mode="points")
     st.caption(f"The aggregation at the probe ({px:.2f}, {py:.2f}){where}: the bars are the largest posterior "
                f"weights w_i(probe, t) among the {n_points:,} data points (orange in the middle panel), and the "
-               "title gives u_t(probe) = Σ_i w_i u_t(probe | x1_i). "
+               f"title gives u_t(probe) = Σ_i w_i u_t(probe | x1_i) and the share of the {n_points:,} weights that the "
+               "60 largest hold. The curves: the irreducible CFM loss E‖u_t(x|x1) − u_t(x)‖² by t, which no model can "
+               "go below, beside the model's own CFM loss at each t (the dotted line follows the slider). "
                + SLIDER_CAPTION.format(n=len(times), q=ERROR_QUANTILE) + (f" {note}" if note else ""))
 
 
