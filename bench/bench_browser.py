@@ -63,7 +63,7 @@ PROBES = """
   const main = () => document.querySelector('[data-testid="stMain"]') || document.body;
   b.shown = (title) => {
     const h1 = main().querySelector('h1');
-    if (title && (!h1 || !h1.textContent.includes(title))) return false;
+    if (title && (!h1 || !h1.textContent.toLowerCase().includes(title.toLowerCase()))) return false;
     if (title === 'Train') return !!main().querySelector('[data-testid="stFileUploader"]');
     if (title === 'Learn') return main().querySelectorAll('.katex').length >= 4;
     for (const el of main().querySelectorAll('.js-plotly-plot')) {
@@ -77,7 +77,7 @@ PROBES = """
   // resolves with ms from the last user event (or from `since`) to the frame after `check()` became true
   b.until = (check, since) => new Promise((resolve) => {
     const start = since ?? b.t0;
-    const deadline = performance.now() + TIMEOUT;
+    const deadline = performance.now() + 60000;
     const poll = () => {
       if (check()) {
         requestAnimationFrame(() => setTimeout(() => resolve(performance.now() - start), 0));
@@ -90,7 +90,7 @@ PROBES = """
     poll();
   });
 })();
-""".replace("TIMEOUT", str(TIMEOUT_MS))
+"""
 
 
 def free_port() -> int:
@@ -206,7 +206,7 @@ class Session:
             rail = plot.locator(".slider-rail-rect").bounding_box()
             self.page.mouse.click(tick["x"] + tick["width"] / 2, rail["y"] + rail["height"] / 2)
         else:
-            thumb = self.page.locator('[data-testid="stSlider"] [role="slider"]').first
+            thumb = self.page.locator('[data-testid="stMain"] input[type="range"][aria-label="t"]').first
             thumb.focus()
             thumb.press("ArrowRight" if k % 12 != 11 else "Home")
         changed = f"() => {{ const t = window.__bench.titles(); return t !== '' && t !== {json.dumps(before)}; }}"

@@ -147,12 +147,28 @@ def _shared_memo(kind: str, cache_id: str, settings: tuple[Any, ...], _compute: 
     return _compute()
 
 
+@st.cache_data(show_spinner=False, max_entries=16)
+def _shared_frames(kind: str, cache_id: str, settings: tuple[Any, ...], _compute: Callable[[], Any]) -> Any:
+    """Like `_shared_memo` for the t sliders' frames (a few MB each): fewer of them are kept."""
+    return _compute()
+
+
+#: Kinds of result that are a slider's frames (kept in smaller caches: FRAMES_KEPT per session).
+FRAMES_SUFFIX, FRAMES_KEPT = "_frames", 4
+
+
 def memo(kind: str, view: ModelView, settings: tuple[Any, ...], compute: Callable[[], T]) -> T:
-    """compute() once per (kind, model, settings): shared for zoo models, per session for the session's own."""
+    """compute() once per (kind, model, settings): shared for zoo models, per session for the session's own.
+
+    Frames of a t slider (kinds ending in "_frames", a few MB each) have caches of their own, smaller ones,
+    so that moving the probe around many times cannot fill the server's memory.
+    """
+    frames = kind.endswith(FRAMES_SUFFIX)
     if view.is_zoo:
-        result: T = _shared_memo(kind, view.cache_id, settings, compute)
+        result: T = (_shared_frames if frames else _shared_memo)(kind, view.cache_id, settings, compute)
         return result
-    cache: OrderedDict[tuple[Any, ...], Any] = st.session_state.setdefault(_MEMO, OrderedDict())
+    cache: OrderedDict[tuple[Any, ...], Any] = st.session_state.setdefault(_MEMO + FRAMES_SUFFIX if frames else _MEMO,
+                                                                           OrderedDict())
     key = (kind, view.cache_id, settings)
     if key in cache:
         cache.move_to_end(key)
@@ -160,7 +176,7 @@ def memo(kind: str, view: ModelView, settings: tuple[Any, ...], compute: Callabl
         return value
     value = compute()
     cache[key] = value
-    while len(cache) > _MEMO_SIZE:
+    while len(cache) > (FRAMES_KEPT if frames else _MEMO_SIZE):
         cache.popitem(last=False)
     return value
 

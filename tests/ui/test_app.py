@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -581,7 +582,8 @@ def test_a_conditional_model_on_paths_and_fields_with_a_class_and_guidance(
     assert_clean(at)
     assert not errors(at) and charts(at) == 2
     name = cond_view.flow.labels[3]
-    assert at.metric[1].label == f"W2 to class {name}'s data (1,000 samples)"
+    n = re.fullmatch(rf"W2 to class {re.escape(name)}'s data \(([\d,]+) particles\)", at.metric[1].label)
+    assert n is not None and at.metric[2].label == f"W2 floor ({n.group(1)} vs {n.group(1)} data points)"
     assert any("v_w = v(x, t, y) + w (v(x, t, y) − v(x, t, none))" in c.value for c in at.caption)
     assert f"p_t(x | y = {name})" in chart_titles(at, 1)[1]
     at.switch_page("views/fields.py").run()  # the class and w are remembered across pages
@@ -770,7 +772,7 @@ def test_a_conditional_zoo_model_is_shown_with_its_datasets_natural_labels(
     assert charts(at) == 2 and chart_titles(at)[0].startswith("exact class field u_t(x | y = upper)")
     at.switch_page("views/paths.py").run()
     assert_clean(at)
-    assert at.metric[1].label == "W2 to class upper's data (1,000 samples)"
+    assert re.fullmatch(r"W2 to class upper's data \([\d,]+ particles\)", at.metric[1].label), at.metric[1].label
     at.switch_page("views/gallery.py").run()  # the other pages draw it as any model
     assert_clean(at)
     assert charts(at) == 4

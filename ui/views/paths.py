@@ -60,7 +60,7 @@ def density_frames() -> tuple[np.ndarray, list[list[plots.Panel]], plots.Bounds,
     particles' trajectories, computed once per model, view, solver and class (cached)."""
     support = (widgets.class_support(view, guide.label) if known and guide.label is not None
                else widgets.field_support(view))
-    grids = state.memo("paths_densities", view, (axes.key, bounds, *guide.key, known),
+    grids = state.memo("paths_density_frames", view, (axes.key, bounds, *guide.key, known),
                        lambda: [compute.density_on_view(view.flow, support, axes.projection, bounds, float(t))
                                 for t in shown.times])
     xs, ys = grids[0][0], grids[0][1]
