@@ -313,12 +313,14 @@ def load_test(browser: Any, url: str, pid: int, sessions: int, trainers: int, mo
             else:
                 latencies.append(ms)
     out["latencies"], out["unanswered"] = latencies, unanswered
-    done = 0
-    for s in pages[:trainers]:
+    endings = []
+    for s in pages[:trainers]:  # each training ends with its model: trained, or stopped (say where)
         s.switch("Train")
-        s.page.get_by_text("trained 2,000 steps").first.wait_for()
-        done += 1
-    out["trained"] = done
+        end = s.page.get_by_text(re.compile(r"trained 2,000 steps|stopped at step [\d,]+ of 2,000")).first
+        end.wait_for(timeout=600_000)
+        endings.append(end.inner_text().split(":")[-1].strip())
+    out["trained"] = sum("trained 2,000" in e for e in endings)
+    out["endings"] = endings
     out["exceptions"] = [e for e in (s.exception() for s in pages) if e]
     out["load"].append(load_average())
     for s in pages:
@@ -458,7 +460,8 @@ def write(args: argparse.Namespace, results: dict[str, dict[str, Any]], load: di
             "showed the 'Waiting: ... yours starts when one ends' message in their sidebar), each moving the t slider "
             f"{args.load_moves} times, round robin over the sessions: {len(lat)} moves answered, {load['unanswered']} "
             f"unanswered; median {median(lat):.0f} ms, worst {max(lat) if lat else float('nan'):.0f} ms. Trainings "
-            f"finished with their model: {load['trained']} of {args.trainers}. Exceptions on any page: "
+            f"finished all 2,000 steps: {load['trained']} of {args.trainers} ({'; '.join(load['endings'])}). "
+            "Exceptions on any page: "
             f"{load['exceptions'] or 'none'}.",
             "",
             f"Server memory over {args.trainings} trainings (200 steps each, 5 sessions in turn): "

@@ -24,7 +24,7 @@ __all__ = ["GRACE_S", "MAX_RUNNING", "Job", "JobBusy", "JobManager", "manager"]
 #: Trainings that run at once on one server (each takes one CPU thread); $FLOWSCOPE_UI_MAX_JOBS overrides it.
 MAX_RUNNING = 2
 #: Seconds a job outlives the last sign of its session (a closed tab) before it is stopped or dropped.
-GRACE_S = 30.0
+GRACE_S = 60.0
 _ids = itertools.count(1)
 
 
