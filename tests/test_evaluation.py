@@ -48,6 +48,7 @@ def test_report_of_a_model(small_flow: FlowModel, moons: np.ndarray) -> None:
     for key in ("w2", "w2_floor", "w2_ratio", "mmd", "energy_distance", "straightness", "path_energy", "nll"):
         assert np.isfinite(report[key]), key
     assert len(report["w1_per_dim"]) == 2 and report["nll_divergence"] == "exact divergence"
+    assert "unbiased" in report["energy_distance_note"]  # it can read below 0: the report says what it is
     assert report["nfe"] == 32 and report["draws"] == 2 and report["n"] == 300
     recorded = recorded_metrics(report)
     assert recorded["nfe_rk4"] == 32 and set(recorded) >= {"w2", "w2_floor", "w2_ratio", "nll"}

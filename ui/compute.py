@@ -25,13 +25,29 @@ from flowscope.projection import Projection, coordinate_projection, pca_projecti
 
 from .plots import Bounds
 
-__all__ = ["FIELD_POINTS", "GRID_N", "PCA", "FieldsAtT", "Sweep", "Trajectories", "ViewAxes", "fields_at",
-           "fields_on_plane", "field_support", "project", "view_axes"]
+__all__ = ["FIELD_POINTS", "GRID_N", "PCA", "TIME_GRID", "FieldsAtT", "Quality", "Sweep", "Trajectories", "ViewAxes",
+           "fields_at", "fields_on_plane", "fields_over_t", "field_support", "nearest_frame", "project", "time_grid",
+           "view_axes"]
 
 #: Grid of the field and density heatmaps (GRID_N x GRID_N); arrows are drawn on every other node.
 GRID_N = 40
 #: Solver of the quick previews (thumbnails, live training previews): adaptive, so stiff paths stay right.
 PREVIEW_SOLVER = SolverConfig(method="dopri5", atol=1e-3, rtol=1e-3)
+
+
+#: The times at which the pages' t sliders show their plots (computed once, then moved between in the browser):
+#: every 0.05, and finer near 0 and 1, where the fields change fastest (and where VP's field is singular at 1).
+TIME_GRID: tuple[float, ...] = (0.0, 0.01, 0.025, *(round(0.05 * k, 2) for k in range(1, 20)), 0.975, 0.99, 1.0)
+
+
+def time_grid(t_max: float = 1.0) -> np.ndarray:
+    """TIME_GRID with its last times clamped to the path's t_max (1 - 1e-5 where the field is singular at 1)."""
+    return np.minimum(np.asarray(TIME_GRID, dtype=np.float64), t_max)
+
+
+def nearest_frame(times: np.ndarray, t: float) -> int:
+    """The index of the time in `times` closest to t (the frame a slider opens on)."""
+    return int(np.argmin(np.abs(np.asarray(times) - t)))
 
 
 class SolverFailed(RuntimeError):
@@ -327,6 +343,14 @@ def fields_on_plane(flow: FlowModel, support: FieldSupport, projection: Projecti
                  lambda v: _numpy(projection.project_velocity(v.double())), normalised_error=True)
 
 
+def fields_over_t(flow: FlowModel, support: FieldSupport, projection: Projection, through: np.ndarray,
+                  bounds: Bounds, times: np.ndarray, x1_index: int, probe_uv: tuple[float, float], top_k: int = 60,
+                  label: int | None = None, guidance: float = 0.0) -> list[FieldsAtT]:
+    """`fields_on_plane` at each of `times`: the frames a page's t slider moves between without the server."""
+    return [fields_on_plane(flow, support, projection, through, bounds, float(t), x1_index, probe_uv, top_k, label,
+                            guidance) for t in times]
+
+
 def _laid(f: FieldView, grid: Grid2D, point: Callable[[Tensor], np.ndarray],
           arrow: Callable[[Tensor], np.ndarray], normalised_error: bool = False) -> FieldsAtT:
     """The core's fields on a grid as the page's arrays: points by `point`, vectors by `arrow`, densities
@@ -351,10 +375,35 @@ def loss_by_t(flow: FlowModel, support: FieldSupport) -> tuple[np.ndarray, np.nd
     return _numpy(losses.ts), _numpy(losses.irreducible), _numpy(losses.model)
 
 
-def w2_with_floor(samples: np.ndarray, data: np.ndarray, n: int) -> tuple[float, float | None]:
-    """W2 of n samples to n of the data and its floor (None when the data allow no two disjoint draws)."""
+@dataclass(frozen=True)
+class Quality:
+    """W2 of samples to the data with its floor: n points per draw, `rows` of data they were drawn from.
+
+    The floor is the W2 between two disjoint n-point draws of the same data (`evaluation.sample_quality`):
+    what a perfect sampler would score. With fewer than 2n rows of data, n shrinks to half of them.
+    """
+
+    w2: float
+    floor: float | None
+    n: int
+    rows: int
+
+    @property
+    def ratio(self) -> float | None:
+        """W2 / floor (near 1: as close to the data as a fresh draw of the data itself), or None."""
+        return None if not self.floor else self.w2 / self.floor
+
+    def floor_text(self) -> str:
+        """How the floor was measured, for captions."""
+        return (f"W2 between two disjoint {self.n:,}-point draws of the {self.rows:,} data points"
+                + (" (half of them each: fewer than twice the requested points)" if 2 * self.n >= self.rows - 1
+                   else ""))
+
+
+def w2_with_floor(samples: np.ndarray, data: np.ndarray, n: int) -> Quality:
+    """W2 of n samples to n of the data and its floor from the same draws (`evaluation.sample_quality`)."""
     quality = evaluation.sample_quality(samples, data, n=n, repeats=1)
-    return float(quality["w2"]), quality["w2_floor"]
+    return Quality(float(quality["w2"]), quality["w2_floor"], int(quality["n"]), len(data))
 
 
 def sweep(flow: FlowModel, data: np.ndarray, method: str, steps: tuple[int, ...], n: int = 500,

@@ -58,6 +58,9 @@ class Panel:
     show_scale: bool = False
     arrows: tuple[np.ndarray, np.ndarray] | None = None
     markers: Sequence[Markers] = field(default_factory=tuple)
+    #: Clip the colour scale at this quantile of the heatmap (a field near a singular t: a few huge values
+    #: would otherwise paint everything else one colour); the colour bar then says what it clipped.
+    clip: float | None = None
 
 
 def bounds_of(*clouds: np.ndarray, pad: float = 0.12, quantile: float = 0.005) -> Bounds:
@@ -135,12 +138,31 @@ def _marker_trace(m: Markers, showlegend: bool = False) -> go.Scatter:
     )
 
 
-def _heat_trace(panel: Panel, xs: np.ndarray, ys: np.ndarray, colorbar_x: float) -> go.Heatmap:
-    """The heatmap of a panel on the grid (xs along columns, ys along rows)."""
+def clipped_range(values: np.ndarray, quantile: float) -> tuple[float, float, float]:
+    """(low, high, largest) of a heatmap's colour scale clipped at `quantile` of its finite values."""
+    finite = np.asarray(values, dtype=np.float64)
+    finite = finite[np.isfinite(finite)]
+    if len(finite) == 0:
+        return 0.0, 1.0, 1.0
+    low, high = float(finite.min()), float(np.quantile(finite, quantile))
+    return low, max(high, low + 1e-12), float(finite.max())
+
+
+def _heat_trace(panel: Panel, xs: np.ndarray, ys: np.ndarray, colorbar_x: float, colorbar_len: float = 0.8,
+                colorbar_y: float = 0.5) -> go.Heatmap:
+    """The heatmap of a panel on the grid (xs along columns, ys along rows), its colours clipped if asked."""
+    title, limits = panel.heat_name, {}
+    z = np.asarray(panel.heat, dtype=np.float64)
+    if panel.clip is not None:
+        low, high, top = clipped_range(z, panel.clip)
+        limits = {"zmin": low, "zmax": high, "zauto": False}
+        if top > high * 1.02:
+            title = f"{panel.heat_name}<br>clipped at {high:.3g}<br>(max {top:.3g})"
     return go.Heatmap(
-        x=xs, y=ys, z=panel.heat, colorscale=panel.colorscale, showscale=panel.show_scale, name=panel.heat_name,
-        zsmooth="best", hoverinfo="skip",  # clicks and hovers go to the points drawn over it
-        colorbar={"title": {"text": panel.heat_name, "side": "right"}, "x": colorbar_x, "len": 0.8, "thickness": 12},
+        x=xs, y=ys, z=z.astype(np.float32), colorscale=panel.colorscale, showscale=panel.show_scale,
+        name=panel.heat_name, zsmooth="fast", hoverinfo="skip",  # clicks and hovers go to the points drawn over it
+        colorbar={"title": {"text": title, "side": "right"}, "x": colorbar_x, "len": colorbar_len, "y": colorbar_y,
+                  "thickness": 12}, **limits,
     )
 
 
@@ -167,6 +189,21 @@ def screen_units(bounds: Bounds) -> tuple[float, float]:
     return 1.0, (y1 - y0) / (x1 - x0)
 
 
+def _panel_traces(panel: Panel, xs: np.ndarray, ys: np.ndarray, arrow_length: float, units: tuple[float, float] | None,
+                  colorbar: tuple[float, float] = (0.8, 0.5)) -> list[Any]:
+    """The traces of one panel, in a fixed order: its heatmap, its arrows, then its marker overlays."""
+    traces: list[Any] = []
+    if panel.heat is not None:
+        traces.append(_heat_trace(panel, xs, ys, colorbar_x=1.0 + 0.01, colorbar_len=colorbar[0],
+                                  colorbar_y=colorbar[1]))
+    if panel.arrows is not None:
+        ax, ay = quiver_segments(panel.arrows[0], panel.arrows[1], arrow_length, units=units)
+        traces.append(go.Scatter(x=ax.astype(np.float32), y=ay.astype(np.float32), mode="lines", name="field",
+                                 showlegend=False, hoverinfo="skip", line={"color": ARROW_COLOR, "width": 1.1}))
+    traces.extend(_marker_trace(markers) for markers in panel.markers)
+    return traces
+
+
 def panels_figure(panels: Sequence[Panel], xs: np.ndarray, ys: np.ndarray, bounds: Bounds,
                   arrow_length: float, height: int = 430, titles: AxisTitles = None, equal: bool = True) -> go.Figure:
     """Panels side by side on shared axes: heatmaps on the (xs, ys) grid, arrows and marker overlays.
@@ -176,21 +213,201 @@ def panels_figure(panels: Sequence[Panel], xs: np.ndarray, ys: np.ndarray, bound
     """
     n = len(panels)
     fig = make_subplots(rows=1, cols=n, subplot_titles=[p.title for p in panels], horizontal_spacing=0.03)
+    units = None if equal else screen_units(bounds)
     for col, panel in enumerate(panels, start=1):
-        if panel.heat is not None:
-            fig.add_trace(_heat_trace(panel, xs, ys, colorbar_x=1.0 + 0.01), row=1, col=col)
-        if panel.arrows is not None:
-            ax, ay = quiver_segments(panel.arrows[0], panel.arrows[1], arrow_length,
-                                     units=None if equal else screen_units(bounds))
-            fig.add_trace(go.Scatter(x=ax, y=ay, mode="lines", name="field", showlegend=False, hoverinfo="skip",
-                                     line={"color": ARROW_COLOR, "width": 1.1}), row=1, col=col)
-        for markers in panel.markers:
-            fig.add_trace(_marker_trace(markers), row=1, col=col)
+        for trace in _panel_traces(panel, xs, ys, arrow_length, units):
+            fig.add_trace(trace, row=1, col=col)
     _square_axes(fig, bounds, n, titles, equal)
     fig.update_annotations(font={"size": 13})
     fig.update_layout(height=height, margin={**MARGIN, "t": 60}, template="plotly_white", dragmode="pan",
                       clickmode="event+select", uirevision="fields")
     return fig
+
+
+@dataclass(frozen=True)
+class Bars:
+    """One frame of the bar chart under animated panels: heights, a label per bar and the chart's title."""
+
+    heights: np.ndarray
+    labels: Sequence[str]
+    title: str
+
+
+@dataclass(frozen=True)
+class Curves:
+    """The curves under animated panels, the same in every frame (losses by t), with a marker at each frame's t."""
+
+    xs: np.ndarray
+    series: Sequence[tuple[str, np.ndarray, str]]  # (name, values, colour)
+    title: str
+    y_title: str
+    log: bool = True
+
+
+def _panel_parts(panel: Panel) -> list[tuple[Any, ...]]:
+    """What each of a panel's traces is drawn from, to tell which traces change from frame to frame."""
+    parts: list[tuple[Any, ...]] = []
+    if panel.heat is not None:
+        parts.append((panel.heat,))
+    if panel.arrows is not None:
+        parts.append(panel.arrows)
+    parts.extend((m.points, np.asarray(m.size), m.customdata) for m in panel.markers)
+    return parts
+
+
+def _same(a: tuple[Any, ...], b: tuple[Any, ...]) -> bool:
+    """Whether two traces' inputs are equal (arrays compared by value)."""
+    return len(a) == len(b) and all((x is None and y is None) or (x is not None and y is not None and np.array_equal(
+        np.asarray(x), np.asarray(y))) for x, y in zip(a, b, strict=True))
+
+
+def time_label(t: float) -> str:
+    """A time as the t slider shows it: 0.5, 0.025, 1."""
+    return f"{t:.3f}".rstrip("0").rstrip(".") or "0"
+
+
+def animated_panels(frames: Sequence[Sequence[Panel]], times: np.ndarray, xs: np.ndarray, ys: np.ndarray,
+                    bounds: Bounds, arrow_length: float, *, active: int = 0, bars: Sequence[Bars] | None = None,
+                    curves: Curves | None = None, height: int = 430, titles: AxisTitles = None,
+                    equal: bool = True) -> go.Figure:
+    """Panels side by side at each of `times`, with plotly's own t slider (and Play) moving between them.
+
+    Every frame's panels must have the same structure (the same heatmaps, arrows and overlays); a frame
+    carries only the traces that differ between frames and its panel titles, so the browser switches frames
+    without asking the server. `bars` (one per frame) and `curves` (with a marker at the frame's t) make a
+    second row under the panels. The figure opens on frame `active`.
+    """
+    n = len(frames[0])
+    below = bars is not None or curves is not None
+    rows = 2 if below else 1
+    specs: list[list[dict[str, Any] | None]] = [[{} for _ in range(n)]]
+    extra_titles: list[str] = []
+    if below:
+        specs.append([{}, {"colspan": n - 1}, *([None] * (n - 2))] if n > 1 else [{}])
+        extra_titles = [bars[active].title if bars else "", curves.title if curves else ""]
+    fig = make_subplots(rows=rows, cols=n, specs=specs, horizontal_spacing=0.03,
+                        vertical_spacing=0.16 if below else 0.3, row_heights=[0.64, 0.36] if below else None,
+                        subplot_titles=[p.title for p in frames[active]] + extra_titles)
+    units = None if equal else screen_units(bounds)
+    colorbar = (0.5, 0.78) if below else (0.8, 0.5)
+    parts = [[part for panel in panels for part in _panel_parts(panel)] for panels in frames]
+    if any(len(p) != len(parts[0]) for p in parts):
+        raise ValueError("every frame's panels need the same heatmaps, arrows and overlays")
+    changing = [i for i in range(len(parts[0])) if any(not _same(p[i], parts[0][i]) for p in parts[1:])]
+    per_frame: list[list[Any]] = []
+    for k, panels in enumerate(frames):
+        traces = []
+        for col, panel in enumerate(panels, start=1):
+            made = _panel_traces(panel, xs, ys, arrow_length, units, colorbar)
+            if k == active:
+                for trace in made:
+                    fig.add_trace(trace, row=1, col=col)
+            traces.extend(made)
+        per_frame.append(traces)
+    dynamic = list(changing)
+    if bars is not None:
+        fig.add_trace(_bar_trace(bars[active]), row=2, col=1)
+        fig.update_xaxes(title="rank", showticklabels=False, row=2, col=1)
+        fig.update_yaxes(title="posterior weight w_i", rangemode="tozero", row=2, col=1)
+        dynamic.append(len(fig.data) - 1)
+    if curves is not None:
+        _add_curves(fig, curves, float(times[active]), col=2 if n > 1 else 1)
+        dynamic.append(len(fig.data) - 1)
+    _square_axes(fig, bounds, n, titles, equal)
+    fig.update_annotations(font={"size": 13})
+    annotations = [a.to_plotly_json() for a in fig.layout.annotations]
+    names = [f"{float(t):.5f}" for t in times]
+    go_frames = []
+    for k, panels in enumerate(frames):
+        data = [_frame_update(per_frame[k][i]) for i in changing]
+        if bars is not None:
+            data.append(_bar_trace(bars[k]))
+        if curves is not None:
+            data.append(_time_marker(curves, float(times[k])))
+        texts = [p.title for p in panels] + ([bars[k].title if bars else "", curves.title if curves else ""]
+                                             if below else [])
+        notes = [{**a, "text": text} for a, text in zip(annotations, texts, strict=False)]
+        go_frames.append(go.Frame(name=names[k], traces=dynamic, data=data, layout={"annotations": notes}))
+    fig.frames = go_frames
+    step_args = {"frame": {"duration": 0, "redraw": True}, "transition": {"duration": 0}, "mode": "immediate"}
+    fig.update_layout(
+        height=height + (260 if below else 0) + 60, margin={**MARGIN, "t": 60, "b": 70}, template="plotly_white",
+        dragmode="pan", clickmode="event+select", uirevision="fields",
+        updatemenus=[{
+            "type": "buttons", "direction": "left", "x": 0.0, "y": 0.0, "xanchor": "left", "yanchor": "top",
+            "pad": {"r": 8, "t": 30}, "showactive": False,
+            "buttons": [
+                {"label": "▶ Play", "method": "animate",
+                 "args": [None, {**step_args, "frame": {"duration": 250, "redraw": True}, "fromcurrent": True}]},
+                {"label": "❚❚ Pause", "method": "animate", "args": [[None], step_args]},
+            ],
+        }],
+        sliders=[{
+            "name": "t", "active": active, "x": 0.12, "len": 0.88, "y": 0.0, "yanchor": "top",
+            "pad": {"t": 30, "b": 0},
+            "currentvalue": {"prefix": "t = ", "font": {"size": 14, "color": "#333333"}, "xanchor": "left"},
+            "ticklen": 3, "minorticklen": 0, "font": {"size": 9},
+            "steps": [{"label": time_label(float(t)), "method": "animate", "args": [[name], step_args]}
+                      for t, name in zip(times, names, strict=True)],
+        }],
+    )
+    return fig
+
+
+def _frame_update(trace: Any) -> Any:
+    """The parts of a trace that a frame replaces (its data and, for a heatmap, its colour range and bar title)."""
+    if isinstance(trace, go.Heatmap):
+        update = {"z": trace.z, "colorbar": {"title": {"text": trace.colorbar.title.text}}}
+        if trace.zmax is not None:
+            update.update(zmin=trace.zmin, zmax=trace.zmax, zauto=False)
+        return go.Heatmap(**update)
+    return go.Scatter(x=trace.x, y=trace.y, marker={"size": trace.marker.size}, customdata=trace.customdata)
+
+
+def _bar_trace(bars: Bars) -> go.Bar:
+    """One frame of the bars: ranked heights, each bar labelled (e.g. the data point's index)."""
+    return go.Bar(x=np.arange(len(bars.heights)), y=np.asarray(bars.heights, dtype=np.float32), text=list(bars.labels),
+                  textposition="outside", cliponaxis=False, marker={"color": PROBE_COLOR}, showlegend=False,
+                  hovertemplate="%{text}: w = %{y:.3f}<extra></extra>")
+
+
+def _time_marker(curves: Curves, t: float) -> go.Scatter:
+    """The vertical marker at t on the curves' panel."""
+    low, high = _curve_range(curves)
+    return go.Scatter(x=[t, t], y=[10 ** low, 10 ** high] if curves.log else [low, high], mode="lines",
+                      showlegend=False, hoverinfo="skip", line={"color": PROBE_COLOR, "dash": "dot"})
+
+
+def _curve_range(curves: Curves) -> tuple[float, float]:
+    """The curves' vertical range: log10 of their positive values (padded) on a log axis, else their span."""
+    values = np.concatenate([np.asarray(v, dtype=np.float64) for _, v, _ in curves.series])
+    values = values[np.isfinite(values) & ((values > 0) if curves.log else True)]
+    if len(values) == 0:
+        return (-1.0, 1.0) if curves.log else (0.0, 1.0)
+    if curves.log:
+        return float(np.log10(values.min())) - 0.15, float(np.log10(values.max())) + 0.15  # nothing cut off
+    return float(values.min()), float(values.max())
+
+
+def _add_curves(fig: go.Figure, curves: Curves, t: float, col: int) -> None:
+    """The curves on the second row, readable log ticks, and the marker at t (the last trace added)."""
+    for name, values, colour in curves.series:
+        fig.add_trace(go.Scatter(x=curves.xs, y=values, mode="lines+markers", name=name, line={"color": colour,
+                                 "width": 2}, marker={"size": 4}), row=2, col=col)
+    low, high = _curve_range(curves)
+    fig.update_xaxes(title="t", range=[0.0, 1.0], row=2, col=col)
+    fig.update_yaxes(title=curves.y_title, row=2, col=col, **(log_axis(low, high) if curves.log else {}))
+    fig.update_layout(legend={"orientation": "h", "x": 0.37, "y": 0.01, "yanchor": "bottom",
+                              "bgcolor": "rgba(255, 255, 255, 0.7)", "font": {"size": 11}})
+    fig.add_trace(_time_marker(curves, t), row=2, col=col)
+
+
+def log_axis(low: float, high: float) -> dict[str, Any]:
+    """A log axis on [10^low, 10^high] with readable ticks: 1, 2, 5 per decade (fewer over many decades)."""
+    decades = range(int(np.floor(low)), int(np.ceil(high)) + 1)
+    mantissas = (1, 2, 5) if high - low <= 3 else (1,)
+    ticks = [m * 10.0 ** d for d in decades for m in mantissas if low <= np.log10(m * 10.0 ** d) <= high]
+    return {"type": "log", "range": [low, high], "tickvals": ticks, "ticktext": [f"{v:g}" for v in ticks]}
 
 
 def class_color(index: int) -> str:
@@ -265,7 +482,8 @@ def scatter(points: np.ndarray, *, bounds: Bounds | None = None, data: np.ndarra
     if data is not None:
         fig.add_trace(_marker_trace(Markers(data, "data", DATA_COLOR, 4.0), showlegend=True))
     fig.add_trace(_marker_trace(Markers(points, name, SAMPLE_COLOR, 4.0, opacity=0.7), showlegend=data is not None))
-    (x0, x1), (y0, y1) = bounds or bounds_of(points if data is None else np.concatenate([points, data]))
+    # every point shown (skewed data keep their outliers in view), with the padding of the other views
+    (x0, x1), (y0, y1) = bounds or bounds_of(points if data is None else np.concatenate([points, data]), quantile=0.0)
     fig.update_xaxes(range=[x0, x1], title=labels[0], constrain="domain")
     fig.update_yaxes(range=[y0, y1], title=labels[1], scaleanchor="x", scaleratio=1.0, constrain="domain")
     fig.update_layout(title=title, height=height, margin=MARGIN, template="plotly_white",
@@ -359,6 +577,18 @@ def flow_animation(trajectory: np.ndarray, times: np.ndarray, bounds: Bounds, *,
     return fig
 
 
+def histogram_density(points: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
+    """A histogram of points [n, 2] as a density on the cells centred on the grid (xs, ys) [len(ys), len(xs)]."""
+    def edges(centres: np.ndarray) -> np.ndarray:
+        half = (centres[1] - centres[0]) / 2 if len(centres) > 1 else 0.5
+        return np.concatenate([[centres[0] - half], (centres[:-1] + centres[1:]) / 2, [centres[-1] + half]])
+
+    ex, ey = edges(np.asarray(xs, dtype=np.float64)), edges(np.asarray(ys, dtype=np.float64))
+    counts, _, _ = np.histogram2d(points[:, 0], points[:, 1], bins=[ex, ey])
+    area = np.outer(np.diff(ex), np.diff(ey))
+    return (counts / max(len(points), 1) / area).T
+
+
 def density_pair(samples_t: np.ndarray, exact_density: np.ndarray, xs: np.ndarray, ys: np.ndarray,
                  bounds: Bounds, t: float, height: int = 380, titles: AxisTitles = None,
                  projected: bool = False, equal: bool = True, class_name: str | None = None,
@@ -404,7 +634,12 @@ def loss_curve(losses: Sequence[float], *, height: int = 280, title: str = "trai
         fig.add_trace(go.Scatter(x=steps[window - 1:], y=smooth, mode="lines", name=f"mean of {window}",
                                  line={"color": SAMPLE_COLOR, "width": 2}))
     fig.update_xaxes(title="step")
-    fig.update_yaxes(title="CFM loss", type="log")
+    positive = values[np.isfinite(values) & (values > 0)]
+    if len(positive):  # every value in view, ticks 1-2-5 per decade (or one per decade over many)
+        fig.update_yaxes(title="CFM loss", **log_axis(float(np.log10(positive.min())) - 0.1,
+                                                      float(np.log10(positive.max())) + 0.1))
+    else:
+        fig.update_yaxes(title="CFM loss", type="log")
     fig.update_layout(title=title, height=height, margin=MARGIN, template="plotly_white",
                       legend={"orientation": "h", "y": 1.12, "x": 1.0, "xanchor": "right"})
     return fig
@@ -423,10 +658,9 @@ def loss_by_t(ts: np.ndarray, irreducible: np.ndarray, model: np.ndarray | None,
     values = np.concatenate([irreducible, model if model is not None else []])
     values = values[np.isfinite(values) & (values > 0)]
     top = float(values.max()) if len(values) else 1.0
-    bottom = max(float(values.min()) if len(values) else 1e-3, top * 1e-3)  # no decades of near-zero at t = 1
+    bottom = float(values.min()) if len(values) else top * 1e-3  # nothing cut off
     fig.update_xaxes(title="t", range=[0.0, 1.0])
-    fig.update_yaxes(title="CFM loss at t (normalised units)", type="log",
-                     range=[np.log10(bottom) - 0.1, np.log10(top) + 0.1])
+    fig.update_yaxes(title="CFM loss at t (normalised units)", **log_axis(np.log10(bottom) - 0.1, np.log10(top) + 0.1))
     fig.update_layout(height=height, margin=MARGIN, template="plotly_white",
                       legend={"orientation": "h", "y": 1.12, "x": 0.0})
     return fig
@@ -470,15 +704,18 @@ def trajectories_side_by_side(trajectories: Sequence[np.ndarray], titles: Sequen
     return fig
 
 
-def sweep_figure(series: Sequence[tuple[str, np.ndarray, np.ndarray]], floor: float | None = None,
-                 height: int = 340) -> go.Figure:
-    """W2 to the data against NFE (log scale) for each (name, nfe, w2) series; a dotted line at the W2 floor."""
+def sweep_figure(series: Sequence[tuple[str, np.ndarray, np.ndarray]],
+                 floors: Sequence[tuple[str, float]] = (), height: int = 340) -> go.Figure:
+    """W2 to the data against NFE (log scale) for each (name, nfe, w2) series; a dotted line at each
+    (name, W2 floor): one when both models share their data, one per model otherwise."""
     fig = go.Figure()
     for i, (name, nfe, values) in enumerate(series):
         fig.add_trace(go.Scatter(x=nfe, y=values, mode="lines+markers", name=name,
                                  line={"color": PALETTE[i % len(PALETTE)], "width": 2}))
-    if floor is not None:
-        fig.add_hline(y=floor, line={"color": "#777777", "dash": "dot"}, annotation_text="W2 floor (data vs data)")
+    for i, (name, floor) in enumerate(floors):
+        fig.add_hline(y=floor, line={"color": "#777777" if len(floors) == 1 else PALETTE[i % len(PALETTE)],
+                                     "dash": "dot"}, annotation_text=name if len(floors) > 1 else
+                      "W2 floor (data vs data)")
     ticks = sorted({int(v) for _, nfe, _ in series for v in nfe})
     fig.update_xaxes(title="NFE (velocity evaluations)", type="log", tickvals=ticks, ticktext=[str(v) for v in ticks])
     fig.update_yaxes(title="W2 to the data")

@@ -6,15 +6,18 @@ samples from the same noise); the reflow itself is `reflower.run`. This module o
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+
 import numpy as np
 import streamlit as st
 
 from flowscope.reflow import EULER_STEPS, FewStepReport, ReflowProgress, few_step_reports
 
-from . import plots, reflower, state, widgets
+from . import jobs, plots, reflower, state, widgets
 from .state import ModelView
 
-__all__ = ["TEACHER_KEY", "compare_section", "reflow_section", "teacher_key"]
+__all__ = ["TEACHER_KEY", "compare_section", "reflow_section", "reflow_work", "teacher_key"]
 
 #: ModelView.info key of a session student: the key of the model it was reflowed from.
 TEACHER_KEY = "teacher_key"
@@ -90,25 +93,39 @@ def reflow_section() -> None:
     steps = right.select_slider("Training steps", reflower.STEPS, value=1000, key="reflow_steps")
     if not st.button("Reflow this model", icon=":material/straighten:", key="reflow_go"):
         return
-    bar = st.progress(0.0, text="drawing pairs ...")
-
-    def report(p: ReflowProgress) -> None:
-        share = 0.3 * p.done / p.total if p.stage == "pairs" else 0.3 + 0.7 * p.done / p.total
-        loss = "" if p.loss is None else f", loss {p.loss:.4f}"
-        bar.progress(min(share, 1.0), text=f"{p.stage}: {p.done:,} of {p.total:,}{loss}")
-
+    settings = reflower.ReflowSettings(pairs=int(pairs), steps=int(steps))
     name = view.label.removesuffix(" (this session)")
-    job = state.start_training()
+    work = reflow_work(view, name, settings, state.session_models())
     try:
-        outcome = reflower.run(view.flow, reflower.ReflowSettings(pairs=int(pairs), steps=int(steps)),
-                               teacher_name=name, report=report)
+        jobs.manager().submit(widgets.session_id(), f"{name} · reflow", settings.steps, work)
+    except jobs.JobBusy as err:
+        st.warning(f"Not started: {err}.")
+        return
+    st.rerun()  # the sidebar and Train's live panel pick the job up; its student is selected when it ends
+
+
+def reflow_work(view: ModelView, name: str, settings: reflower.ReflowSettings,
+                models: dict[str, ModelView]) -> Callable[[jobs.Job], str]:
+    """What a reflow job does in its worker thread (no Streamlit calls): draw the pairs and train the student
+    with progress reported into the job and its Stop honoured; the student is kept in `models`."""
+    teacher, data, dataset, teacher_view_key = view.flow, view.data, view.dataset, view.key
+    labels = None if view.data_labels is None else np.asarray(view.data_labels)
+
+    def work(job: jobs.Job) -> str:
+        losses: list[float] = []
+        started = time.perf_counter()
+
+        def report(p: ReflowProgress) -> None:
+            if p.loss is not None:
+                losses.append(p.loss)
+            job.report(p.done if p.stage == "train" else 0, p.loss, time.perf_counter() - started, list(losses))
+
+        outcome = reflower.run(teacher, settings, teacher_name=name, report=report,
+                               should_stop=lambda: job.stop_requested)
         info = {"note": outcome.message, "status": outcome.status, "losses": outcome.losses,
-                "seconds": outcome.seconds, TEACHER_KEY: view.key}
-        labels = None if view.data_labels is None else np.asarray(view.data_labels)
-        state.finish_training(job, outcome.flow.to("cpu"), view.data, f"{name} · reflow", view.dataset, info,
-                              labels=labels)
-    finally:
-        job.done.set()
-    if outcome.interrupt is not None:
-        raise outcome.interrupt
-    st.rerun()
+                "seconds": outcome.seconds, TEACHER_KEY: teacher_view_key}
+        student = state.new_session_model(models, outcome.flow.to("cpu"), data, f"{name} · reflow", dataset, info,
+                                          labels=labels)
+        return student.key
+
+    return work

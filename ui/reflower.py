@@ -1,14 +1,13 @@
 """Reflow from the page: the core's `flowscope.reflow.reflow` on one thread, with live reports and Stop handled.
 
-No Streamlit import, as `trainer`: the page passes a `report` that draws progress; a Streamlit control
-exception raised by it (a click during the run) stops training at that step and is handed back in
-`ReflowOutcome.interrupt`, so the page keeps the student first and re-raises it afterwards.
+No Streamlit import, as `trainer`: it runs in a background job's worker thread (`jobs`); `report` feeds the
+job's progress and `should_stop` is the job's Stop.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from flowscope import FlowModel, TrainConfig
 from flowscope.reflow import ReflowProgress, reflow
@@ -38,27 +37,21 @@ class ReflowOutcome:
     seconds: float
     status: str  # "done" or "stopped"
     message: str
-    interrupt: BaseException | None = field(default=None, repr=False)
 
 
 def run(teacher: FlowModel, settings: ReflowSettings, *, teacher_name: str,
-        report: Callable[[ReflowProgress], None] | None = None, every: int = 50) -> ReflowOutcome:
+        report: Callable[[ReflowProgress], None] | None = None, every: int = 50,
+        should_stop: Callable[[], bool] | None = None) -> ReflowOutcome:
     """Reflow `teacher` once (pairs by dopri5, the student from its weights) on one thread, calling `report`
-    after each chunk of pairs and every `every` training steps."""
-    interrupts: list[BaseException] = []
+    after each chunk of pairs and every `every` training steps; `should_stop()` True stops it (the student so
+    far is kept)."""
 
     def callback(progress: ReflowProgress) -> bool:
-        if report is None or interrupts:
-            return bool(interrupts)
-        if progress.stage == "train" and progress.done % every and progress.done != progress.total:
-            return False
-        try:
-            report(progress)
-        except Exception:
-            raise
-        except BaseException as err:  # Streamlit's rerun/stop request: stop at this step
-            interrupts.append(err)
+        if should_stop is not None and should_stop():
             return True
+        if report is not None and (progress.stage != "train" or progress.done % every == 0
+                                   or progress.done == progress.total):
+            report(progress)
         return False
 
     config = TrainConfig(steps=settings.steps, seed=settings.seed, device="cpu", threads=1)
@@ -72,4 +65,4 @@ def run(teacher: FlowModel, settings: ReflowSettings, *, teacher_name: str,
         status = "done"
         message = (f"reflowed {teacher_name}: {settings.pairs:,} pairs, {settings.steps:,} steps in "
                    f"{result.seconds:.1f} s")
-    return ReflowOutcome(result.model, losses, result.seconds, status, message, interrupts[0] if interrupts else None)
+    return ReflowOutcome(result.model, losses, result.seconds, status, message)

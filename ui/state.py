@@ -9,7 +9,6 @@ model's name, its file's modification time and the settings).
 from __future__ import annotations
 
 import itertools
-import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -148,12 +147,28 @@ def _shared_memo(kind: str, cache_id: str, settings: tuple[Any, ...], _compute: 
     return _compute()
 
 
+@st.cache_data(show_spinner=False, max_entries=16)
+def _shared_frames(kind: str, cache_id: str, settings: tuple[Any, ...], _compute: Callable[[], Any]) -> Any:
+    """Like `_shared_memo` for the t sliders' frames (a few MB each): fewer of them are kept."""
+    return _compute()
+
+
+#: Kinds of result that are a slider's frames (kept in smaller caches: FRAMES_KEPT per session).
+FRAMES_SUFFIX, FRAMES_KEPT = "_frames", 4
+
+
 def memo(kind: str, view: ModelView, settings: tuple[Any, ...], compute: Callable[[], T]) -> T:
-    """compute() once per (kind, model, settings): shared for zoo models, per session for the session's own."""
+    """compute() once per (kind, model, settings): shared for zoo models, per session for the session's own.
+
+    Frames of a t slider (kinds ending in "_frames", a few MB each) have caches of their own, smaller ones,
+    so that moving the probe around many times cannot fill the server's memory.
+    """
+    frames = kind.endswith(FRAMES_SUFFIX)
     if view.is_zoo:
-        result: T = _shared_memo(kind, view.cache_id, settings, compute)
+        result: T = (_shared_frames if frames else _shared_memo)(kind, view.cache_id, settings, compute)
         return result
-    cache: OrderedDict[tuple[Any, ...], Any] = st.session_state.setdefault(_MEMO, OrderedDict())
+    cache: OrderedDict[tuple[Any, ...], Any] = st.session_state.setdefault(_MEMO + FRAMES_SUFFIX if frames else _MEMO,
+                                                                           OrderedDict())
     key = (kind, view.cache_id, settings)
     if key in cache:
         cache.move_to_end(key)
@@ -161,7 +176,7 @@ def memo(kind: str, view: ModelView, settings: tuple[Any, ...], compute: Callabl
         return value
     value = compute()
     cache[key] = value
-    while len(cache) > _MEMO_SIZE:
+    while len(cache) > (FRAMES_KEPT if frames else _MEMO_SIZE):
         cache.popitem(last=False)
     return value
 
@@ -199,52 +214,20 @@ def add_session_model(flow: FlowModel, data: np.ndarray, label: str, dataset: st
 
 # --- a training running in this session ------------------------------------------------------------------
 #
-# A click during training (Stop, or any widget) makes Streamlit start a new script run at once, in another
-# thread, and stop the training run at its next Streamlit call, where every further st.* call (even
-# st.session_state) raises again. So the training run keeps its model with plain Python on objects it took
-# from the session beforehand (`TrainingJob`), and the new run waits for it (`settle_training`).
+# A training runs in a background job (`jobs`), not in a page run: it goes on while the user opens other pages.
+# Its worker keeps the model with plain Python on the session's own dict of models, which it took from the
+# session when the training was submitted (`new_session_model`, no Streamlit call); the session's next page run
+# collects the finished job and selects its model (`widgets.training_status`).
 
-_JOB = "_training_job"
 LAST_TRAINED = "train_last"
 
 
-@dataclass
-class TrainingJob:
-    """A training of this session: where its model goes, and an event set when it is finished or abandoned."""
-
-    models: dict[str, ModelView]
-    done: threading.Event = field(default_factory=threading.Event)
-    result: str | None = None
-
-
-def start_training() -> TrainingJob:
-    """Register a training about to run in this script run."""
-    job = TrainingJob(models=session_models())
-    st.session_state[_JOB] = job
-    return job
-
-
-def finish_training(job: TrainingJob, flow: FlowModel, data: np.ndarray, label: str, dataset: str,
-                    info: dict[str, Any], labels: np.ndarray | None = None) -> ModelView:
-    """Keep a trained model in the session (no Streamlit calls: this works in a run Streamlit has stopped)."""
+def new_session_model(models: dict[str, ModelView], flow: FlowModel, data: np.ndarray, label: str, dataset: str,
+                      info: dict[str, Any], labels: np.ndarray | None = None) -> ModelView:
+    """Keep a trained model in a session's dict of models (no Streamlit calls: this runs in a worker thread)."""
     view = _new_view(flow, data, label, dataset, info, labels)
-    job.models[view.key] = view
-    job.result = view.key
-    job.done.set()
+    models[view.key] = view
     return view
-
-
-def settle_training(timeout: float = 60.0) -> None:
-    """At the start of a run: wait for a training that a click interrupted to keep its model, then select it."""
-    job: TrainingJob | None = st.session_state.get(_JOB)
-    if job is None:
-        return
-    if not job.done.wait(timeout):
-        return  # still running (a very slow step): look again on the next run
-    del st.session_state[_JOB]
-    if job.result is not None:
-        st.session_state[MODEL_KEY] = job.result
-        st.session_state[LAST_TRAINED] = job.result
 
 
 # --- the selected model ----------------------------------------------------------------------------------

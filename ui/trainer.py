@@ -71,7 +71,7 @@ class TrainOutcome:
 
 def run(data: np.ndarray, settings: TrainSettings, *, dataset: str = "upload", columns: Sequence[str] | None = None,
         report: Report | None = None, every: int = 100, labels: np.ndarray | None = None,
-        label_names: Sequence[str] = ()) -> TrainOutcome:
+        label_names: Sequence[str] = (), should_stop: Callable[[], bool] | None = None) -> TrainOutcome:
     """Train on data [n, D] with one torch thread, calling `report` every `every` steps and at the end.
 
     The core normalises the data (`settings.normalize`); the model and its samples stay in data units. The
@@ -81,6 +81,7 @@ def run(data: np.ndarray, settings: TrainSettings, *, dataset: str = "upload", c
     model keeps the labels of its data sample (`FlowModel.data_labels`). A Streamlit control exception
     raised by `report` stops training cleanly and is returned in `outcome.interrupt` (the caller re-raises
     it after keeping the model); a NaN/inf loss keeps the last good weights (status "diverged").
+    `should_stop` (asked at each report, e.g. a background job's Stop) ends training there, status "stopped".
     """
     interrupts: list[BaseException] = []
     losses: list[float] = []
@@ -89,6 +90,8 @@ def run(data: np.ndarray, settings: TrainSettings, *, dataset: str = "upload", c
         losses.append(info.loss)
         if report is None or (info.step % every and info.step != info.steps):
             return False
+        if should_stop is not None and should_stop():
+            return True
         try:
             report(info, flow, losses)
         except Exception:

@@ -5,7 +5,9 @@ No Streamlit here (tested directly): pages call these and show the message with 
 
 from __future__ import annotations
 
+import io
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -21,6 +23,37 @@ MAX_COLUMNS = 64
 MAX_STEPS = 10_000
 MAX_WIDTH = 512
 UPLOAD_LIMITS = Limits(max_bytes=MAX_UPLOAD_MB * 2**20, max_rows=MAX_ROWS, max_dims=MAX_COLUMNS)
+
+
+@dataclass(frozen=True)
+class KeptFile:
+    """An uploaded file kept by the session (its bytes), so it stays chosen when the user comes back to the page
+    (Streamlit forgets a file uploader's file when its page is left)."""
+
+    file_id: str
+    name: str
+    data: bytes
+
+    def getvalue(self) -> bytes:
+        """The file's bytes (as an uploaded file gives them)."""
+        return self.data
+
+
+def samples_csv(samples: np.ndarray, columns: Sequence[str]) -> bytes:
+    """Samples [n, D] as CSV bytes with a header of the column names (commas and quotes in a name are quoted)."""
+    def cell(name: str) -> str:
+        return '"' + name.replace('"', '""') + '"' if any(c in name for c in ',"\n') else name
+
+    rows = [",".join(cell(c) for c in columns)]
+    rows += [",".join(f"{v:.7g}" for v in row) for row in np.asarray(samples, dtype=np.float64)]
+    return ("\n".join(rows) + "\n").encode()
+
+
+def samples_npy(samples: np.ndarray) -> bytes:
+    """Samples [n, D] as the bytes of a float32 .npy file (readable with np.load, no pickle)."""
+    buffer = io.BytesIO()
+    np.save(buffer, np.asarray(samples, dtype=np.float32), allow_pickle=False)
+    return buffer.getvalue()
 
 
 def read_table(data: bytes, name: str, limits: Limits = UPLOAD_LIMITS) -> Table:

@@ -9,12 +9,13 @@ from typing import Any
 import numpy as np
 import streamlit as st
 import torch
+from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from flowscope import SolverConfig, zoo
 from flowscope.fieldview import FieldSupport
 from flowscope.sampling import FIXED_STEP_METHODS, METHODS
 
-from . import compute, state
+from . import compute, jobs, state
 from .layout import header as header  # re-exported: pages use widgets.header; the start page, layout.header
 from .plots import Bounds
 from .state import ModelView
@@ -33,8 +34,68 @@ def sidebar() -> None:
     sessions (and a training running in another session) from fighting over cores.
     """
     torch.set_num_threads(1)
-    state.settle_training()  # a training that a click just interrupted keeps its model before anything is drawn
+    training_status()  # a training of this session: its progress, or its finished model selected
     model_picker()
+
+
+def session_id() -> str:
+    """This browser session's id (the owner of its training jobs)."""
+    ctx = get_script_run_ctx()
+    return ctx.session_id if ctx is not None else "no-session"
+
+
+def my_jobs() -> list[jobs.Job]:
+    """This session's training jobs not yet collected (each marked as seen: the session is still there)."""
+    mine = jobs.manager().jobs_of(session_id())
+    for job in mine:
+        job.touch()
+    return mine
+
+
+def collect(job: jobs.Job) -> None:
+    """A finished job's model becomes the session's selected model (or its failure is kept to be shown)."""
+    jobs.manager().collect(job)
+    if job.state == "done" and isinstance(job.result, str):
+        st.session_state[state.MODEL_KEY] = job.result
+        st.session_state[state.LAST_TRAINED] = job.result
+    else:
+        st.session_state[TRAIN_FAILED] = f"{job.label}: {job.error or 'the training ended without a model'}"
+
+
+#: st.session_state key of the message of a training that ended without a model.
+TRAIN_FAILED = "_train_failed"
+
+
+def job_line(job: jobs.Job) -> str:
+    """One line of a job's state: waiting (and why), or its step, loss and time."""
+    if job.state == "waiting":
+        running, waiting = jobs.manager().counts()
+        return (f"Waiting: {running} training{'s are' if running != 1 else ' is'} running on this server (at most "
+                f"{jobs.manager().max_running} at once, {waiting} waiting); yours starts when one ends.")
+    loss = "" if job.loss is None else f" · loss {job.loss:.4f}"
+    return f"step {job.step:,} / {job.steps:,}{loss} · {job.seconds:.0f} s"
+
+
+def _training_sidebar() -> None:
+    """The sidebar's training block: progress and Stop while it runs; when it ends, its model is selected."""
+    for job in my_jobs():
+        if not job.active:
+            collect(job)
+            st.rerun(scope="app")  # every page now shows the new model (or the message)
+        st.markdown(f"**Training** {job.label}")
+        st.progress(job.step / max(job.steps, 1), text=job_line(job))
+        st.button("Stop training", key=f"job_stop_{job.id}", on_click=job.stop, icon=":material/stop:",
+                  help="Stops at the next report and keeps the model trained so far.",
+                  disabled=job.stop_requested)
+
+
+def training_status() -> None:
+    """Draw this session's training in the sidebar on every page, refreshed each second while it runs."""
+    mine = my_jobs()
+    if not mine:
+        return
+    with st.sidebar:
+        st.fragment(_training_sidebar, run_every=1.0 if any(j.active for j in mine) else None)()
 
 
 def _on_pick() -> None:
@@ -110,10 +171,17 @@ def caption_text(view: ModelView) -> str:
              "source: " + ("N(0, I)" if flow.source is None else "samples")]
     metrics: dict[str, Any] = view.info.get("metrics") or {}
     if "w2_ratio" in metrics:
-        parts.append(f"W2/floor {metrics['w2_ratio']:.2f}")
+        parts.append(recorded_quality(metrics))
     if "note" in view.info:
         parts.append(str(view.info["note"]))
     return " · ".join(parts)
+
+
+def recorded_quality(metrics: dict[str, Any]) -> str:
+    """A zoo model's recorded W2 with its floor and how they were measured (the zoo's one definition)."""
+    both = f"W2 {metrics['w2']:.3f} / floor {metrics['w2_floor']:.3f} = " if "w2" in metrics and "w2_floor" in \
+        metrics else "W2/floor "
+    return f"{both}{metrics['w2_ratio']:.2f} (recorded: dopri5, 2,000 samples vs fresh data, mean of 10 draws)"
 
 
 def solver_picker(key: str, default_method: str = "rk4", default_steps: int = 20) -> SolverConfig:

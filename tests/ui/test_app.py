@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 from streamlit.testing.v1 import AppTest
-from ui_support import APP, csv_bytes, write_manifest
+from ui_support import APP, csv_bytes, finish_jobs, write_manifest
 
 from corpus_cases import materialize_corpus
 from flowscope import MLPConfig, TrainConfig, checkpoint, train
@@ -48,6 +49,20 @@ def errors(at: AppTest) -> list[str]:
     return [str(e.value) for e in at.error]
 
 
+def assert_time_frames(at: AppTest, chart: int, grid: bool = True) -> None:
+    """The chart moves t in the browser: one frame per time (the page's grid, fine near 0 and 1, or the
+    trajectories' frames), each with its own panel titles, and plotly's slider has a step per frame."""
+    spec = json.loads(at.get("plotly_chart")[chart].proto.spec)
+    frames, steps = spec["frames"], spec["layout"]["sliders"][0]["steps"]
+    assert len(frames) == len(steps) >= 21 and [f["name"] for f in frames] == [s["args"][0][0] for s in steps]
+    times = [float(f["name"]) for f in frames]
+    assert times == sorted(times) and times[0] == 0.0 and times[-1] > 0.99
+    if grid:
+        assert max(np.diff(times[:3])) < 0.02 and max(np.diff(times[-3:])) < 0.02 < max(np.diff(times))
+    titles = {f["layout"]["annotations"][0]["text"] for f in frames}
+    assert len(titles) > 20  # each frame's panels are titled with its own t
+
+
 def upload_data(at: AppTest, name: str, data: bytes) -> AppTest:
     """Choose 'Upload a file' on the Train page and upload `data` as `name`."""
     at.radio(key="train_kind").set_value("Upload a file").run()
@@ -59,7 +74,8 @@ def train_now(at: AppTest, steps: int = 100, lr: float | None = None) -> AppTest
     at.number_input(key="train_steps").set_value(steps)
     if lr is not None:
         at.select_slider(key="train_lr").set_value(lr)
-    return at.button(key="train_go").click().run()
+    at.button(key="train_go").click().run()
+    return finish_jobs(at)
 
 
 def own_models(at: AppTest) -> dict[str, state.ModelView]:
@@ -115,7 +131,7 @@ def test_every_page_renders(zoo_env: Path, page: str) -> None:
     assert not errors(at)
     assert at.title[0].value.lower() == page  # the page's title, then its one-sentence description
     assert len(at.markdown[0].value.split(". ")) == 1 or page == "learn"
-    expected = {"gallery": 3, "paths": 2, "fields": 3, "marginals": 2, "train": 0, "compare": 2, "learn": 0}[page]
+    expected = {"gallery": 3, "paths": 2, "fields": 1, "marginals": 2, "train": 0, "compare": 2, "learn": 0}[page]
     assert charts(at) == expected
     if page == "gallery":
         assert [b.label for b in at.button] == ["Open"] * 3
@@ -132,20 +148,20 @@ def test_every_page_renders(zoo_env: Path, page: str) -> None:
 def test_fields_slider_index_probe_and_noise_source_model(zoo_env: Path) -> None:
     at = start("fields")
     key = at.session_state[state.MODEL_KEY]
-    at.slider(key=f"fields_t_{key}").set_value(0.9).run()
+    assert_time_frames(at, 0)
     at.number_input(key=f"fields_x1_{key}").set_value(7).run()
     at.number_input(key=f"fields_px_{key}").set_value(1.0).run()
     assert_clean(at)
-    assert charts(at) == 3
+    assert charts(at) == 1
     at.session_state[state.MODEL_KEY] = "zoo:8gaussians-to-moons-ot"  # stored source: the pairs version
     at.run()
     assert_clean(at)
-    assert charts(at) == 3
+    assert charts(at) == 1
 
 
 def test_paths_slider_and_solver(zoo_env: Path) -> None:
     at = start("paths")
-    at.slider(key="paths_t").set_value(0.25).run()
+    assert_time_frames(at, 1, grid=False)
     at.selectbox(key="paths_method").set_value("dopri5").run()
     assert_clean(at)
     assert at.metric[0].value != "0"
@@ -176,13 +192,13 @@ def test_upload_csv_train_and_explore(zoo_env: Path) -> None:
     assert_clean(at)
     assert any("trained 150 steps" in s.value for s in at.success)
     assert charts(at) >= 3  # preview, loss curve, samples
-    assert len(at.get("download_button")) == 1
+    assert len(at.get("download_button")) == 3  # the model, and its samples as CSV and .npy
     (key, view), = own_models(at).items()
     assert at.session_state[state.MODEL_KEY] == key and view.flow.dim == 2 and len(view.data) == 800
     for page in ("fields", "paths", "compare", "home"):
         at.switch_page(f"views/{page}.py").run()
         assert_clean(at)
-        assert charts(at) >= 2
+        assert charts(at) >= 1
 
 
 def test_upload_with_more_columns_and_standardisation(zoo_env: Path) -> None:
@@ -267,7 +283,7 @@ def test_model_file_uploads(zoo_env: Path) -> None:
     assert [v.label for v in own_models(at).values()] == ["good.safetensors (this session)"]
     at.switch_page("views/fields.py").run()
     assert_clean(at)
-    assert charts(at) == 3
+    assert charts(at) == 1
     at.switch_page("views/train.py").run()  # a 5-D model file with its own data sample opens with it
     at.file_uploader(key="train_model_upload").set_value(("five.safetensors", _model_bytes(5, True), "x")).run()
     assert_clean(at)
@@ -275,7 +291,7 @@ def test_model_file_uploads(zoo_env: Path) -> None:
     assert len(five) == 1 and five[0].data.shape == (200, 5) and five[0].columns == tuple(f"m{j}" for j in range(5))
     at.switch_page("views/fields.py").run()
     assert_clean(at)
-    assert charts(at) == 3 and axis_titles(at)[0].startswith("PC1")
+    assert charts(at) == 1 and axis_titles(at)[0].startswith("PC1")
 
 
 def test_two_sessions_see_only_their_own_models(zoo_env: Path) -> None:
@@ -307,7 +323,7 @@ def test_missing_zoo_degrades_gracefully(tmp_path: Path, monkeypatch: pytest.Mon
     assert_clean(at)
     at.switch_page("views/fields.py").run()
     assert_clean(at)
-    assert charts(at) == 3
+    assert charts(at) == 1
 
 
 def test_corrupt_zoo_model_shows_a_message(tiny_zoo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -392,7 +408,7 @@ def axis_titles(at: AppTest, chart: int = 0) -> tuple[Any, Any]:
     return (layout["xaxis"].get("title", {}).get("text"), layout["yaxis"].get("title", {}).get("text"))
 
 
-VIEW_PAGES = {"home": 2, "paths": 2, "fields": 3, "marginals": 2, "compare": 2, "gallery": 3}
+VIEW_PAGES = {"home": 2, "paths": 2, "fields": 1, "marginals": 2, "compare": 2, "gallery": 3}
 
 
 @pytest.mark.parametrize("projection", ["principal axes", "two coordinates"])
@@ -420,20 +436,20 @@ def test_fields_slice_of_a_13d_model(zoo_env: Path, random_view: state.ModelView
     at = show(start("fields"), random_view)
     key = random_view.key
     assert any("exact in all 13 dimensions" in c.value and "on the slice" in c.value for c in at.caption)
-    at.slider(key=f"fields_t_{key}").set_value(0.9).run()
+    assert_time_frames(at, 0)
     at.number_input(key=f"fields_x1_{key}").set_value(11).run()
     at.radio(key=f"fields_through_{key}").set_value("x1").run()
     at.number_input(key=f"fields_px_{key}_pca").set_value(0.5).run()
     assert_clean(at)
-    assert not errors(at) and charts(at) == 3
-    assert any("along the plane's axes" in m.value for m in at.markdown)
+    assert not errors(at) and charts(at) == 1
+    assert any("along the plane's axes" in t for t in chart_titles(at))  # u_t(probe), in the weights' title
     pick_coordinates(at, random_view, 6, 2)  # a constant column as an axis: its values are the model's constant
     assert_clean(at)
-    assert charts(at) == 3 and axis_titles(at) == ("x6", "x2")
+    assert charts(at) == 1 and axis_titles(at) == ("x6", "x2")
     at.sidebar.selectbox(key=f"_projection_second_{key}").set_value(6).run()
     assert_clean(at)
     assert any("Choose two different columns" in e and "'x6'" in e for e in errors(at))
-    assert charts(at) == 3 and axis_titles(at)[0].startswith("PC1")  # the principal axes meanwhile
+    assert charts(at) == 1 and axis_titles(at)[0].startswith("PC1")  # the principal axes meanwhile
 
 
 def test_marginals_for_2d_and_13d_models(zoo_env: Path, wine_view: state.ModelView) -> None:
@@ -555,7 +571,8 @@ def test_a_conditional_model_on_paths_and_fields_with_a_class_and_guidance(
     assert_clean(at)
     assert not errors(at) and charts(at) == 2
     name = cond_view.flow.labels[3]
-    assert at.metric[1].label == f"W2 to class {name}'s data (1,000 samples)"
+    n = re.fullmatch(rf"W2 to class {re.escape(name)}'s data \(([\d,]+) particles\)", at.metric[1].label)
+    assert n is not None and at.metric[2].label == f"W2 floor ({n.group(1)} vs {n.group(1)} data points)"
     assert any("v_w = v(x, t, y) + w (v(x, t, y) − v(x, t, none))" in c.value for c in at.caption)
     assert f"p_t(x | y = {name})" in chart_titles(at, 1)[1]
     at.switch_page("views/fields.py").run()  # the class and w are remembered across pages
@@ -569,11 +586,11 @@ def test_a_conditional_model_on_paths_and_fields_with_a_class_and_guidance(
     assert titles[2].startswith("learned guided field v_w at w = 2")
     assert all("label accuracy" in t for t in chart_titles(at, 1)) and len(chart_titles(at, 1)) == 3
     assert any("cfg_scale" in c.value and "w = 0 is plain conditional" in c.value for c in at.caption)
-    at.slider(key=f"fields_t_{cond_view.key}").set_value(0.9).run()
+    assert_time_frames(at, 0)
     assert_clean(at)
     pick_class(at, cond_view, -1)  # no class: the page as for any model
     assert_clean(at)
-    assert charts(at) == 3 and chart_titles(at)[0].startswith("conditional u_t(x | x1)")
+    assert charts(at) == 1 and chart_titles(at)[0].startswith("conditional u_t(x | x1)")
 
 
 def test_a_13d_conditional_model_draws_its_class_fields_on_the_slice(zoo_env: Path) -> None:
@@ -596,7 +613,7 @@ def test_a_conditional_model_without_data_labels_says_so(zoo_env: Path, cond_vie
     at = show(start("fields"), unlabelled)
     pick_class(at, unlabelled, 2, 1.0)
     assert_clean(at)
-    assert any("carry no class labels" in i.value for i in at.info) and charts(at) == 3
+    assert any("carry no class labels" in i.value for i in at.info) and charts(at) == 1
     at.switch_page("views/paths.py").run()
     assert_clean(at)
     assert charts(at) == 2 and at.metric[1].label.startswith("W2 to the data")
@@ -607,7 +624,7 @@ def test_a_conditional_model_without_data_labels_says_so(zoo_env: Path, cond_vie
     at = show(start("fields"), rare)
     pick_class(at, rare, 7, 1.0)
     assert_clean(at)
-    assert any("has no point among the 5,000 data points" in i.value for i in at.info) and charts(at) == 3
+    assert any("has no point among the 5,000 data points" in i.value for i in at.info) and charts(at) == 1
     at.switch_page("views/paths.py").run()
     assert_clean(at)
     assert charts(at) == 2 and at.metric[1].label.startswith("W2 to class component 7's data")
@@ -744,7 +761,7 @@ def test_a_conditional_zoo_model_is_shown_with_its_datasets_natural_labels(
     assert charts(at) == 2 and chart_titles(at)[0].startswith("exact class field u_t(x | y = upper)")
     at.switch_page("views/paths.py").run()
     assert_clean(at)
-    assert at.metric[1].label == "W2 to class upper's data (1,000 samples)"
+    assert re.fullmatch(r"W2 to class upper's data \([\d,]+ particles\)", at.metric[1].label), at.metric[1].label
     at.switch_page("views/gallery.py").run()  # the other pages draw it as any model
     assert_clean(at)
     assert charts(at) == 4

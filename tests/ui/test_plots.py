@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import io
 from typing import Any
 
 import numpy as np
@@ -12,7 +13,7 @@ import torch
 
 from flowscope import FlowModel, MLPConfig, SolverConfig, TrainConfig, fieldview, make_path, metrics, train
 from flowscope.data import make_dataset, make_labelled
-from flowscope_ui import compute, plots, trainer
+from flowscope_ui import compute, plots, trainer, uploads
 
 RNG = np.random.default_rng(0)
 BOUNDS: plots.Bounds = ((-2.0, 2.0), (-2.0, 2.0))
@@ -104,8 +105,8 @@ def test_density_pair_and_small_figures() -> None:
     assert len(by_t.data) == 2 and by_t.layout.yaxis.type == "log"
     assert len(plots.posterior_bars(np.array([0.5, 0.3]), ["#1", "#2"]).data[0].y) == 2
     assert isinstance(plots.thumbnail(RNG.normal(size=(30, 2))), go.Figure)
-    sweep = plots.sweep_figure([("A", np.array([1, 2]), np.array([0.5, 0.3]))], floor=0.1)
-    assert len(sweep.data) == 1 and sweep.layout.xaxis.type == "log"
+    sweep = plots.sweep_figure([("A", np.array([1, 2]), np.array([0.5, 0.3]))], floors=[("W2 floor", 0.1)])
+    assert len(sweep.data) == 1 and sweep.layout.xaxis.type == "log" and sweep.layout.shapes[0].y0 == 0.1
     side = plots.trajectories_side_by_side([traj_ := RNG.normal(size=(4, 6, 2)), traj_], ["A", "B"], BOUNDS)
     assert side.layout.xaxis.range == side.layout.xaxis2.range
 
@@ -160,8 +161,64 @@ def test_trajectories_sweep_and_straightness(flow: FlowModel) -> None:
     assert list(sweep.nfe) == [2, 8] and sweep.w2.shape == (2,)
     straight, energy = compute.straightness_of(flow, n=64)
     assert straight >= 0 and energy > 0
-    distance, floor = compute.w2_with_floor(traj.points[-1], data, 64)
-    assert distance > 0 and floor is not None and floor > 0
+    quality = compute.w2_with_floor(traj.points[-1], data, 64)
+    assert quality.w2 > 0 and quality.floor is not None and quality.floor > 0 and quality.n == 64
+    small = compute.w2_with_floor(traj.points[-1], data[:50], 64)  # fewer rows than 2n: half of them per draw
+    assert small.n == 25 and small.floor is not None and small.rows == 50 and "25-point" in small.floor_text()
+
+
+def test_time_grid_is_fine_near_0_and_1_and_clamped() -> None:
+    times = compute.time_grid(1.0 - 1e-5)
+    steps = np.diff(times)
+    assert times[0] == 0.0 and times[-1] == 1.0 - 1e-5 and (steps > 0).all()
+    assert steps[:2].max() < 0.02 and steps[-2:].max() < 0.02 and steps.max() == pytest.approx(0.05)
+    assert compute.nearest_frame(times, 0.8) == int(np.argmin(np.abs(times - 0.8)))
+
+
+def _frame_panels(t: float) -> list[plots.Panel]:
+    """Two panels whose heatmap and arrows change with t, over static data points."""
+    heat = np.full((4, 4), t)
+    heat[0, 0] = 1000.0 * t  # one huge value: the colour scale clips it
+    static = plots.Markers(np.zeros((3, 2)), "data")
+    return [plots.Panel(f"a at t = {t:.2f}", heat, "p", arrows=(np.zeros((2, 2)), np.full((2, 2), t + 1)),
+                        markers=[static]),
+            plots.Panel("b", heat, "e", show_scale=True, clip=0.9)]
+
+
+def test_animated_panels_carry_only_what_changes_per_frame() -> None:
+    times = np.array([0.0, 0.5, 1.0])
+    xs = ys = np.linspace(-1, 1, 4)
+    bars = [plots.Bars(np.array([0.6, 0.4]), ["#1", "#2"], f"weights at {t}") for t in times]
+    curves = plots.Curves(np.linspace(0, 1, 5), [("loss", np.array([5.0, 2.0, 1.0, 0.1, 1e-6]), "#000")], "c", "y")
+    fig = plots.animated_panels([_frame_panels(t) for t in times], times, xs, ys, BOUNDS, 0.1, active=1, bars=bars,
+                                curves=curves)
+    assert fig.layout.annotations[0].text == "a at t = 0.50" and fig.layout.sliders[0].active == 1
+    assert [s.label for s in fig.layout.sliders[0].steps] == ["0", "0.5", "1"]
+    types = [trace.type for trace in fig.data]
+    static = types.index("scatter", 2)  # the data points of panel a: the same in every frame, never re-sent
+    for frame, t in zip(fig.frames, times, strict=True):
+        assert static not in frame.traces and len(frame.traces) == len(frame.data)
+        assert frame.layout.annotations[0].text == f"a at t = {t:.2f}"
+        heat = frame.data[frame.traces.index(types.index("heatmap", 2))]  # panel b's clipped error scale
+        if t > 0:
+            assert heat.zmax < 1000.0 * t and "clipped" in heat.colorbar.title.text
+    y_axis = fig.layout.yaxis4  # the curves' log axis: every value shown, a tick per decade over many decades
+    assert y_axis.type == "log" and y_axis.range[0] < -6 and y_axis.range[1] > np.log10(5.0)
+    assert y_axis.ticktext == ("1e-06", "1e-05", "0.0001", "0.001", "0.01", "0.1", "1")
+    with pytest.raises(ValueError, match="same heatmaps"):
+        plots.animated_panels([_frame_panels(0.0), _frame_panels(1.0)[:1] + [plots.Panel("c")]], times[:2], xs, ys,
+                              BOUNDS, 0.1)
+
+
+def test_log_axis_ticks_and_histogram_density() -> None:
+    axis = plots.log_axis(-1.2, 1.35)
+    assert axis["ticktext"] == ["0.1", "0.2", "0.5", "1", "2", "5", "10", "20"]
+    assert plots.log_axis(-4.0, 2.0)["ticktext"] == ["0.0001", "0.001", "0.01", "0.1", "1", "10", "100"]
+    xs = ys = np.linspace(-3, 3, 31)
+    density = plots.histogram_density(RNG.normal(size=(4000, 2)) * 0.5, xs, ys)
+    assert density.shape == (31, 31) and density.sum() * 0.2 * 0.2 == pytest.approx(1.0, abs=1e-9)
+    low, high, top = plots.clipped_range(np.array([0.0, 1.0, 2.0, np.inf, 100.0]), 0.5)
+    assert (low, high, top) == (0.0, 1.5, 100.0)
 
 
 class _Interrupt(BaseException):
@@ -420,3 +477,13 @@ def test_training_with_labels_keeps_the_labels_of_its_data_sample() -> None:
     assert all(rows[tuple(row)] == int(label) for row, label in zip(flow.data.tolist(), flow.data_labels, strict=True))
     plain = trainer.run(labelled.x[:100], trainer.TrainSettings(steps=5, width=16)).flow
     assert not plain.conditional and plain.data_labels is None
+
+
+def test_samples_download_as_csv_and_npy() -> None:
+    samples = RNG.normal(size=(5, 3)) * 1e4
+    text = uploads.samples_csv(samples, ["income", 'food, "net"', "z"]).decode()
+    assert text.splitlines()[0] == 'income,"food, ""net""",z' and len(text.splitlines()) == 6
+    parsed = np.loadtxt(io.StringIO(text), delimiter=",", skiprows=1)
+    assert np.allclose(parsed, samples, rtol=1e-6)
+    loaded = np.load(io.BytesIO(uploads.samples_npy(samples)), allow_pickle=False)
+    assert loaded.dtype == np.float32 and np.allclose(loaded, samples, rtol=1e-6)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 from streamlit.testing.v1 import AppTest
-from ui_support import APP
+from ui_support import APP, finish_jobs
 
 from flowscope.reflow import EULER_STEPS
 from flowscope_ui import plots, reflow_panel, state
@@ -21,6 +21,7 @@ def test_reflow_this_model_then_compare_teacher_and_student(zoo_env: Path) -> No
     at.select_slider(key="reflow_pairs").set_value(5000)
     at.select_slider(key="reflow_steps").set_value(500)
     at.button(key="reflow_go").click().run()
+    finish_jobs(at, TIMEOUT)  # the reflow is a background job, as trainings are
     assert not at.exception, [e.value for e in at.exception]
     assert any("reflowed moons-ot" in s.value for s in at.success)  # the result section shows the student
     models = at.session_state[state.SESSION_MODELS]

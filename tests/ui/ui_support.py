@@ -7,15 +7,18 @@ their own zoo through FLOWSCOPE_ZOO_DIR.
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import torch
+from streamlit.testing.v1 import AppTest
 
 from flowscope import MLPConfig, TrainConfig, checkpoint, make_path, train
 from flowscope.data import dataset_hash, make_dataset
 from flowscope.zoo import MANIFEST, ZooEntry
+from flowscope_ui import jobs
 
 APP = Path(__file__).resolve().parents[2] / "ui" / "app.py"
 
@@ -60,3 +63,13 @@ def csv_bytes(points: np.ndarray, header: str = "a,b") -> bytes:
     """Points as CSV bytes with a header row."""
     rows = "\n".join(f"{x:.5f},{y:.5f}" for x, y in points)
     return f"{header}\n{rows}\n".encode()
+
+
+def finish_jobs(at: AppTest, timeout: float = 120.0) -> AppTest:
+    """Wait for the server's training jobs (background threads) to end, then run the page once more: the
+    session collects its model and selects it, as its sidebar does in a browser each second."""
+    deadline = time.monotonic() + timeout
+    while jobs.manager().counts() != (0, 0):
+        assert time.monotonic() < deadline, "the training job did not finish"
+        time.sleep(0.1)
+    return at.run()

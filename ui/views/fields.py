@@ -76,15 +76,18 @@ def conditional_markers(f: compute.FieldsAtT) -> list[plots.Markers]:
     return markers
 
 
-def fields_now(t: float, x1: int, probe: tuple[float, float], through: str) -> compute.FieldsAtT:
-    """Every field at t on the view's plane (for D > 2 the slice through the data mean or x1), for the chosen
-    class and w of a conditional model: what a slider move recomputes, and only that."""
+def frames_now(x1: int, probe: tuple[float, float], through: str) -> tuple[np.ndarray, list[compute.FieldsAtT]]:
+    """Every field at each time of the page's t grid on the view's plane (for D > 2 the slice through the data
+    mean or x1), for the chosen class and w of a conditional model: computed once per model, view, x1 and probe
+    (cached), then the browser moves between the frames."""
     label, w = (guide.label, guide.w) if by_class else (None, 0.0)
-    if not sliced:
-        return compute.fields_at(view.flow, support, bounds, t, x1, probe, label=label, guidance=w)
-    point = widgets.data_mean(view) if through == MEAN else compute.slice_point(view.data, support, x1, "x1")
-    return compute.fields_on_plane(view.flow, support, axes.projection, point, bounds, t, x1, probe, label=label,
-                                   guidance=w)
+    times = compute.time_grid(view.flow.path.t_max)
+    point = widgets.data_mean(view) if through == MEAN or not sliced else compute.slice_point(view.data, support, x1,
+                                                                                               "x1")
+    frames = state.memo("fields_frames", view, (axes.key, bounds, x1, probe, through if sliced else MEAN, label, w),
+                        lambda: compute.fields_over_t(view.flow, support, axes.projection, point, bounds, times, x1,
+                                                      probe, label=label, guidance=w))
+    return times, frames
 
 
 def class_panels(f: compute.FieldsAtT, clickable: np.ndarray) -> list[plots.Panel]:
@@ -102,7 +105,7 @@ def class_panels(f: compute.FieldsAtT, clickable: np.ndarray) -> list[plots.Pane
                     arrows=compute.coarse(f.points, f.guided), markers=points),
         plots.Panel(f"learned guided field v_w at w = {w}<br>over the error |v_w - u_w|"
                     + (" (normalised)" if sliced else ""), f.error, "|v_w - u_w|", plots.ERROR_SCALE,
-                    show_scale=True, arrows=compute.coarse(f.points, f.learned)),
+                    show_scale=True, arrows=compute.coarse(f.points, f.learned), clip=ERROR_QUANTILE),
     ]
 
 
@@ -113,18 +116,67 @@ CLASS_CAPTION = (
     "v(x, t, none)), over its error |v_w − u_w|{units}. w = 0 is plain conditional sampling (then u_w = u_t(x | y)); "
     "larger w pushes samples away from the other classes; the same w as Ho & Salimans' guidance weight and Meta's "
     "flow_matching cfg_scale. Points: the data coloured by class, class {name} highlighted.")
+#: The error's colour scale stops at this quantile of the grid's errors (near a singular t a few nodes are huge).
+ERROR_QUANTILE = 0.98
+SLIDER_CAPTION = ("Drag the t slider under the plots (or press ▶ Play): its {n} times are computed once, finer near "
+                  "t = 0 and t = 1, and move in your browser without asking the server; x1 and the probe recompute "
+                  "them. The error's colour bar stops at the {q:.0%} quantile of the grid's errors and says so "
+                  "when it clips.")
+
+
+def singular_note() -> str | None:
+    """Why the field blows up near t = 1 for a path whose sigma_1 is 0 (VP; OT with sigma_min = 0), or None."""
+    if view.flow.path.t_max >= 1.0:
+        return None
+    return (f"This {view.flow.path.name.upper()} path ends with σ_1 = 0, so u_t(x | x1) = (σ_t′/σ_t)(x − μ_t) + μ_t′ "
+            f"is singular at t = 1: the last frame is t = {view.flow.path.t_max:g} (the core trains and samples on "
+            "[0, 1 − 1e-5]), where off the data the exact fields and the error are huge; the colour bar clips them.")
+
+
+def fields_panels(f: compute.FieldsAtT, clickable: np.ndarray) -> list[plots.Panel]:
+    """The conditional, marginal and learned panels at one time (with the data, x1, the probe and its weights)."""
+    grid = compute.coarse(f.points, f.points)[0]  # clickable nodes: those of the arrows (few markers redraw fast)
+    nodes = np.stack([np.full(len(grid), GRID_NODE), np.arange(len(grid))], axis=1)
+    weights = np.sqrt(f.top_weights / max(float(f.top_weights.max()), 0.02))  # spread-out weights stay small
+    weighted = np.stack([np.full(len(weights), WEIGHTED), f.top_indices, f.top_weights], axis=1)
+    return [
+        plots.Panel(f"conditional u_t(x | x1) at t = {f.t:.2f}<br>over p_t(x | x1); star: x1", f.conditional_density,
+                    "p_t(x|x1)",
+                    arrows=compute.coarse(f.points, f.conditional), markers=[
+                        plots.Markers(data_uv, "data point (click to pick x1)", "rgba(90, 90, 90, 0.55)", 5.0,
+                                      customdata=clickable, hover="data point %{customdata[1]}<extra></extra>"),
+                        *conditional_markers(f)]),
+        plots.Panel("exact marginal u_t(x) over p_t(x)<br>orange: weights w_i at the probe (star)", f.marginal_density,
+                    "p_t",
+                    arrows=compute.coarse(f.points, f.marginal), markers=[
+                        plots.Markers(grid, "grid", "rgba(0, 0, 0, 0)", 12.0, customdata=nodes,
+                                      hover="click: move the probe here<extra></extra>"),
+                        plots.Markers(f.top_points, "weighted data points", plots.SOURCE_COLOR, 3.0 + 15.0 * weights,
+                                      opacity=0.85, customdata=weighted,
+                                      hover="data point %{customdata[1]}: w = %{customdata[2]:.3f}<extra></extra>"),
+                        plots.Markers(f.probe[None], "probe", plots.PROBE_COLOR, 14.0, "star")]),
+        plots.Panel("learned v_theta(x, t)<br>over the error |v_theta - u_t|" + (" (normalised)" if sliced else ""),
+                    f.error, "|v - u|", plots.ERROR_SCALE, show_scale=True, arrows=compute.coarse(f.points, f.learned),
+                    clip=ERROR_QUANTILE),
+    ]
+
+
+def weight_bars(f: compute.FieldsAtT) -> plots.Bars:
+    """The 12 largest posterior weights at the probe, and u_t(probe) in the title."""
+    along = " along the plane's axes" if sliced else ""
+    title = f"w_i at the probe · u_t = ({f.probe_velocity[0]:.3g}, {f.probe_velocity[1]:.3g}){along}"
+    return plots.Bars(f.top_weights[:12], [f"#{i}" for i in f.top_indices[:12]], title)
 
 
 @st.fragment
 def fields_at_t() -> None:
-    """The t slider, the choice of x1 and probe, and every plot that depends on them (reruns alone)."""
+    """The choice of x1 and probe, and the figure whose frames cover every t (reruns alone when they change)."""
     # a class's three panels have no probe, and x1 only places the slice of a D > 2 model
     with_x1, with_probe = sliced or not by_class, not by_class
-    top = st.columns([3] + [1] * (with_x1 + 2 * with_probe + sliced) + ([2] if not with_x1 else []))
-    t = top[0].slider("t", 0.0, 1.0, 0.5, 0.01, key=keys["t"])
+    top = st.columns([1] * (with_x1 + 2 * with_probe + sliced) + [3])
     x1 = st.session_state.get(keys["x1"], 0)
     if with_x1:
-        x1 = top[1].number_input("data point x1", 0, n_points - 1, 0, key=keys["x1"],
+        x1 = top[0].number_input("data point x1", 0, n_points - 1, 0, key=keys["x1"],
                                  help="Its index in the data; or click a grey point in the left panel." if not by_class
                                  else "Its index in the data; or click a data point in the left panel. The slice can "
                                       "pass through it.")
@@ -132,62 +184,40 @@ def fields_at_t() -> None:
     where = " (plane coordinates)" if sliced else ""
     px, py = float(centre[0]), float(centre[1])
     if with_probe:
-        px = top[2].number_input(f"probe {u}", value=px, format="%.2f", key=keys["px"],
+        px = top[1].number_input(f"probe {u}", value=px, format="%.2f", key=keys["px"],
                                  help=f"Where the aggregation is shown{where}; or click anywhere in the middle "
                                       "panel.")
-        py = top[3].number_input(f"probe {v}", value=py, format="%.2f", key=keys["py"])
-    through = top[-1].radio("slice through", [MEAN, X1], key=keys["through"],
+        py = top[2].number_input(f"probe {v}", value=py, format="%.2f", key=keys["py"])
+    through = top[-2].radio("slice through", [MEAN, X1], key=keys["through"],
                             help="The point the plane passes through: the data's mean, or the chosen data point "
                                  "x1.") if sliced else MEAN
-    f = fields_now(t, int(x1), (px, py), through or MEAN)
-    data = data_uv
+    times, frames = frames_now(int(x1), (px, py), through or MEAN)
+    active = compute.nearest_frame(times, 0.5)
+    f = frames[active]
     clickable = np.stack([np.full(shown, DATA_POINT), np.arange(shown)], axis=1)
+    note = singular_note()
     if by_class:
-        figure = plots.panels_figure(class_panels(f, clickable), f.xs, f.ys, bounds, compute.arrow_length(bounds),
-                                     titles=axes.titles, equal=axes.square)
+        figure = plots.animated_panels([class_panels(g, clickable) for g in frames], times, f.xs, f.ys, bounds,
+                                       compute.arrow_length(bounds), active=active, titles=axes.titles,
+                                       equal=axes.square)
         st.plotly_chart(figure, key=keys["chart"], on_select=on_click, selection_mode="points")
         st.caption(CLASS_CAPTION.format(name=guide.name, units=" (in normalised units)" if sliced else ""))
+        st.caption(SLIDER_CAPTION.format(n=len(times), q=ERROR_QUANTILE) + (f" {note}" if note else ""))
         return
-    nodes = np.stack([np.full(len(f.points), GRID_NODE), np.arange(len(f.points))], axis=1)
-    weights = np.sqrt(f.top_weights / max(float(f.top_weights.max()), 0.02))  # spread-out weights stay small
-    weighted = np.stack([np.full(len(weights), WEIGHTED), f.top_indices, f.top_weights], axis=1)
-    panels = [
-        plots.Panel(f"conditional u_t(x | x1) at t = {f.t:.2f}<br>over p_t(x | x1); star: x1", f.conditional_density,
-                    "p_t(x|x1)",
-                    arrows=compute.coarse(f.points, f.conditional), markers=[
-                        plots.Markers(data, "data point (click to pick x1)", "rgba(90, 90, 90, 0.55)", 5.0,
-                                      customdata=clickable, hover="data point %{customdata[1]}<extra></extra>"),
-                        *conditional_markers(f)]),
-        plots.Panel("exact marginal u_t(x) over p_t(x)<br>orange: weights w_i at the probe (star)", f.marginal_density,
-                    "p_t",
-                    arrows=compute.coarse(f.points, f.marginal), markers=[
-                        plots.Markers(f.points, "grid", "rgba(0, 0, 0, 0)", 8.0, customdata=nodes,
-                                      hover="click: move the probe here<extra></extra>"),
-                        plots.Markers(f.top_points, "weighted data points", plots.SOURCE_COLOR, 3.0 + 15.0 * weights,
-                                      opacity=0.85, customdata=weighted,
-                                      hover="data point %{customdata[1]}: w = %{customdata[2]:.3f}<extra></extra>"),
-                        plots.Markers(f.probe[None], "probe", plots.PROBE_COLOR, 14.0, "star")]),
-        plots.Panel("learned v_theta(x, t)<br>over the error |v_theta - u_t|" + (" (normalised)" if sliced else ""),
-                    f.error, "|v - u|", plots.ERROR_SCALE,
-                    show_scale=True, arrows=compute.coarse(f.points, f.learned)),
-    ]
-    figure = plots.panels_figure(panels, f.xs, f.ys, bounds, compute.arrow_length(bounds), titles=axes.titles,
-                                 equal=axes.square)
+    ts, irreducible, model = state.memo("loss_by_t", view, (), lambda: compute.loss_by_t(view.flow, support))
+    curves = plots.Curves(ts, [("irreducible (exact field)", irreducible, "#555555"),
+                               ("model v_theta", model, plots.SAMPLE_COLOR)],
+                          "CFM loss by t (normalised units)", "")
+    figure = plots.animated_panels([fields_panels(g, clickable) for g in frames], times, f.xs, f.ys, bounds,
+                                   compute.arrow_length(bounds), active=active, bars=[weight_bars(g) for g in frames],
+                                   curves=curves, titles=axes.titles, equal=axes.square)
     st.plotly_chart(figure, key=keys["chart"], on_select=on_click, selection_mode="points")
-    left, right = st.columns(2)
-    along = " along the plane's axes" if sliced else ""
-    with left:
-        st.markdown(f"**The aggregation at the probe** ({px:.2f}, {py:.2f}): u_t(probe) = Σ_i w_i u_t(probe | x1_i) "
-                    f"= ({f.probe_velocity[0]:.2f}, {f.probe_velocity[1]:.2f}){along}. The {len(f.top_weights)} "
-                    f"largest of the {n_points:,} weights (orange in the middle panel) sum to "
-                    f"{f.top_weights.sum():.0%}; the 12 largest:")
-        labels = [f"#{i}" for i in f.top_indices[:12]]
-        st.plotly_chart(plots.posterior_bars(f.top_weights[:12], labels), key="fields_weights")
-    with right:
-        st.markdown("**Irreducible CFM loss by t**: E‖u_t(x|x1) − u_t(x)‖², which no model can go below, "
-                    "beside the model's own CFM loss at each t.")
-        losses = state.memo("loss_by_t", view, (), lambda: compute.loss_by_t(view.flow, support))
-        st.plotly_chart(plots.loss_by_t(*losses, t=f.t), key="fields_loss")
+    st.caption(f"The aggregation at the probe ({px:.2f}, {py:.2f}){where}: the bars are the largest posterior "
+               f"weights w_i(probe, t) among the {n_points:,} data points (orange in the middle panel), and the "
+               f"title gives u_t(probe) = Σ_i w_i u_t(probe | x1_i) and the share of the {n_points:,} weights that the "
+               "60 largest hold. The curves: the irreducible CFM loss E‖u_t(x|x1) − u_t(x)‖² by t, which no model can "
+               "go below, beside the model's own CFM loss at each t (the dotted line follows the slider). "
+               + SLIDER_CAPTION.format(n=len(times), q=ERROR_QUANTILE) + (f" {note}" if note else ""))
 
 
 fields_at_t()

@@ -47,7 +47,8 @@ def card(entry: zoo.ZooEntry) -> None:
     dims = f" · {view.flow.dim}-D, drawn on its principal axes" if view.flow.dim > 2 else ""
     st.caption(f"data **{entry.dataset}** · path **{entry.path}** · coupling {entry.coupling}{source}{dims}")
     m = entry.metrics
-    facts = [f"W2/floor {m['w2_ratio']:.2f}" if "w2_ratio" in m else "",
+    facts = [(f"W2 {m['w2']:.3f} / floor {m['w2_floor']:.3f} = {m['w2_ratio']:.2f}" if "w2" in m and "w2_floor" in m
+              else f"W2/floor {m['w2_ratio']:.2f}") if "w2_ratio" in m else "",
              f"NFE {m['nfe_dopri5']}" if "nfe_dopri5" in m else "",
              f"S {m['straightness']:.3f}" if "straightness" in m else "",
              f"NLL {m['nll']:.2f}" if "nll" in m else ""]

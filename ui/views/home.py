@@ -43,15 +43,17 @@ if cached is None or default is None or view.key != f"zoo:{default[0]}":
         startpage.save(default[1], SETTINGS, startpage.CachedFlow(traj.points, traj.times, view.data[:1500], bounds,
                                                                   widgets.caption_text(view)))
 with right:  # a D > 2 model: its field on the slice through the data mean spanned by the view's axes
-    fields = state.memo("home_fields", view, (bounds, axes.key), lambda: compute.fields_on_plane(
-        view.flow, widgets.field_support(view), axes.projection, widgets.data_mean(view), bounds, 0.8, 0,
+    times = compute.time_grid(view.flow.path.t_max)
+    fields = state.memo("home_fields_frames", view, (bounds, axes.key), lambda: compute.fields_over_t(
+        view.flow, widgets.field_support(view), axes.projection, widgets.data_mean(view), bounds, times, 0,
         (0.0, 0.0)))
-    where = "" if axes.identity else " on the slice through the data mean"
-    panel = plots.Panel(title=f"learned field v_theta(x, t = 0.8){where} over the exact p_t",
-                        heat=fields.marginal_density, heat_name="p_t",
-                        arrows=compute.coarse(fields.points, fields.learned))
-    figure = plots.panels_figure([panel], fields.xs, fields.ys, bounds, compute.arrow_length(bounds), height=420,
-                                 titles=axes.titles, equal=axes.square)
+    where = "" if axes.identity else "<br>on the slice through the data mean"
+    frames = [[plots.Panel(title=f"learned field v_theta(x, t = {f.t:.2f}){where} over the exact p_t",
+                           heat=f.marginal_density, heat_name="p_t", arrows=compute.coarse(f.points, f.learned))]
+              for f in fields]
+    figure = plots.animated_panels(frames, times, fields[0].xs, fields[0].ys, bounds, compute.arrow_length(bounds),
+                                   active=compute.nearest_frame(times, 0.8), height=400, titles=axes.titles,
+                                   equal=axes.square)
     st.plotly_chart(figure, key="home_field")
     st.markdown("**Where next**")
     st.page_link("views/gallery.py", label="Gallery: every pretrained model", icon=":material/grid_view:")

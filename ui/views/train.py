@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeAlias
 
 import numpy as np
 import streamlit as st
@@ -12,7 +14,7 @@ from flowscope import FlowModel, MLPConfig, StepInfo, checkpoint
 from flowscope.data import ALL_DATASETS, DATASETS, dataset_columns, dataset_labels
 from flowscope.labels import LabelError, Labels, encode_labels
 from flowscope.loader import DataError, Table
-from flowscope_ui import compute, plots, reflow_panel, state, trainer, uploads, widgets
+from flowscope_ui import compute, jobs, plots, reflow_panel, state, trainer, uploads, widgets
 
 widgets.header("Train", "Upload a data file (or pick a toy dataset), train a flow matching model on it while the "
                "loss curve and samples update, then explore it in every view or download it; your data and "
@@ -20,11 +22,14 @@ widgets.header("Train", "Upload a data file (or pick a toy dataset), train a flo
 LR_OPTIONS = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1, 1.0, 10.0, 100.0, 1e3, 1e4)
 #: Steps between progress updates: each is a point where a click on Stop can end training.
 REPORT_EVERY = 20
+#: A file to train on: the uploader's, or the one kept in the session from an earlier visit of the page.
+Upload: TypeAlias = UploadedFile | uploads.KeptFile
+KEPT_UPLOAD, USING_KEPT = "_train_kept_upload", "_train_using_kept"
 PATH_LABELS = {"ot": "OT (CondOT, straight)", "vp": "VP diffusion", "ve": "VE diffusion", "cosine": "cosine",
                "icfm": f"I-CFM (sigma = {trainer.ICFM_SIGMA})"}
 
 
-def read_upload(upload: UploadedFile) -> Table | None:
+def read_upload(upload: Upload) -> Table | None:
     """The parsed upload (kept per file in this session, so reruns do not parse it again), or an error shown."""
     cached = st.session_state.get("_train_table")
     if cached is not None and cached[0] == upload.file_id:
@@ -64,7 +69,7 @@ def label_options(table: Table) -> list[str]:
     return [NO_LABEL, *text, *(c for c in table.columns if c not in text)]
 
 
-def read_labels(upload: UploadedFile, table: Table, column: str) -> Labels | None:
+def read_labels(upload: Upload, table: Table, column: str) -> Labels | None:
     """The classes of a label column (kept per file and column in this session), or the core's message shown."""
     cached = st.session_state.get("_train_labels")
     if cached is not None and cached[:2] == (upload.file_id, column):
@@ -97,6 +102,32 @@ def left_out(table: Table) -> None:
             f"**{c.name}** (column {c.index + 1}): {c.reason}" for c in table.dropped))
 
 
+def uploaded_or_kept() -> Upload | None:
+    """The file uploader's file, kept in the session; back on the page (the uploader then is empty), the kept
+    file, said so; None when the user removed it or never uploaded one."""
+    returning = "train_upload" not in st.session_state  # the uploader was not on the last page shown
+    upload = st.file_uploader(
+        f"A CSV, TSV, TXT, .npy or .npz file: at most {uploads.MAX_UPLOAD_MB} MB, {uploads.MAX_ROWS:,} rows and "
+        f"{uploads.MAX_COLUMNS} columns", key="train_upload")  # any name: the loader explains what it refuses
+    kept: uploads.KeptFile | None = st.session_state.get(KEPT_UPLOAD)
+    if upload is not None:
+        if kept is None or kept.file_id != upload.file_id:
+            st.session_state[KEPT_UPLOAD] = uploads.KeptFile(upload.file_id, upload.name, upload.getvalue())
+        st.session_state[USING_KEPT] = False
+        return upload
+    if kept is not None and (returning or st.session_state.get(USING_KEPT)):
+        st.session_state[USING_KEPT] = True
+        left, right = st.columns([5, 1])
+        left.info(f"Using **{kept.name}**, uploaded earlier in this session; upload another file to replace it.")
+        if right.button("Forget it", key="train_forget_upload"):
+            st.session_state.pop(KEPT_UPLOAD, None)
+            st.session_state[USING_KEPT] = False
+            st.rerun()
+        return kept
+    st.session_state.pop(KEPT_UPLOAD, None)  # removed from the uploader on this page: forgotten
+    return None
+
+
 def choose_data() -> Chosen | None:
     """The training data and their name, from an upload or a toy dataset (None until there are some)."""
     kind = st.radio("Data", ["Upload a file", "Toy dataset"], horizontal=True, key="train_kind")
@@ -114,9 +145,7 @@ def choose_data() -> Chosen | None:
             st.caption(f"A conditional model of {len(names)} classes: {class_counts(labels, names)}.")
             return Chosen(points, name, None, "column", f"toy:{name}:{n}:labelled", labels, names, "natural labels")
         return Chosen(state.toy_data(name, n, 1), name, None, "column", f"toy:{name}:{n}")
-    upload = st.file_uploader(
-        f"A CSV, TSV, TXT, .npy or .npz file: at most {uploads.MAX_UPLOAD_MB} MB, {uploads.MAX_ROWS:,} rows and "
-        f"{uploads.MAX_COLUMNS} columns", key="train_upload")  # any name: the loader explains what it refuses
+    upload = uploaded_or_kept()
     if upload is None:
         st.info("Upload a file of points (one row per point, two or more numeric columns; text columns are left "
                 "out), or pick a toy dataset.")
@@ -212,44 +241,65 @@ def choose_settings(normalize: str, conditional: bool = False) -> trainer.TrainS
                                  normalize=normalize)
 
 
-def train_live(chosen: Chosen, settings: trainer.TrainSettings) -> None:
-    """Train with a progress bar, a live loss curve and sample preview; Stop keeps the model as it is."""
-    stop_col, bar_col = st.columns([1, 6])
-    stop_col.button("Stop", icon=":material/stop:", key="train_stop",
-                    help="Stops at the current step and keeps that model.")
-    bar = bar_col.progress(0.0, text="Starting…")
-    left, right = st.columns(2)
-    loss_slot, preview_slot = left.empty(), right.empty()
+def training_work(chosen: Chosen, settings: trainer.TrainSettings, models: dict[str, state.ModelView],
+                  axes: compute.ViewAxes) -> Callable[[jobs.Job], str]:
+    """What a training job does in its worker thread (no Streamlit calls): train with progress and a live
+    sample preview reported into the job, Stop honoured at each report; the model kept in `models`."""
     points, name = chosen.points, chosen.name
-    axes = preview_axes(chosen)
-    shown, chart_every = compute.project(axes.projection, points[:1500]), max(100, settings.steps // 15)
+    chart_every = max(100, settings.steps // 15)
 
-    def report(info: StepInfo, flow: FlowModel, losses: list[float]) -> None:
-        recent = float(np.mean(losses[-50:]))
-        bar.progress(info.step / info.steps, text=f"step {info.step:,} / {info.steps:,} · loss {recent:.4f} · "
-                                                  f"{info.seconds:.1f} s")
-        if info.step % chart_every and info.step != info.steps:
-            return
-        loss_slot.plotly_chart(plots.loss_curve(losses), key=f"train_live_loss_{info.step}")
-        samples = compute.project(axes.projection, compute.preview_samples(flow, 500))
-        preview_slot.plotly_chart(plots.scatter(samples, data=shown, title="samples now",
-                                                labels=axes.titles or ("x", "y")),
-                                  key=f"train_live_samples_{info.step}")
+    def work(job: jobs.Job) -> str:
+        def report(info: StepInfo, flow: FlowModel, losses: list[float]) -> None:
+            preview = None
+            if info.step % chart_every == 0 or info.step == info.steps:
+                preview = compute.project(axes.projection, compute.preview_samples(flow, 500))
+            job.report(info.step, float(np.mean(losses[-50:])), info.seconds, losses, preview)
 
-    job = state.start_training()
-    try:
         outcome = trainer.run(points, settings, dataset=name, columns=chosen.columns, report=report,
-                              every=REPORT_EVERY, labels=chosen.labels, label_names=chosen.label_names)
+                              every=REPORT_EVERY, labels=chosen.labels, label_names=chosen.label_names,
+                              should_stop=lambda: job.stop_requested)
         info = {"note": outcome.message, "status": outcome.status, "losses": outcome.losses,
                 "settings": settings, "seconds": outcome.seconds}
         by = "" if chosen.labels is None else f" · by {chosen.label_column}"
-        state.finish_training(job, outcome.flow.to("cpu"), points, f"{name} · {settings.path} · "
-                              f"{outcome.steps_done} steps{by}", name, info, labels=chosen.labels)
-    finally:
-        job.done.set()
-    if outcome.interrupt is not None:
-        raise outcome.interrupt  # Streamlit stopped this run for a click: let it go on with the new run
-    st.rerun()
+        view = state.new_session_model(models, outcome.flow.to("cpu"), points, f"{name} · {settings.path} · "
+                                       f"{outcome.steps_done} steps{by}", name, info, labels=chosen.labels)
+        return view.key
+
+    return work
+
+
+def start_training(chosen: Chosen, settings: trainer.TrainSettings) -> None:
+    """Submit the training as this session's background job (it goes on while other pages are open)."""
+    work = training_work(chosen, settings, state.session_models(), preview_axes(chosen))
+    try:
+        jobs.manager().submit(widgets.session_id(), f"{chosen.name} · {settings.path}", settings.steps, work)
+    except jobs.JobBusy as err:
+        st.warning(f"Not started: {err}.")
+        return
+    st.session_state.pop(widgets.TRAIN_FAILED, None)
+    st.rerun()  # the sidebar and the live panel below pick the job up
+
+
+@st.fragment(run_every=1.0)
+def live_training(shown: np.ndarray, titles: tuple[str, str]) -> None:
+    """The running job's progress, Stop, live loss curve and samples (refreshed each second, this part only)."""
+    active = [job for job in widgets.my_jobs() if job.active]
+    if not active:
+        st.rerun(scope="app")  # it ended: the page shows the result
+    job = active[0]
+    stop_col, bar_col = st.columns([1, 6])
+    stop_col.button("Stop", icon=":material/stop:", key="train_stop", on_click=job.stop, disabled=job.stop_requested,
+                    help="Stops at the current step and keeps that model.")
+    text = widgets.job_line(job) if job.state == "waiting" or job.step else "Starting…"
+    bar_col.progress(job.step / max(job.steps, 1), text=text)
+    st.caption("The training runs in the background: open other pages meanwhile, its progress stays in the "
+               "sidebar, and its model is selected in every view when it is done.")
+    left, right = st.columns(2)
+    if job.losses:
+        left.plotly_chart(plots.loss_curve(list(job.losses)), key="train_live_loss")
+    if job.preview is not None:
+        right.plotly_chart(plots.scatter(job.preview, data=shown, title="samples now", labels=titles),
+                           key="train_live_samples")
 
 
 def show_result(key: str) -> None:
@@ -269,6 +319,7 @@ def show_result(key: str) -> None:
     st.download_button("Download the model (.safetensors)", checkpoint.to_bytes(view.flow),
                        file_name=f"flowscope-{key.replace(':', '-')}.safetensors", mime="application/octet-stream",
                        on_click="ignore", icon=":material/download:", key="train_download")
+    samples_download(view, key)
     if view.conditional:
         st.caption(f"A conditional model of {len(view.flow.labels)} classes; the samples above are its unconditional "
                    "ones. Choose a class and a guidance scale in the sidebar of Paths or Fields.")
@@ -278,6 +329,26 @@ def show_result(key: str) -> None:
                                           ("views/marginals.py", "Marginals"), ("views/compare.py", "Compare"),
                                           ("views/home.py", "Flow")], strict=True):
         col.page_link(page, label=f"Open {label}")
+
+
+#: Samples offered for download beside the model.
+DOWNLOAD_SAMPLES = 2000
+
+
+def samples_download(view: state.ModelView, key: str) -> None:
+    """Download buttons for DOWNLOAD_SAMPLES samples of the model (all its columns, data units): CSV and .npy."""
+    samples = state.memo("download_samples", view, (DOWNLOAD_SAMPLES,),
+                         lambda: compute.preview_samples(view.flow, DOWNLOAD_SAMPLES))
+    csv_bytes, npy_bytes = uploads.samples_csv(samples, view.column_names), uploads.samples_npy(samples)
+    name = f"flowscope-{key.replace(':', '-')}-samples"
+    left, right = st.columns(2)
+    left.download_button(f"Download {DOWNLOAD_SAMPLES:,} samples (.csv)", csv_bytes, file_name=f"{name}.csv",
+                         mime="text/csv", on_click="ignore", icon=":material/download:", key="train_download_csv")
+    right.download_button(f"Download {DOWNLOAD_SAMPLES:,} samples (.npy)", npy_bytes, file_name=f"{name}.npy",
+                          mime="application/octet-stream", on_click="ignore", icon=":material/download:",
+                          key="train_download_npy")
+    st.caption(f"Samples from seeded noise (dopri5 at tolerance 1e-3), in your data's units, one column per "
+               f"column of the data ({', '.join(view.column_names[:6])}{', …' if view.flow.dim > 6 else ''}).")
 
 
 def model_data(flow: FlowModel, name: str, chosen: Chosen | None) -> tuple[np.ndarray, np.ndarray | None, str] | None:
@@ -342,8 +413,17 @@ if chosen is not None:
                                   labels=axes.titles or ("x", "y"), height=320), key="train_preview")
     st.subheader("2 · Model and training")
     settings = choose_settings(chosen.normalize, chosen.labels is not None)
-    if st.button("Train", type="primary", icon=":material/play_arrow:", key="train_go"):
-        train_live(chosen, settings)
+    running = [job for job in widgets.my_jobs() if job.active]
+    if st.button("Train", type="primary", icon=":material/play_arrow:", key="train_go", disabled=bool(running),
+                 help="One training at a time per session." if running else None):
+        start_training(chosen, settings)
+if any(job.active for job in widgets.my_jobs()):
+    live_axes = preview_axes(chosen) if chosen is not None else None
+    live_training(np.empty((0, 2)) if chosen is None or live_axes is None else
+                  compute.project(live_axes.projection, chosen.points[:1500]),
+                  (live_axes.titles if live_axes is not None else None) or ("x", "y"))
+if widgets.TRAIN_FAILED in st.session_state:
+    st.error(st.session_state[widgets.TRAIN_FAILED])
 if state.LAST_TRAINED in st.session_state:
     st.subheader("3 · Result")
     show_result(st.session_state[state.LAST_TRAINED])
