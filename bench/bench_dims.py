@@ -28,19 +28,14 @@ import argparse
 import os
 import platform
 import re
-import signal
-import socket
-import subprocess
-import sys
 import tempfile
 import time
-import urllib.request
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from explorer_server import explorer
 from measure import alternate, cpu_model, median, package_version
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -161,54 +156,6 @@ PROBES = """
 })();
 """
 
-
-def free_port() -> int:
-    """A TCP port of 127.0.0.1 nobody listens on now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@contextmanager
-def explorer(folder: Path) -> Iterator[str]:
-    """`streamlit run ui/app.py` on a free port of 127.0.0.1, HOME and the UI cache under `folder`; its URL.
-
-    The server runs in its own process group, stopped (TERM, then KILL) however the benchmark ends.
-    """
-    port = free_port()
-    home = folder / "home"
-    home.mkdir()
-    log = folder / "server.log"
-    command = [sys.executable, "-m", "streamlit", "run", str(APP), "--server.port", str(port),
-               "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false",
-               "--server.fileWatcherType", "none"]
-    env = {**os.environ, "HOME": str(home), "FLOWSCOPE_UI_CACHE": str(folder / "ui-cache")}
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"streamlit did not start:\n{log.read_text()[-3000:]}")
-            time.sleep(0.3)
-        yield url
-    finally:
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=15)
-        except ProcessLookupError:
-            pass
 
 
 @dataclass
@@ -481,7 +428,8 @@ def main() -> None:
     waited = wait_quiet(args.quiet_load, args.quiet_wait)
     load_before = os.getloadavg()
     started = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="bench-dims-") as folder, explorer(Path(folder)) as url:
+    with tempfile.TemporaryDirectory(prefix="bench-dims-") as folder, explorer(
+            ROOT, Path(folder), os.environ.get("PYTHONPATH"), os.environ.get("FLOWSCOPE_ZOO_DIR")) as (url, _):
         out, chromium = run(url, args.opens, args.moves)
     seconds = time.perf_counter() - started
     load_after = os.getloadavg()
