@@ -312,7 +312,11 @@ def load_test(browser: Any, url: str, pid: int, sessions: int, trainers: int, mo
 def main() -> None:
     """Run both explorers, measure, write the results file."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--before", type=Path, default=Path("/work/main"))
+    parser.add_argument("--before", type=Path, default=Path("/work/main"),
+                        help="a checkout of the code to compare against (its ui/app.py)")
+    parser.add_argument("--before-pythonpath", default=None,
+                        help="PYTHONPATH under which the BEFORE checkout's own packages import (default: none, "
+                             "i.e. whatever flowscope is installed)")
     parser.add_argument("--moves", type=int, default=10)
     parser.add_argument("--sessions", type=int, default=8)
     parser.add_argument("--trainers", type=int, default=4)
@@ -328,7 +332,7 @@ def main() -> None:
     load: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp, sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        with explorer(args.before, Path(tmp) / "before", None) as (before_url, _), \
+        with explorer(args.before, Path(tmp) / "before", args.before_pythonpath) as (before_url, _), \
                 explorer(ROOT, Path(tmp) / "after", os.environ.get("PYTHONPATH")) as (after_url, after_pid):
             for label, url in (("before", before_url), ("after", after_url)):
                 print(f"measuring {label} ({url}) ...", flush=True)
@@ -370,9 +374,10 @@ def write(args: argparse.Namespace, results: dict[str, dict[str, Any]], load: di
         f"Load average (1 min) during BEFORE: {', '.join(b['load'])}; AFTER: {', '.join(a['load'])}"
         + (f"; load test: {', '.join(load['load'])}" if load else "") + ".",
         "",
-        f"Command: `PYTHONPATH=<this checkout's shim> python bench/bench_browser.py --before {args.before}` "
-        "(BEFORE: that checkout's ui/app.py with the default Python path, i.e. its own code; AFTER: this "
-        "checkout's; both with the package's pretrained zoo, started side by side, measured one after the other).",
+        f"Command: `python bench/bench_browser.py --before {args.before}"
+        + (f" --before-pythonpath {args.before_pythonpath}" if args.before_pythonpath else "") + "` "
+        "(BEFORE: that checkout's ui/app.py importing its own packages; AFTER: this checkout's; each with its own "
+        "pretrained zoo, started side by side, measured one after the other).",
         "",
         "| what | before | after | after / before | target |",
         "|---|---|---|---|---|",
