@@ -64,6 +64,8 @@ __all__ = [
     "load_bytes",
     "load_table",
     "load_table_bytes",
+    "read_npy",
+    "read_npz_member",
 ]
 
 #: Values larger than this in magnitude are refused: squaring them while normalising would overflow.
@@ -340,21 +342,39 @@ def _generated_columns(d: int) -> tuple[str, ...]:
 
 
 def _parse_npy(data: bytes, display: str, limits: Limits, member: str = "") -> _Parsed:
-    """Read a .npy file (or one .npz member) without unpickling: header first, then the raw buffer."""
+    """Read a .npy file (or one .npz member) of a table (1-D or 2-D) without unpickling."""
+    where = f"array '{member}'" if member else "the array"
+
+    def check_shape(shape: tuple[int, ...]) -> None:
+        if len(shape) not in (1, 2):
+            raise DataError(display, f"{where} has shape {shape}; expected a 1-D or 2-D array")
+        _check_columns(display, shape[1] if len(shape) == 2 else 1, limits)
+        _check_rows(display, shape[0], limits)
+
+    array = read_npy(data, display, member, check_shape)
+    rows, cols = array.shape[0], array.shape[1] if array.ndim == 2 else 1
+    if array.size == 0:
+        return _Parsed(np.empty((rows, cols)), _generated_columns(cols), _array_location)
+    return _Parsed(array.reshape(rows, cols).astype(np.float64), _generated_columns(cols), _array_location)
+
+
+def read_npy(data: bytes, display: str, member: str = "",
+             check_shape: Callable[[tuple[int, ...]], None] | None = None) -> np.ndarray:
+    """The array held in .npy bytes (or an .npz member), of any rank, as a read-only view of `data`.
+
+    Never unpickles: the header is parsed first, object / complex / structured dtypes are refused, then
+    `check_shape` (the caller's rank and size limits) sees the shape before the length of the data is
+    checked against it. Raises DataError naming the file (and the member).
+    """
     where = f"array '{member}'" if member else "the array"
     if not data.startswith(_NPY_MAGIC):
         found = f"member '{member}' of the .npz is not a .npy array" if member else "not a .npy file"
         raise DataError(display, f"{found} (it does not start with the NumPy magic bytes)")
     dtype, shape, fortran, offset = _read_npy_header(data, display, where)
     _check_npy_dtype(dtype, display, where)
-    if len(shape) not in (1, 2):
-        raise DataError(display, f"{where} has shape {shape}; expected a 1-D or 2-D array")
-    rows, cols = shape[0], shape[1] if len(shape) == 2 else 1
-    _check_columns(display, cols, limits)
-    _check_rows(display, rows, limits)
-    count = rows * cols
-    if count == 0:
-        return _Parsed(np.empty((rows, cols)), _generated_columns(cols), _array_location)
+    if check_shape is not None:
+        check_shape(shape)
+    count = math.prod(shape)
     if len(data) - offset < count * dtype.itemsize:
         raise DataError(
             display,
@@ -362,8 +382,7 @@ def _parse_npy(data: bytes, display: str, limits: Limits, member: str = "") -> _
             f"found {len(data) - offset:,}",
         )
     flat = np.frombuffer(data, dtype=dtype, count=count, offset=offset)
-    values = flat.reshape((rows, cols), order="F" if fortran else "C").astype(np.float64)
-    return _Parsed(values, _generated_columns(cols), _array_location)
+    return flat.reshape(shape, order="F" if fortran else "C")
 
 
 def _read_npy_header(data: bytes, display: str, where: str) -> tuple[np.dtype, tuple[int, ...], bool, int]:
@@ -401,7 +420,15 @@ def _array_location(i: int, j: int) -> str:
 
 
 def _parse_npz(data: bytes, display: str, limits: Limits) -> _Parsed:
-    """Read a .npz archive that holds exactly one array, bounding its decompressed size."""
+    """Read a .npz archive that holds exactly one array (of a table), bounding its decompressed size."""
+    raw, member = read_npz_member(data, display, limits.max_bytes)
+    return _parse_npy(raw, display, limits, member=member)
+
+
+def read_npz_member(data: bytes, display: str, max_bytes: int) -> tuple[bytes, str]:
+    """The .npy bytes and the name of the one array of a .npz archive, its decompressed size bounded by
+    `max_bytes` before and while it is read; DataError naming the file otherwise."""
+    limits = Limits(max_bytes=max_bytes)
     if not data.startswith(_ZIP_MAGICS):
         raise DataError(display, "not a .npz archive (it does not start with the zip magic bytes)")
     try:
@@ -420,7 +447,7 @@ def _parse_npz(data: bytes, display: str, limits: Limits) -> _Parsed:
     except Exception as exc:  # zipfile raises many undocumented types (struct, zlib, EOF...) on bad input
         raise DataError(display, f"corrupt .npz archive ({type(exc).__name__}: {exc})") from None
     _check_size(display, len(raw), limits, what=f"array '{member}' (decompressed)")
-    return _parse_npy(raw, display, limits, member=member)
+    return raw, member
 
 
 def _member_name(info: zipfile.ZipInfo) -> str:
