@@ -19,7 +19,9 @@ from safetensors.torch import save as save_tensors_to_bytes
 from .couplings import STORED_COUPLINGS
 from .files import write_bytes_atomic
 from .flow import FlowModel
-from .models import MLPConfig, Normalizer, VelocityMLP
+from .images import ImageSpec
+from .models import MLPConfig, NetConfig, Normalizer, build_net, net_type
+from .unet import UNetConfig
 from .paths import make_path
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "CheckpointError", "config_of", "from_bytes", "load", "read_metadata", "save",
@@ -60,12 +62,13 @@ def to_bytes(flow: FlowModel) -> bytes:
 def config_of(flow: FlowModel) -> dict[str, Any]:
     """The JSON config stored with a flow."""
     return {
-        "model": {"type": "mlp", **flow.net.config.to_dict()},
+        "model": {"type": net_type(flow.net.config), **flow.net.config.to_dict()},
         "path": flow.path.config(),
         "coupling": flow.coupling,
         "normalization": flow.normalizer.to_dict(),
         "source": "samples" if flow.source is not None else "gaussian",
         **({"labels": list(flow.labels)} if flow.labels else {}),
+        **({"image": flow.image.to_dict()} if flow.image is not None else {}),
         **flow.info,
     }
 
@@ -134,12 +137,7 @@ def _parse_config(metadata: Mapping[str, str], name: str) -> dict[str, Any]:
     for key, kind in expected.items():
         _require(config, key, kind, name, "config")
     model = config["model"]
-    for key in ("dim", "width", "depth", "time_features"):
-        _require(model, key, int, name, "config.model")
-    _require(model, "activation", str, name, "config.model")
-    if "fourier_features" in model:
-        _require(model, "fourier_features", int, name, "config.model")
-        _require(model, "fourier_scale", (int, float), name, "config.model")
+    net_config = _net_config(model, name)
     classes = model.get("num_classes", 0)
     if not isinstance(classes, int) or isinstance(classes, bool):
         raise CheckpointError(f"{name}: config.model.num_classes must be int, got {type(classes).__name__}")
@@ -150,7 +148,11 @@ def _parse_config(metadata: Mapping[str, str], name: str) -> dict[str, Any]:
     if len(labels) != classes:
         raise CheckpointError(f"{name}: config.labels names {len(labels)} classes but the model has {classes}")
     _require(config["path"], "name", str, name, "config.path")
-    _normalizer(config["normalization"], model["dim"], name)
+    _normalizer(config["normalization"], net_config.dim, name)
+    if "image" in config:
+        _image(config["image"], net_config, name)
+    elif isinstance(net_config, UNetConfig):
+        raise CheckpointError(f"{name}: a U-Net model needs config.image (its shape and pixel range)")
     if config["coupling"] not in STORED_COUPLINGS:
         raise CheckpointError(f"{name}: config.coupling {config['coupling']!r} is not one of {STORED_COUPLINGS}")
     if config["source"] not in ("gaussian", "samples"):
@@ -169,13 +171,53 @@ def _require(obj: Mapping[str, Any], key: str, kind: type | tuple[type, ...], na
         raise CheckpointError(f"{name}: {where}.{key} must be {expected}, got {type(value).__name__}")
 
 
+def _net_config(model: dict[str, Any], name: str) -> NetConfig:
+    """The architecture in config.model ("mlp", the default of files before U-Nets, or "unet"), checked."""
+    kind = model.get("type", "mlp")
+    fields = {k: v for k, v in model.items() if k != "type"}
+    if kind == "mlp":
+        for key in ("dim", "width", "depth", "time_features"):
+            _require(model, key, int, name, "config.model")
+        _require(model, "activation", str, name, "config.model")
+        if "fourier_features" in model:
+            _require(model, "fourier_features", int, name, "config.model")
+            _require(model, "fourier_scale", (int, float), name, "config.model")
+        fields.setdefault("fourier_features", 0)  # files written before Fourier features had none
+    elif kind == "unet":
+        for key in ("channels", "height", "width", "base", "blocks", "groups"):
+            _require(model, key, int, name, "config.model")
+        _require(model, "multipliers", list, name, "config.model")
+        _require(model, "attention", bool, name, "config.model")
+        _require(model, "dropout", (int, float), name, "config.model")
+        if not all(isinstance(m, int) and not isinstance(m, bool) for m in model["multipliers"]):
+            raise CheckpointError(f"{name}: config.model.multipliers must be a list of int")
+    else:
+        raise CheckpointError(f"{name}: config.model.type {kind!r} is not 'mlp' or 'unet'")
+    try:
+        return MLPConfig(**fields) if kind == "mlp" else UNetConfig(**fields)
+    except (TypeError, ValueError) as err:
+        raise CheckpointError(f"{name}: invalid config: {err}") from None
+
+
+def _image(fields: Any, net_config: NetConfig, name: str) -> ImageSpec:
+    """config.image, checked against the network: a U-Net's image shape, or an MLP of as many inputs."""
+    if not isinstance(fields, dict):
+        raise CheckpointError(f"{name}: config.image must be a JSON object")
+    try:
+        spec = ImageSpec.from_dict(fields)
+    except ValueError as err:
+        raise CheckpointError(f"{name}: config.{err}") from None
+    if spec.dim != net_config.dim or (isinstance(net_config, UNetConfig) and spec.shape != net_config.shape):
+        raise CheckpointError(f"{name}: config.image has shape {spec.shape}, the model's is "
+                              f"{getattr(net_config, 'shape', net_config.dim)}")
+    return spec
+
+
 def _build(config: dict[str, Any], tensors: dict[str, torch.Tensor], name: str) -> FlowModel:
     """Rebuild the FlowModel from a validated config and check every tensor's name and shape."""
-    model_cfg = {k: v for k, v in config["model"].items() if k != "type"}
-    model_cfg.setdefault("fourier_features", 0)  # files written before Fourier features had none
     path_cfg = {k: v for k, v in config["path"].items() if k != "name"}
+    net = build_net(_net_config(config["model"], name))
     try:
-        net = VelocityMLP(MLPConfig(**model_cfg))
         path = make_path(config["path"]["name"], **path_cfg)
     except (TypeError, ValueError) as err:
         raise CheckpointError(f"{name}: invalid config: {err}") from None
@@ -213,12 +255,13 @@ def _build(config: dict[str, Any], tensors: dict[str, torch.Tensor], name: str) 
         if not valid:
             raise CheckpointError(f"{name}: tensor {DATA_LABELS_KEY!r} must hold one class index in "
                                   f"[0, {len(labels)}) per row of {DATA_KEY!r}")
-    reserved = {"model", "path", "coupling", "normalization", "source", "labels"}
+    reserved = {"model", "path", "coupling", "normalization", "source", "labels", "image"}
     info = {k: v for k, v in config.items() if k not in reserved}
     return FlowModel(net=net, path=path, normalizer=normalizer,
                      source=source.float() if config["source"] == "samples" and source is not None else None,
                      coupling=config["coupling"], info=info, data=None if data is None else data.float(),
-                     labels=labels, data_labels=None if data_labels is None else data_labels.long())
+                     labels=labels, data_labels=None if data_labels is None else data_labels.long(),
+                     image=_image(config["image"], net.config, name) if "image" in config else None)
 
 
 def _normalizer(norm: dict[str, Any], latent_dim: int, name: str) -> Normalizer:

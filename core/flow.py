@@ -13,7 +13,8 @@ import torch
 from torch import Tensor
 
 from . import gaussian
-from .models import Normalizer, VelocityMLP
+from .images import ImageSpec
+from .models import Normalizer, VelocityNet
 from .paths import AffinePath
 from .sampling import SampleResult, SolverConfig, Velocity, integrate
 
@@ -49,9 +50,10 @@ class FlowModel:
             views of it need no dataset (the pretrained tabular models carry theirs).
         labels: the class names of a conditional model, in the order of its label indices; () otherwise.
         data_labels: the class index of each row of `data` [n], for a conditional model's views.
+        image: for an image model, the image shape and pixel range (data rows are flat images); None otherwise.
     """
 
-    net: VelocityMLP
+    net: VelocityNet
     path: AffinePath
     normalizer: Normalizer
     source: Tensor | None = None
@@ -60,6 +62,7 @@ class FlowModel:
     data: Tensor | None = None
     labels: tuple[str, ...] = ()
     data_labels: Tensor | None = None
+    image: ImageSpec | None = None
 
     @property
     def conditional(self) -> bool:
@@ -176,6 +179,14 @@ class FlowModel:
             self.net.train(was_training)
         trajectory = self.normalizer.decode(result.trajectory)
         return SampleResult(samples=trajectory[-1], trajectory=trajectory, times=result.times, nfe=result.nfe)
+
+    def predict_x1(self, x: Tensor, t: float, label: str | int | None = None, guidance: float = 0.0) -> Tensor:
+        """The data point the learned field at x (data coordinates) heads for at time t: `AffinePath.x1_prediction`
+        of the (guided) velocity, in data coordinates; for an image model, the model's current guess of the image."""
+        z = self.normalizer.encode(x.to(self.device, torch.float32))
+        with torch.no_grad():
+            v = self.guided_latent(label, guidance)(z, torch.full((z.shape[0],), float(t), device=z.device))
+        return self.normalizer.decode(self.path.x1_prediction(z, v, t))
 
     def clamp_time(self, t: float) -> float:
         """t limited to [0, path.t_max] (paths with sigma_1 = 0 stop just before 1)."""

@@ -9,8 +9,10 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import Tensor, nn
 
-__all__ = ["ACTIVATIONS", "CONSTANT_TOLERANCE", "MAX_CLASSES", "FourierFeatures", "MLPConfig", "Normalizer",
-           "SinusoidalTimeEmbedding", "VelocityMLP"]
+from .unet import UNetConfig, VelocityUNet
+
+__all__ = ["ACTIVATIONS", "CONSTANT_TOLERANCE", "MAX_CLASSES", "FourierFeatures", "MLPConfig", "NetConfig",
+           "Normalizer", "SinusoidalTimeEmbedding", "VelocityMLP", "VelocityNet", "build_net", "net_type"]
 
 #: Most classes a conditional model takes (more is a regression target, not a label).
 MAX_CLASSES = 256
@@ -162,6 +164,23 @@ class VelocityMLP(nn.Module):
         for layer in rest:
             hidden = layer(hidden)
         return hidden
+
+
+#: Every velocity network flowscope builds: v(x [B, d], t [B] or scalar[, y [B]]) -> [B, d], with `config.dim`,
+#: `config.num_classes` and `null_label`; the U-Net reshapes its flat input to the image shape.
+VelocityNet = VelocityMLP | VelocityUNet
+#: The architecture of a `VelocityNet`, stored in checkpoints with its type name (`net_type`).
+NetConfig = MLPConfig | UNetConfig
+
+
+def build_net(config: NetConfig) -> VelocityNet:
+    """A fresh network of the architecture `config` describes."""
+    return VelocityUNet(config) if isinstance(config, UNetConfig) else VelocityMLP(config)
+
+
+def net_type(config: NetConfig) -> str:
+    """The architecture's name in checkpoints: "mlp" or "unet"."""
+    return "unet" if isinstance(config, UNetConfig) else "mlp"
 
 
 #: A column whose std is below this (relative to 1 + |mean|) is a constant of the model.

@@ -124,6 +124,16 @@ class AffinePath(ABC):
         b, db = _col(self.sigma(t), x), _col(self.d_sigma(t), x)
         return (db / b) * (x - a * x1) + da * x1
 
+    def x1_prediction(self, x_t: Tensor, velocity: Tensor, t: Tensor | float) -> Tensor:
+        """The end point x1 that a velocity at x_t points to: solving x_t = alpha_t x1 + sigma_t x0 and
+        v = alpha_t' x1 + sigma_t' x0 for x1 gives (sigma_t' x_t - sigma_t v) / (sigma_t' alpha_t - sigma_t alpha_t');
+        for the OT path with sigma_min = 0 that is x_t + (1 - t) v. With the exact marginal field as v it is the
+        posterior mean E[x1 | x_t] (both relations hold in expectation given x_t; no interpolant noise)."""
+        t = torch.as_tensor(t, dtype=x_t.dtype, device=x_t.device)
+        a, da = _col(self.alpha(t), x_t), _col(self.d_alpha(t), x_t)
+        b, db = _col(self.sigma(t), x_t), _col(self.d_sigma(t), x_t)
+        return (db * x_t - b * velocity) / (db * a - b * da)
+
     def sample(self, x0: Tensor, x1: Tensor, t: Tensor, generator: torch.Generator | None = None) -> PathSample:
         """Draw x_t for paired (x0, x1) at times t [B] and return it with its CFM target."""
         x_t = self.psi(x0, x1, t)

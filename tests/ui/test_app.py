@@ -15,7 +15,7 @@ import torch
 from streamlit.testing.v1 import AppTest
 from ui_support import APP, csv_bytes, finish_jobs, write_manifest
 
-from corpus_cases import materialize_corpus
+from corpus_cases import IMAGE_ROUTE, materialize_corpus
 from flowscope import MLPConfig, TrainConfig, checkpoint, train
 from flowscope.data import dataset_columns, dataset_labels, make_dataset, make_labelled
 from flowscope.loader import DataError
@@ -231,7 +231,8 @@ def test_every_bad_corpus_file_shows_the_loaders_message(zoo_env: Path, tmp_path
         at.file_uploader(key="train_upload").set_value((case.path.name, case.path.read_bytes(), "text/plain")).run()
         assert_clean(at)
         shown = errors(at)
-        assert len(shown) == 1 and case.expected in shown[0] and case.path.name in shown[0], (case, shown)
+        expected = IMAGE_ROUTE.get(case.path.name, case.expected)
+        assert len(shown) == 1 and expected in shown[0] and case.path.name in shown[0], (case, shown)
         assert "Traceback" not in shown[0]
 
 
