@@ -29,6 +29,7 @@ from .data import (
     make_dataset,
     make_labelled,
 )
+from .cli_images import IMAGE_DEFAULTS, eval_images, is_image_args, save_images, train_images
 from .evaluation import QUALITY_DRAWS, Reference, evaluate, evaluate_classes, recorded_metrics
 from .files import write_atomic
 from .flow import FlowModel, resolve_device
@@ -37,7 +38,9 @@ from .loader import DEFAULT_LIMITS, DataError, Table, load_table
 from .models import MLPConfig, Normalizer
 from .paths import PATH_NAMES, AffinePath
 from .sampling import METHODS, SolverConfig
-from .training import StepInfo, TrainConfig, TrainingDiverged, path_for_data, train
+from .images import IMAGE_DATASETS
+from .training import PRECISIONS, StepInfo, TrainConfig, TrainingDiverged, path_for_data, train
+from .unet import UNetConfig
 from .zoo import DATA_SAMPLE_ROWS
 
 __all__ = ["CLIError", "build_parser", "load_data", "main", "save_array", "streamlit_command"]
@@ -64,7 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         result: int = args.handler(args)
         return result
-    except (CLIError, DataError, checkpoint.CheckpointError, ValueError) as err:
+    except (CLIError, DataError, checkpoint.CheckpointError, ValueError) as err:  # ImageCLIError is a ValueError
         print(f"flowscope {args.command}: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -103,11 +106,14 @@ LABELS_HELP = ("the class label column of --data, for a conditional model: a hea
 def _add_data_args(p: argparse.ArgumentParser) -> None:
     """--dataset / --data / --columns / --n: where data comes from (shared by train and eval)."""
     group = p.add_mutually_exclusive_group()
-    group.add_argument("--dataset", choices=ALL_DATASETS, default=None,
-                       help="a built-in dataset: a 2-D toy, or a table of more columns (mixture8; iris, wine and "
-                            "engel need scikit-learn / statsmodels) (default moons)")
+    group.add_argument("--dataset", choices=ALL_DATASETS + IMAGE_DATASETS, default=None,
+                       help="a built-in dataset: a 2-D toy, a table of more columns (mixture8; iris, wine and "
+                            "engel need scikit-learn / statsmodels), or the 8x8 digits images (its training split; "
+                            "scikit-learn) (default moons)")
     group.add_argument("--data", type=Path,
-                       help="a CSV/TSV/.npy/.npz file of shape (n, d); text columns (no cell a number) are left out")
+                       help="a CSV/TSV/.npy/.npz file of shape (n, d) (text columns, no cell a number, are left "
+                            "out); or images: an .npy/.npz of shape (n, H, W) or (n, C, H, W), or a .zip of PNGs "
+                            "(one folder per class, optionally)")
     p.add_argument("--columns", default=None, help=COLUMNS_HELP)
     p.add_argument("--labels", default=None, metavar="COLUMN", help=LABELS_HELP)
     p.add_argument("--n", "--points", type=int, default=20000,
@@ -122,16 +128,24 @@ def _add_train(p: argparse.ArgumentParser) -> None:
     p.add_argument("--path", choices=PATH_NAMES, default="ot")
     p.add_argument("--sigma", type=float, default=None, help="I-CFM noise / OT sigma_min")
     p.add_argument("--coupling", choices=COUPLINGS, default="independent")
-    p.add_argument("--steps", type=int, default=DEFAULTS.steps)
+    p.add_argument("--steps", type=int, default=None,
+                   help=f"training steps (default {DEFAULTS.steps:,}; images {IMAGE_DEFAULTS.steps:,})")
     p.add_argument("--ot-block", type=int, default=DEFAULTS.ot_block,
                    help=f"with --coupling ot: solve exact OT within random blocks of this many rows of each batch "
                         f"(0: over the whole batch, slower) (default {DEFAULTS.ot_block})")
-    p.add_argument("--batch-size", type=int, default=DEFAULTS.batch_size)
-    p.add_argument("--lr", type=float, default=DEFAULTS.lr)
+    p.add_argument("--batch-size", type=int, default=None,
+                   help=f"(default {DEFAULTS.batch_size}; images {IMAGE_DEFAULTS.batch_size})")
+    p.add_argument("--lr", type=float, default=None, help=f"(default {DEFAULTS.lr:g}; images {IMAGE_DEFAULTS.lr:g})")
     p.add_argument("--width", type=int, default=MLPConfig.width)
     p.add_argument("--depth", type=int, default=MLPConfig.depth)
     p.add_argument("--fourier-features", type=int, default=MLPConfig.fourier_features,
                    help="random Fourier features of x fed to the MLP (0: raw coordinates only)")
+    p.add_argument("--base-channels", type=int, default=UNetConfig.base,
+                   help="images: the U-Net's channels at full resolution (doubled at half resolution)")
+    p.add_argument("--no-attention", action="store_true",
+                   help="images: no self-attention block at the U-Net's lowest resolution")
+    p.add_argument("--precision", choices=PRECISIONS, default=DEFAULTS.precision,
+                   help="bf16: the network under bfloat16 autocast; auto (default): so for images on CUDA")
     p.add_argument("--device", default=None, help="cuda, mps or cpu (default: best available)")
     p.add_argument("--normalize", choices=("column", "global"), default=DEFAULTS.normalize,
                    help="standardise each column (default), or one scale for all columns")
@@ -144,8 +158,8 @@ def _add_train(p: argparse.ArgumentParser) -> None:
                    help="memory-map a --data .npy and stream batches from it (automatic for a .npy over the "
                         "size limit of loaded files)")
     p.add_argument("--conditional", action="store_true",
-                   help="train on a built-in dataset's natural labels (the toy's part, iris's species, ...): "
-                        "a conditional model, sampled with `flowscope sample --label`")
+                   help="train on a built-in dataset's natural labels (the toy's part, iris's species, the digit, "
+                        "...) or a zip's class folders: a conditional model, sampled with `flowscope sample --label`")
     p.add_argument("--label-dropout", type=float, default=None,
                    help=f"with labels: share of training points whose label is replaced by 'no label', which "
                         f"trains the unconditional field that guidance needs (default {DEFAULTS.label_dropout})")
@@ -172,7 +186,9 @@ def _add_solver_args(p: argparse.ArgumentParser) -> None:
 def _add_sample(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", type=Path)
     p.add_argument("-n", type=int, default=1000, help="number of samples")
-    p.add_argument("--out", type=Path, default=Path("samples.npy"), help=".npy, .npz or .csv")
+    p.add_argument("--out", type=Path, default=Path("samples.npy"),
+                   help=".npy, .npz or .csv; an image model's samples are images (n, C, H, W) in the data's units, "
+                        "and may also go to a .png grid")
     p.add_argument("--source", type=Path, help="draw the starting points from this file")
     p.add_argument("--columns", default=None,
                    help="the columns of --source to start from: header names or 0-based indices among its numeric "
@@ -191,7 +207,8 @@ def _add_sample(p: argparse.ArgumentParser) -> None:
 def _add_eval(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", type=Path)
     _add_data_args(p)
-    p.add_argument("--samples", type=int, default=2000, help="points per draw (model samples and data)")
+    p.add_argument("--samples", type=int, default=None,
+                   help="points per draw (model samples and data) (default 2000; images: as many as held-out images)")
     p.add_argument("--draws", type=int, default=QUALITY_DRAWS,
                    help="draws that W2 and its i.i.d. floor are averaged over (random disjoint subsets of --data)")
     p.add_argument("--guidance", default="0,1,3", metavar="W,W,...",
@@ -465,7 +482,14 @@ def _check_label_options(args: argparse.Namespace) -> bool:
 
 def cmd_train(args: argparse.Namespace) -> int:
     """flowscope train: fit a model and write it as .safetensors (atomically), with its columns and a data sample
-    (and, for a conditional model, its labels, the data sample's labels and per-class figures)."""
+    (and, for a conditional model, its labels, the data sample's labels and per-class figures); images train a
+    U-Net (`cli_images`)."""
+    if is_image_args(args):
+        steps = args.steps or IMAGE_DEFAULTS.steps
+        return train_images(args, _progress(steps, args.quiet or not distributed.current().is_main))
+    args.steps = args.steps or DEFAULTS.steps
+    args.batch_size = args.batch_size or DEFAULTS.batch_size
+    args.lr = args.lr or DEFAULTS.lr
     conditional = _check_label_options(args)
     chosen = _chosen_data(args, conditional=conditional)
     data, name, columns, index, labels = chosen.points, chosen.name, chosen.columns, chosen.index, chosen.labels
@@ -482,7 +506,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     config = TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                          device=args.device, normalize=args.normalize, pair_within_class=args.pair_within_class,
                          ot_block=args.ot_block, check_every=args.check_every, compile_step=args.compile,
-                         stream=True if chosen.streamed else None, **label_options)
+                         stream=True if chosen.streamed else None, precision=args.precision, **label_options)
     resume = checkpoint.load(args.resume) if args.resume else None
     main_rank = distributed.current().is_main  # under torchrun: rank 0 shows progress, evaluates and writes
     on_step, close = _progress(args.steps, args.quiet or not main_rank)
@@ -586,7 +610,10 @@ def cmd_sample(args: argparse.Namespace) -> int:
     label, guidance = _label_and_guidance(flow, args)
     result = flow.sample(args.n if x0 is None else None, x0=x0, solver=_solver(args), generator=generator,
                          label=label, guidance=guidance)
-    save_array(result.samples.cpu().numpy(), args.out)
+    if flow.image is not None:
+        save_images(np.asarray(flow.image.unflatten(flow.image.to_pixels(result.samples.cpu().numpy()))), args.out)
+    else:
+        save_array(result.samples.cpu().numpy(), args.out)
     of = "" if label is None else f" of label {flow.labels[label]!r} (w = {guidance:g})"
     print(f"wrote {len(result.samples)} samples{of} to {args.out} (NFE {result.nfe})")
     return 0
@@ -647,6 +674,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.draws < 1:
         raise CLIError(f"--draws must be >= 1, got {args.draws}")
     guidance = _guidance_list(args.guidance)
+    if flow.image is not None:
+        return eval_images(args, flow, _solver(args), guidance)
+    args.samples = args.samples or 2000
     reference: Reference
     names = flow.info.get("columns")
     labelled: tuple[np.ndarray, np.ndarray] | None = None  # the data's points and classes (model indices)

@@ -10,12 +10,13 @@ import multiprocessing
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
 
 from . import checkpoint, tables
+from .classifier import ImageClassifier, load_classifier, save_classifier, train_classifier
 from .couplings import REFLOW
 from .data import (
     DATASETS,
@@ -29,14 +30,18 @@ from .data import (
 )
 from .evaluation import REFERENCE_SOLVER, Reference, evaluate, evaluate_classes, recorded_metrics
 from .flow import FlowModel
+from .image_quality import evaluate_images
+from .images import IMAGE_DATASETS, image_dataset, split
 from .manifest import MANIFEST, ZooEntry, ZooError, directory, entries
 from .manifest import write as write_manifest
 from .models import MLPConfig
 from .paths import make_path
 from .reflow import reflow
 from .training import TrainConfig, train
+from .unet import UNetConfig
 
 __all__ = [
+    "CLASSIFIERS", "IMAGE_MODELS", "IMAGE_RECIPE", "build_classifier", "classifier",
     "CONDITIONAL_MODELS", "DATA_SAMPLE_ROWS", "RECORDED_GUIDANCE", "GAUSSIAN_PATHS", "MANIFEST", "N_TRAIN",
     "REFLOW_MODELS", "REFLOW_STEPS", "STEPS", "TABLE_MODELS", "ZooEntry", "ZooError", "ZooSpec", "build", "build_one",
     "directory", "entries", "load", "recipe", "reference", "specs"
@@ -62,6 +67,12 @@ REFLOW_MODELS = (("moons-ot", "moons", None), ("checkerboard-ot", "checkerboard"
                  ("8gaussians-to-moons-independent", "moons", "8gaussians"))
 #: Training steps of a reflowed zoo model (it starts from its teacher's weights).
 REFLOW_STEPS = 10000
+#: The zoo's image models: (name, dataset, conditional), OT path, U-Net (`flowscope.unet`).
+IMAGE_MODELS = (("digits-ot", "digits", False), ("digits-cond", "digits", True))
+#: The image models' pinned recipe (`flowscope train --dataset digits`'s defaults when they were built).
+IMAGE_RECIPE = TrainConfig(steps=4000, batch_size=128, lr=1e-3, warmup_steps=200, device="cpu")
+#: The classifiers that judge image models' samples (`flowscope.classifier`), by dataset: their files here.
+CLASSIFIERS = {"digits": "digits-classifier.safetensors"}
 #: Rows of a table model's data kept in its file, so that the explorer can show it without the dataset.
 DATA_SAMPLE_ROWS = 2000
 
@@ -79,7 +90,8 @@ class ZooSpec:
     #: 128: the zoo's recipe, pinned (MLPConfig's default became 64 in issue 18; the files stay as built).
     width: int = 128
     fourier_features: int = MLPConfig.fourier_features
-    #: "global" (one scale) for the 2-D toys, as they were built; "column" for tables.
+    #: "global" (one scale) for the 2-D toys, as they were built; "column" for tables (images map their pixel
+    #: range to [-1, 1] whatever this says: `ImageSpec.normalizer`).
     normalize: str = "global"
     steps: int | None = None
     conditional: bool = False
@@ -99,7 +111,35 @@ def specs() -> list[ZooSpec]:
                        conditional=True) for d in CONDITIONAL_MODELS]
     models += [ZooSpec(f"{teacher.removesuffix('-ot').removesuffix('-independent')}-reflow", dataset, "ot", REFLOW,
                        source, teacher=teacher, steps=REFLOW_STEPS) for teacher, dataset, source in REFLOW_MODELS]
+    models += [ZooSpec(name, dataset, "ot", conditional=conditional, steps=IMAGE_RECIPE.steps)
+               for name, dataset, conditional in IMAGE_MODELS]
     return models
+
+
+def classifier(dataset: str, folder: Path | None = None) -> ImageClassifier:
+    """The classifier that judges samples of a built-in image dataset: the zoo's file, or, when it is missing,
+    one trained now (seeded: the same weights as `zoo build` makes on this machine, in about a minute)."""
+    if dataset not in CLASSIFIERS:
+        raise ZooError(f"no classifier for {dataset!r}; the zoo has classifiers for {', '.join(CLASSIFIERS)}")
+    file = (folder or directory()) / CLASSIFIERS[dataset]
+    if file.is_file():
+        return load_classifier(file)
+    return _train_classifier(dataset)
+
+
+def _train_classifier(dataset: str, seed: int = 0) -> ImageClassifier:
+    """A classifier trained on the dataset's training split, on one thread (reproducible)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return train_classifier(split(image_dataset(dataset))[0], seed=seed)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def build_classifier(dataset: str, folder: Path | None = None, seed: int = 0) -> Path:
+    """Train the classifier of a built-in image dataset on its training split and write it into the zoo."""
+    return save_classifier(_train_classifier(dataset, seed), (folder or directory()) / CLASSIFIERS[dataset])
 
 
 def reference(dataset: str) -> Reference:
@@ -138,6 +178,10 @@ def build(only: list[str] | None = None, out: Path | None = None, seed: int = 0,
     if unknown:
         raise ZooError(f"unknown zoo models {sorted(unknown)}; available: {[s.name for s in specs()]}")
     chosen = [s for s in specs() if not only or s.name in only]
+    for dataset in sorted({s.dataset for s in chosen if s.dataset in IMAGE_DATASETS}):
+        if not only or not (folder / CLASSIFIERS[dataset]).is_file():  # the judge first: image models' reports use it
+            build_classifier(dataset, folder, seed)
+            print(f"{CLASSIFIERS[dataset]:32s} trained on {dataset}'s training split", flush=True)
     try:
         kept = {e.name: e for e in entries(folder)}
     except ZooError:
@@ -152,8 +196,10 @@ def build(only: list[str] | None = None, out: Path | None = None, seed: int = 0,
                 entry = future.result()
                 kept[entry.name] = entry
                 write_manifest(folder, [kept[s.name] for s in specs() if s.name in kept], asdict(REFERENCE_SOLVER))
-                print(f"{entry.name:32s} W2/floor {entry.metrics['w2_ratio']:.2f}  "
-                      f"NFE {entry.metrics['nfe_dopri5']:4d}  {entry.build_seconds:5.1f} s", flush=True)
+                quality = f"W2/floor {entry.metrics['w2_ratio']:.2f}" if "w2_ratio" in entry.metrics else \
+                    f"FD/floor {entry.metrics.get('fd_ratio', entry.metrics.get('fd_ratio_w0', float('nan'))):.2f}"
+                print(f"{entry.name:32s} {quality}  NFE {entry.metrics['nfe_dopri5']:4d}  {entry.build_seconds:5.1f} s",
+                      flush=True)
     return [kept[s.name] for s in specs() if s.name in kept]
 
 
@@ -207,10 +253,40 @@ def _build_reflow(spec: ZooSpec, folder: Path, seed: int) -> ZooEntry:
                     build_seconds=round(time.perf_counter() - start, 1))
 
 
+def _build_image(spec: ZooSpec, folder: Path, seed: int) -> ZooEntry:
+    """Train a zoo image model (a U-Net on the dataset's training split), judge it against the held-out split
+    with the dataset's classifier, and write it with its training images."""
+    start = time.perf_counter()
+    trained, held_out = split(image_dataset(spec.dataset))
+    labels = torch.from_numpy(trained.labels) if spec.conditional and trained.labels is not None else None
+    config = replace(IMAGE_RECIPE, steps=spec.steps or IMAGE_RECIPE.steps, seed=seed)
+    result = train(torch.from_numpy(trained.images), path=spec.path, model=UNetConfig(*trained.spec.shape),
+                   config=config, dataset=spec.dataset, dataset_hash=dataset_hash(trained.flat), labels=labels,
+                   label_names=trained.names if labels is not None else (), image=trained.spec)
+    flow = result.model
+    flow.data = torch.from_numpy(trained.flat)
+    flow.data_labels = torch.from_numpy(trained.labels) if labels is not None else None
+    report = evaluate_images(flow, trained, held_out, classifier(spec.dataset, folder), seed=seed,
+                             guidance=RECORDED_GUIDANCE if spec.conditional else (0.0,))
+    metrics = {k: round(float(v), 4) for k, v in report.items()
+               if isinstance(v, int | float) and not isinstance(v, bool) and not k.startswith("nfe")}
+    metrics["nfe_dopri5"] = int(report.get("nfe", report.get("nfe_w0", 0)))
+    flow.info["metrics"] = metrics
+    flow.info["zoo_name"] = spec.name
+    file = f"{spec.name}.safetensors"
+    checkpoint.save(flow, folder / file)
+    return ZooEntry(name=spec.name, file=file, dataset=spec.dataset, path=spec.path, coupling=spec.coupling,
+                    source=None, params=flow.path.config(), steps=len(result.losses),
+                    train_seconds=round(result.seconds, 1), metrics=metrics,
+                    build_seconds=round(time.perf_counter() - start, 1))
+
+
 def build_one(spec: ZooSpec, folder: Path, seed: int = 0) -> ZooEntry:
     """Train one zoo model (or reflow its teacher), measure it and write its checkpoint."""
     if spec.teacher is not None:
         return _build_reflow(spec, folder, seed)
+    if spec.dataset in IMAGE_DATASETS:
+        return _build_image(spec, folder, seed)
     start = time.perf_counter()
     labelled = make_labelled(spec.dataset, N_TRAIN, seed=seed) if spec.conditional else None
     data = make_dataset(spec.dataset, N_TRAIN, seed=seed) if labelled is None else labelled.x

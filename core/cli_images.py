@@ -1,0 +1,217 @@
+"""Image models from the command line: `flowscope train` on `--dataset digits` or `--data` images (.npy, .npz,
+.zip of PNGs), `flowscope sample` of an image model (images (n, C, H, W) in the data's units, or a .png grid),
+and `flowscope eval` of one (Frechet distance, class accuracy, nearest neighbours, bits per dimension)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from dataclasses import replace
+from collections.abc import Callable
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+import torch
+
+from . import checkpoint, distributed, zoo
+from .classifier import ImageClassifier, train_classifier
+from .data import dataset_hash
+from .files import write_atomic
+from .flow import FlowModel
+from .image_loader import IMAGE_LIMITS, is_image_upload, load_images
+from .image_quality import evaluate_images
+from .images import IMAGE_DATASETS, ImageData, image_dataset, split
+from .paths import AffinePath, make_path
+from .sampling import SolverConfig
+from .training import StepInfo, TrainConfig, TrainingDiverged, train
+from .unet import UNetConfig
+
+__all__ = ["IMAGE_DEFAULTS", "IMAGE_SAMPLE_VALUES", "ImageCLIError", "Progress", "classifier_for", "eval_images",
+           "grid_png", "image_data", "is_image_args", "save_images", "train_images"]
+
+#: Training defaults of image models (the MLP's are `TrainConfig()`): the U-Net learns the digits well at a
+#: smaller batch and learning rate than the 2-D MLPs (bench/results_images.md).
+IMAGE_DEFAULTS = TrainConfig(steps=4000, batch_size=128, lr=1e-3, warmup_steps=200)
+#: Most pixel values of training images kept in a model file (so the explorer can show its data and exact
+#: field): all of the digits, ~650 images of 64 x 64 RGB.
+IMAGE_SAMPLE_VALUES = 8_000_000
+
+
+class ImageCLIError(ValueError):
+    """A bad option for an image model; printed as one line naming it (exit status 2)."""
+
+
+def is_image_args(args: argparse.Namespace) -> bool:
+    """Whether --dataset / --data name images: a built-in image set, or a .zip / an .npy or .npz of rank >= 3."""
+    if getattr(args, "dataset", None) in IMAGE_DATASETS:
+        return True
+    path: Path | None = getattr(args, "data", None)
+    if path is None or path.suffix.lower() not in (".npy", ".npz", ".zip") or not path.is_file():
+        return False
+    with path.open("rb") as handle:
+        head = handle.read(IMAGE_LIMITS.max_bytes if path.suffix.lower() == ".npz" else 1 << 16)
+    return is_image_upload(head, path.name)
+
+
+def image_data(args: argparse.Namespace) -> tuple[ImageData, ImageData | None]:
+    """(training images, held-out images or None): a built-in set's training and held-out splits, or a file's
+    images (all for training; their held-out counterpart is another file, given to `flowscope eval`)."""
+    for option in ("columns", "labels"):
+        if getattr(args, option, None) is not None:
+            raise ImageCLIError(f"--{option} is for tables; images use every pixel, and a zip's class folders are "
+                                "its labels (--conditional)")
+    if getattr(args, "dataset", None) in IMAGE_DATASETS:
+        return split(image_dataset(args.dataset))
+    return load_images(args.data), None
+
+
+def _image_config(args: argparse.Namespace) -> TrainConfig:
+    """TrainConfig from the train options, with the image defaults where an option was not given."""
+    chosen = {"steps": args.steps, "batch_size": args.batch_size, "lr": args.lr}
+    given = {k: v for k, v in chosen.items() if v is not None}
+    config = replace(IMAGE_DEFAULTS, seed=args.seed, device=args.device, ot_block=args.ot_block,
+                     check_every=args.check_every, compile_step=args.compile,
+                     pair_within_class=args.pair_within_class, precision=args.precision, **given)
+    return config if args.label_dropout is None else replace(config, label_dropout=args.label_dropout)
+
+
+#: A training callback and the function that closes its progress bar (`cli._progress`).
+Progress = tuple[Callable[[StepInfo, FlowModel], None], Callable[[], None]]
+
+
+def train_images(args: argparse.Namespace, progress: Progress) -> int:
+    """flowscope train on images: a U-Net flow, written atomically with its training images (up to
+    IMAGE_SAMPLE_VALUES pixel values) and, for a built-in set, its report against the held-out split."""
+    if args.source is not None or args.source_dataset is not None or args.stream:
+        raise ImageCLIError("image models start from Gaussian noise and load their images: drop --source, "
+                            "--source-dataset and --stream")
+    trained, held_out = image_data(args)
+    if args.conditional and trained.labels is None:
+        raise ImageCLIError(f"{trained.name}: --conditional needs labelled images: put each class's PNGs in a "
+                            "folder of its own in the zip")
+    labels = trained.labels if args.conditional else None
+    config = _image_config(args)
+    model = UNetConfig(*trained.spec.shape, base=args.base_channels, attention=not args.no_attention)
+    path_params = {} if args.sigma is None else {"sigma_min" if args.path == "ot" else "sigma": args.sigma}
+    on_step, close = progress
+    resume = checkpoint.load(args.resume) if args.resume else None
+    main_rank = distributed.current().is_main
+    out = args.out or Path(f"{trained.name.rsplit('.', 1)[0]}-{args.path}.safetensors")
+    try:
+        result = train(torch.from_numpy(trained.images), path=_path(args.path, path_params), model=model,
+                       config=config, coupling=args.coupling, dataset=trained.name,
+                       dataset_hash=dataset_hash(trained.flat), callback=on_step, resume=resume,
+                       labels=None if labels is None else torch.from_numpy(labels),
+                       label_names=trained.names if labels is not None else (), image=trained.spec)
+    except TrainingDiverged as err:
+        close()
+        if main_rank:
+            checkpoint.save(_with_images(err.result.model, trained, args.no_data_sample), out)
+            raise ImageCLIError(f"{err}; saved them to {out}") from None
+        return 2
+    close()
+    if not main_rank:
+        return 0
+    flow = _with_images(result.model, trained, args.no_data_sample)
+    if held_out is not None and not args.no_eval:
+        report = evaluate_images(flow.to("cpu"), trained, held_out, classifier_for(trained), seed=args.seed,
+                                 guidance=(0.0, 1.0) if flow.conditional else (0.0,), nll_images=0)
+        flow.info["metrics"] = {k: round(v, 4) if isinstance(v, float) else v for k, v in report.items()}
+    checkpoint.save(flow.to("cpu"), out)
+    print(f"trained {result.seconds:.1f} s, final loss {np.mean(result.losses[-100:]):.4f}; wrote {out}")
+    if flow.conditional:
+        print(f"conditional on {len(flow.labels)} classes: {', '.join(map(repr, flow.labels))}")
+    if "metrics" in flow.info:
+        print(json.dumps(flow.info["metrics"]))
+    return 0
+
+
+def _path(name: str, params: dict[str, float]) -> str | AffinePath:
+    """A path name, or with explicit parameters the path built on the [-1, 1] pixel scale."""
+    return make_path(name, **params) if params else name
+
+
+def _with_images(flow: FlowModel, images: ImageData, skip: bool) -> FlowModel:
+    """The model with its training images (the first IMAGE_SAMPLE_VALUES values' worth) and their labels."""
+    if not skip:
+        keep = max(2, IMAGE_SAMPLE_VALUES // images.spec.dim)
+        flow.data = torch.from_numpy(images.flat[:keep].copy())
+        if flow.conditional and images.labels is not None:
+            flow.data_labels = torch.from_numpy(images.labels[:keep].copy())
+    return flow
+
+
+def classifier_for(images: ImageData) -> ImageClassifier | None:
+    """The judge of samples of these images: the zoo's digits classifier for the digits, else one trained on
+    the images' labels (seeded, a minute at most), else None (then no Frechet distance nor class accuracy)."""
+    if images.name == "digits":
+        return zoo.classifier("digits")
+    if images.labels is None:
+        return None
+    return train_classifier(images)
+
+
+def save_images(images: np.ndarray, out: Path) -> None:
+    """Write images [n, C, H, W] as .npy / .npz (as they are), .csv (a row of pixel values per image) or .png (a
+    grid of them, the pixel range stretched to 0..255), atomically."""
+    suffix = out.suffix.lower()
+    if suffix not in (".npy", ".npz", ".csv", ".png"):
+        raise ImageCLIError(f"{out}: output must end in .npy, .npz, .csv or .png")
+
+    def write(handle: BinaryIO) -> None:
+        if suffix == ".npy":
+            np.save(handle, images)
+        elif suffix == ".npz":
+            np.savez(handle, samples=images)
+        elif suffix == ".csv":
+            n, c, h, w = images.shape
+            header = ",".join(f"c{k}_y{i}_x{j}" for k in range(c) for i in range(h) for j in range(w))
+            np.savetxt(handle, images.reshape(n, -1), delimiter=",", header=header, comments="")
+        else:
+            grid_png(images).save(handle, format="PNG")
+
+    write_atomic(out, write)
+
+
+def grid_png(images: np.ndarray, columns: int | None = None, pad: int = 1) -> object:
+    """A Pillow image of images [n, C, H, W] in a grid (each stretched from its set's min..max to 0..255)."""
+    from PIL import Image
+
+    n, c, h, w = images.shape
+    columns = columns or math.ceil(math.sqrt(n))
+    rows = math.ceil(n / columns)
+    lo, hi = float(images.min()), float(images.max())
+    scaled = np.clip((images - lo) / max(hi - lo, 1e-12) * 255.0, 0, 255).astype(np.uint8)
+    canvas = np.zeros((c, rows * (h + pad) + pad, columns * (w + pad) + pad), dtype=np.uint8)
+    for k in range(n):
+        r, q = divmod(k, columns)
+        canvas[:, pad + r * (h + pad): pad + r * (h + pad) + h, pad + q * (w + pad): pad + q * (w + pad) + w] = scaled[k]
+    pixels = canvas[0] if c == 1 else canvas[:3].transpose(1, 2, 0)
+    return Image.fromarray(pixels)
+
+
+def eval_images(args: argparse.Namespace, flow: FlowModel, solver: SolverConfig, guidance: tuple[float, ...]) -> int:
+    """flowscope eval of an image model against `--dataset digits` (its held-out split) or `--data` held-out images
+    (compared with the model's stored training images)."""
+    assert flow.image is not None
+    if getattr(args, "dataset", None) in IMAGE_DATASETS or args.data is not None:
+        trained, held_out = image_data(args)
+    else:
+        raise ImageCLIError("an image model is judged against images: --dataset digits or --data held_out.npy")
+    if held_out is None:
+        if flow.data is None:
+            raise ImageCLIError(f"{args.model.name} stores no training images to compare with (trained with "
+                                "--no-data-sample); evaluate it with --dataset digits")
+        held_out = trained
+        labels = flow.data_labels.numpy() if flow.data_labels is not None else None
+        trained = ImageData(images=np.asarray(flow.image.unflatten(flow.data.numpy())), spec=flow.image,
+                            labels=labels, names=flow.labels if labels is not None else (), name="training images")
+    if held_out.spec.shape != flow.image.shape:
+        raise ImageCLIError(f"{held_out.name}: images of shape {held_out.spec.shape}, the model's are "
+                            f"{flow.image.shape}")
+    report = evaluate_images(flow, trained, held_out, classifier_for(trained), n=args.samples, guidance=guidance,
+                             seed=args.seed, solver=solver)
+    print(json.dumps(report, indent=2))
+    return 0
