@@ -18,6 +18,7 @@ from torch import Tensor
 
 from .couplings import REFLOW, pair
 from .fields import (
+    MarginalVelocity,
     Posterior,
     cfm_loss_by_t,
     coefficients,
@@ -32,7 +33,7 @@ from .fields import (
 )
 from .flow import FlowModel
 from .projection import Projection
-from .sampling import SolverConfig, integrate
+from .sampling import SampleResult, SolverConfig, Velocity, integrate
 
 __all__ = [
     "FIELD_POINTS",
@@ -41,6 +42,8 @@ __all__ = [
     "FieldSupport",
     "FieldView",
     "LossByT",
+    "exact_samples",
+    "exact_velocity",
     "field_support",
     "fields_at",
     "loss_by_t",
@@ -293,6 +296,41 @@ def fields_at(flow: FlowModel, support: FieldSupport, points: Tensor, t: float, 
         probe=probe_x, probe_velocity=guided[-1],
         posterior=posterior, posterior_points=support.x1[posterior.indices],
     )
+
+
+def exact_velocity(flow: FlowModel, support: FieldSupport, *, label: str | int | None = None,
+                   guidance: float = 0.0) -> Velocity:
+    """The exact marginal field of the support as a velocity in the model's normalised coordinates: over all
+    points, or for a class y of a conditional model the class field u_t(z | y), guided by w as the learned field
+    is (u_t(z | y) + w (u_t(z | y) - u_t(z)))."""
+    everything = MarginalVelocity(flow.path, support.z1, source=support.z0)
+    if label is None:
+        return everything
+    rows = support.rows_of(flow.label_index(label))
+    klass = MarginalVelocity(flow.path, support.z1[rows], source=None if support.z0 is None else support.z0[rows])
+    if guidance == 0:
+        return klass
+
+    def guided(z: Tensor, t: Tensor) -> Tensor:
+        own = klass(z, t)
+        return own + guidance * (own - everything(z, t))
+
+    return guided
+
+
+@torch.no_grad()
+def exact_samples(flow: FlowModel, support: FieldSupport, x0: Tensor, *, label: str | int | None = None,
+                  guidance: float = 0.0, solver: SolverConfig = SolverConfig(),
+                  times: Tensor | None = None) -> SampleResult:
+    """Integrate the exact (class, guided) marginal field from x0 (data coordinates) to t_max, as `FlowModel.sample`
+    integrates the learned one: the same noise gives the two side by side. The exact field of an empirical
+    dataset minimises the CFM loss and memorises: its samples land on training points (on images: copies of
+    training images), which a learned field, smoother, does not."""
+    z0 = flow.normalizer.encode(_as_tensor(x0).to(support.z1.device))
+    result = integrate(exact_velocity(flow, support, label=label, guidance=guidance), z0, t1=flow.path.t_max,
+                       solver=solver, times=times)
+    trajectory = flow.normalizer.decode(result.trajectory)
+    return SampleResult(samples=trajectory[-1], trajectory=trajectory, times=result.times, nfe=result.nfe)
 
 
 @torch.no_grad()

@@ -166,3 +166,20 @@ def test_integrating_the_exact_field_of_images_reproduces_training_images(tiny_d
     end = integrate(exact, start, t1=flow_path.t_max, solver=SolverConfig("dopri5", atol=1e-7, rtol=1e-7)).samples
     nearest = torch.cdist(end, z).min(dim=1).values
     assert (nearest < 1e-2).all(), nearest  # it memorises: every sample is a training image
+
+
+def test_exact_samples_copy_training_images_where_the_learned_model_does_not(image_flow: FlowModel,
+                                                                             tiny_digits: ImageData) -> None:
+    from flowscope.fieldview import exact_samples, field_support
+
+    support = field_support(image_flow, tiny_digits.flat, labels=tiny_digits.labels)
+    x0 = image_flow.draw_source(6, torch.Generator().manual_seed(0))
+    solver = SolverConfig("dopri5", atol=1e-6, rtol=1e-6)
+    exact = exact_samples(image_flow, support, x0, solver=solver).samples
+    to_train = torch.cdist(exact, support.x1).min(dim=1)
+    assert (to_train.values < 0.05).all(), to_train.values  # pixel units (0..16): copies
+    ones = exact_samples(image_flow, support, x0, label="1", guidance=1.0, solver=solver).samples
+    nearest = torch.cdist(ones, support.x1).min(dim=1).indices
+    assert (support.labels[nearest] == 1).all()  # the class field lands on that class's images
+    learned = image_flow.sample(x0=x0, solver=SolverConfig("euler", steps=8)).samples
+    assert torch.cdist(learned, support.x1).min(dim=1).values.min() > 1.0  # a barely trained model copies nothing
