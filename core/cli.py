@@ -645,8 +645,9 @@ def _label_and_guidance(flow: FlowModel, args: argparse.Namespace) -> tuple[int 
         raise CLIError(f"{model}: {err}") from None
 
 
-def save_array(points: np.ndarray, out: Path) -> None:
-    """Write points as .npy, .npz or .csv, atomically: a failed write leaves the old file and no temporary."""
+def save_array(points: np.ndarray, out: Path, columns: Sequence[str] | None = None) -> None:
+    """Write points as .npy, .npz (as they are, of any shape) or .csv (rows of a 2-D array under a header of
+    `columns`, default x0, x1, ...), atomically: a failed write leaves the old file and no temporary."""
     suffix = out.suffix.lower()
     if suffix not in (".npy", ".npz", ".csv"):
         raise CLIError(f"{out}: output must end in .npy, .npz or .csv")
@@ -657,7 +658,7 @@ def save_array(points: np.ndarray, out: Path) -> None:
         elif suffix == ".npz":
             np.savez(handle, samples=points)
         else:
-            header = ",".join(f"x{i}" for i in range(points.shape[1]))
+            header = ",".join(columns or [f"x{i}" for i in range(points.shape[1])])
             np.savetxt(handle, points, delimiter=",", header=header, comments="")
 
     write_atomic(out, write)

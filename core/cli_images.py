@@ -10,7 +10,7 @@ import math
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -157,25 +157,19 @@ def classifier_for(images: ImageData) -> ImageClassifier | None:
 
 
 def save_images(images: np.ndarray, out: Path) -> None:
-    """Write images [n, C, H, W] as .npy / .npz (as they are), .csv (a row of pixel values per image) or .png (a
-    grid of them, the pixel range stretched to 0..255), atomically."""
+    """Write images [n, C, H, W] as .npy / .npz (as they are), .csv (a row of pixel values per image, columns
+    c<channel>_y<row>_x<column>) or .png (a grid of them, the pixel range stretched to 0..255), atomically."""
+    from .cli import save_array  # here: cli imports this module
+
     suffix = out.suffix.lower()
     if suffix not in (".npy", ".npz", ".csv", ".png"):
         raise ImageCLIError(f"{out}: output must end in .npy, .npz, .csv or .png")
-
-    def write(handle: BinaryIO) -> None:
-        if suffix == ".npy":
-            np.save(handle, images)
-        elif suffix == ".npz":
-            np.savez(handle, samples=images)
-        elif suffix == ".csv":
-            n, c, h, w = images.shape
-            header = ",".join(f"c{k}_y{i}_x{j}" for k in range(c) for i in range(h) for j in range(w))
-            np.savetxt(handle, images.reshape(n, -1), delimiter=",", header=header, comments="")
-        else:
-            grid_png(images).save(handle, format="PNG")
-
-    write_atomic(out, write)
+    if suffix == ".png":
+        write_atomic(out, lambda handle: grid_png(images).save(handle, format="PNG"))
+        return
+    n, c, h, w = images.shape
+    names = [f"c{k}_y{i}_x{j}" for k in range(c) for i in range(h) for j in range(w)]
+    save_array(images.reshape(n, -1) if suffix == ".csv" else images, out, columns=names)
 
 
 def grid_png(images: np.ndarray, columns: int | None = None, pad: int = 1) -> PILImage:
