@@ -146,11 +146,15 @@ def _with_images(flow: FlowModel, images: ImageData, skip: bool) -> FlowModel:
     return flow
 
 
-def classifier_for(images: ImageData) -> ImageClassifier | None:
-    """The judge of samples of these images: the zoo's digits classifier for the digits, else one trained on
-    the images' labels (seeded, a minute at most), else None (then no Frechet distance nor class accuracy)."""
-    if images.name == "digits":
-        return zoo.classifier("digits")
+def classifier_for(images: ImageData, dataset: str | None = None) -> ImageClassifier | None:
+    """The judge of samples of these images (of built-in `dataset`, if named): the zoo's classifier for a built-in
+    set, else one trained on the images' labels (seeded, a minute at most), else None (then no Frechet distance
+    nor class accuracy)."""
+    name = dataset or images.name
+    if name in zoo.CLASSIFIERS:
+        judge = zoo.classifier(name)
+        if judge.config.spec.shape == images.spec.shape:
+            return judge
     if images.labels is None:
         return None
     return train_classifier(images)
@@ -209,7 +213,8 @@ def eval_images(args: argparse.Namespace, flow: FlowModel, solver: SolverConfig,
     if held_out.spec.shape != flow.image.shape:
         raise ImageCLIError(f"{held_out.name}: images of shape {held_out.spec.shape}, the model's are "
                             f"{flow.image.shape}")
-    report = evaluate_images(flow, trained, held_out, classifier_for(trained), n=args.samples, guidance=guidance,
-                             seed=args.seed, solver=solver)
+    dataset = str(flow.info.get("dataset", ""))
+    report = evaluate_images(flow, trained, held_out, classifier_for(trained, dataset), n=args.samples,
+                             guidance=guidance, seed=args.seed, solver=solver)
     print(json.dumps(report, indent=2))
     return 0

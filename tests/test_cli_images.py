@@ -109,3 +109,22 @@ def test_eval_of_an_image_model_reports_each_figure_with_its_yardstick(digits_mo
     assert report["bits_per_dim"] > 0 and "uniform dequantisation" in report["bits_per_dim_note"]
     assert main(["eval", str(digits_model), "--dataset", "moons"]) == 2
     assert "an image model is judged against images" in capsys.readouterr().err
+
+
+def test_eval_against_a_file_of_held_out_images(digits_model: Path, tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """--data: held-out images in a file, compared with the model's stored training images, judged by the zoo's
+    digits classifier (the model records that it is a digits model)."""
+    from flowscope.images import digits, split
+
+    held = tmp_path / "held.npy"
+    np.save(held, split(digits())[1].images[:30, 0].astype(np.int64))  # (n, H, W) integers, as a user saves them
+    assert main(["eval", str(digits_model), "--data", str(held), "--guidance", "0", "--samples", "10",
+                 "--method", "euler", "--steps", "2"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["n"] == 10 and report["fd_floor"] > 0 and "accuracy_w0" in report
+    wrong = tmp_path / "wrong.npy"
+    np.save(wrong, np.random.default_rng(0).random((5, 6, 6)))
+    assert main(["eval", str(digits_model), "--data", str(wrong)]) == 2
+    assert "wrong.npy: images of shape (1, 6, 6), the model's are (1, 8, 8)" in capsys.readouterr().err
+
