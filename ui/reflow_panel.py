@@ -84,7 +84,11 @@ def reflow_section() -> None:
     if key is None:
         st.caption("Train or pick a model first.")
         return
-    view = widgets.open_model(key)
+    view = widgets.open_model(key, images=True)
+    if view.flow.image is not None:
+        st.caption(f"**{view.label}** is an image model: the explorer reflows vector models only (drawing tens of "
+                   "thousands of (noise, image) pairs with dopri5 would take a CPU server many minutes).")
+        return
     st.caption(f"Draws (noise, sample) pairs from **{view.label}** with its ODE (dopri5) and trains a student on "
                "them with straight paths, starting from its weights (1-rectified flow). Then open Compare to see "
                "both from the same noise.")
