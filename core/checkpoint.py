@@ -21,8 +21,8 @@ from .files import write_bytes_atomic
 from .flow import FlowModel
 from .images import ImageSpec
 from .models import MLPConfig, NetConfig, Normalizer, build_net, net_type
-from .unet import UNetConfig
 from .paths import make_path
+from .unet import UNetConfig
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "CheckpointError", "config_of", "from_bytes", "load", "read_metadata", "save",
            "to_bytes"]

@@ -18,6 +18,7 @@ import torch
 
 from . import checkpoint, distributed
 from .batches import open_npy
+from .cli_images import IMAGE_DEFAULTS, eval_images, is_image_args, save_images, train_images
 from .couplings import COUPLINGS
 from .data import (
     ALL_DATASETS,
@@ -29,16 +30,15 @@ from .data import (
     make_dataset,
     make_labelled,
 )
-from .cli_images import IMAGE_DEFAULTS, eval_images, is_image_args, save_images, train_images
 from .evaluation import QUALITY_DRAWS, Reference, evaluate, evaluate_classes, recorded_metrics
 from .files import write_atomic
 from .flow import FlowModel, resolve_device
+from .images import IMAGE_DATASETS
 from .labels import Labels, encode_labels
 from .loader import DEFAULT_LIMITS, DataError, Table, load_table
 from .models import MLPConfig, Normalizer
 from .paths import PATH_NAMES, AffinePath
 from .sampling import METHODS, SolverConfig
-from .images import IMAGE_DATASETS
 from .training import PRECISIONS, StepInfo, TrainConfig, TrainingDiverged, path_for_data, train
 from .unet import UNetConfig
 from .zoo import DATA_SAMPLE_ROWS
@@ -602,6 +602,8 @@ def cmd_sample(args: argparse.Namespace) -> int:
     flow = checkpoint.load(args.model, device=resolve_device(args.device))
     generator = torch.Generator().manual_seed(args.seed)
     x0 = None
+    if args.source is not None and flow.image is not None:
+        raise CLIError(f"{args.model.name} is an image model: it starts from Gaussian noise (drop --source)")
     if args.source is not None:
         start = _for_model(_read_table(args.source), args.source.name, args.columns, flow.info.get("columns"))
         if start.shape[1] != flow.dim:
@@ -777,8 +779,7 @@ def cmd_zoo_list(args: argparse.Namespace) -> int:
     from . import zoo
 
     for entry in zoo.entries():
-        print(f"{entry.name:32s} {entry.dataset:24s} {entry.path:4s} {entry.coupling:12s} "
-              f"W2/floor {entry.metrics.get('w2_ratio', float('nan')):.2f}")
+        print(f"{entry.name:32s} {entry.dataset:24s} {entry.path:4s} {entry.coupling:12s} {zoo.headline(entry)}")
     return 0
 
 

@@ -7,10 +7,10 @@ from __future__ import annotations
 import argparse
 import json
 import math
-from dataclasses import replace
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 import numpy as np
 import torch
@@ -27,6 +27,9 @@ from .paths import AffinePath, make_path
 from .sampling import SolverConfig
 from .training import StepInfo, TrainConfig, TrainingDiverged, train
 from .unet import UNetConfig
+
+if TYPE_CHECKING:
+    from PIL.Image import Image as PILImage
 
 __all__ = ["IMAGE_DEFAULTS", "IMAGE_SAMPLE_VALUES", "ImageCLIError", "Progress", "classifier_for", "eval_images",
            "grid_png", "image_data", "is_image_args", "save_images", "train_images"]
@@ -175,7 +178,7 @@ def save_images(images: np.ndarray, out: Path) -> None:
     write_atomic(out, write)
 
 
-def grid_png(images: np.ndarray, columns: int | None = None, pad: int = 1) -> object:
+def grid_png(images: np.ndarray, columns: int | None = None, pad: int = 1) -> PILImage:
     """A Pillow image of images [n, C, H, W] in a grid (each stretched from its set's min..max to 0..255)."""
     from PIL import Image
 
@@ -187,7 +190,8 @@ def grid_png(images: np.ndarray, columns: int | None = None, pad: int = 1) -> ob
     canvas = np.zeros((c, rows * (h + pad) + pad, columns * (w + pad) + pad), dtype=np.uint8)
     for k in range(n):
         r, q = divmod(k, columns)
-        canvas[:, pad + r * (h + pad): pad + r * (h + pad) + h, pad + q * (w + pad): pad + q * (w + pad) + w] = scaled[k]
+        top, left = pad + r * (h + pad), pad + q * (w + pad)
+        canvas[:, top: top + h, left: left + w] = scaled[k]
     pixels = canvas[0] if c == 1 else canvas[:3].transpose(1, 2, 0)
     return Image.fromarray(pixels)
 

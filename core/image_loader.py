@@ -283,7 +283,7 @@ def _from_zip(data: bytes, display: str, limits: ImageLimits) -> ImageData:
     colour = any(p.ndim == 3 for p in pixels)
     deep = any(p.dtype == np.uint16 or p.dtype.itemsize > 1 for p in pixels)
     stacked = np.stack([_channels_first(p, colour) for p in pixels]).astype(np.uint16 if deep else np.uint8)
-    _check_set(display, len(stacked), stacked.shape[1:], limits)  # type: ignore[arg-type]
+    _check_set(display, len(stacked), stacked.shape[1:], limits)
     images = stacked.astype(np.float32)
     if (images == images[0]).all():
         raise DataError(display, f"all {len(images):,} images are identical: there is nothing to learn from")

@@ -108,7 +108,7 @@ def _class_counts(flow: FlowModel, n: int) -> list[int]:
     return share.tolist()
 
 
-def evaluate_images(flow: FlowModel, train: ImageData, held_out: ImageData, classifier: ImageClassifier, *,
+def evaluate_images(flow: FlowModel, train: ImageData, held_out: ImageData, classifier: ImageClassifier | None, *,
                     n: int | None = None, guidance: tuple[float, ...] = (0.0, 1.0, 3.0), seed: int = 0,
                     solver: SolverConfig = IMAGE_SOLVER, nll_images: int = 200) -> dict[str, Any]:
     """The report of an image model against its training images and held-out real images.
@@ -119,31 +119,34 @@ def evaluate_images(flow: FlowModel, train: ImageData, held_out: ImageData, clas
     floor, and their ratio); the classifier's accuracy on held-out images and, per guidance scale, on class
     samples; the median distance of a sample to its nearest training image against that of a held-out
     image, and their ratio (far below 1: the model copies); the NFE; bits per dimension of `nll_images`
-    held-out images (0: skipped).
+    held-out images (0: skipped). Without a classifier (images of no known kind, without labels to train one)
+    the Frechet distance and the accuracies are left out.
     """
     n = n or len(held_out)
-    train_features = classifier.embed(train.images)
-    held_features = classifier.embed(held_out.images)
-    floor = frechet_distance(held_features, train_features)
     held_nn, _ = nearest_neighbours(held_out.images, train.images)
-    report: dict[str, Any] = {"n": n, "solver": solver.method, "fd_floor": floor,
-                              "nn_held_out_median": float(np.median(held_nn))}
-    if held_out.labels is not None and classifier.config.classes == held_out.names:
-        report["classifier_accuracy_held_out"] = float((classifier.predict(held_out.images) == held_out.labels).mean())
+    report: dict[str, Any] = {"n": n, "solver": solver.method, "nn_held_out_median": float(np.median(held_nn))}
+    if classifier is not None:
+        train_features = classifier.embed(train.images)
+        floor = frechet_distance(classifier.embed(held_out.images), train_features)
+        report["fd_floor"] = floor
+        if held_out.labels is not None and classifier.config.classes == held_out.names:
+            predicted = classifier.predict(held_out.images)
+            report["classifier_accuracy_held_out"] = float((predicted == held_out.labels).mean())
 
     def judge(samples: np.ndarray, suffix: str) -> None:
-        fd = frechet_distance(classifier.embed(samples), train_features)
         nn_dist, _ = nearest_neighbours(samples, train.images)
-        report.update({f"fd{suffix}": fd, f"fd_ratio{suffix}": fd / floor if floor > 0 else None,
-                       f"nn_median{suffix}": float(np.median(nn_dist)),
+        report.update({f"nn_median{suffix}": float(np.median(nn_dist)),
                        f"nn_ratio{suffix}": float(np.median(nn_dist) / max(np.median(held_nn), 1e-12))})
+        if classifier is not None:
+            fd = frechet_distance(classifier.embed(samples), train_features)
+            report.update({f"fd{suffix}": fd, f"fd_ratio{suffix}": fd / floor if floor > 0 else None})
 
     if not flow.conditional:
         samples, nfe = image_samples(flow, n, seed=seed, solver=solver)
         report["nfe"] = nfe
         judge(samples, "")
     else:
-        same_classes = classifier.config.classes == flow.labels
+        same_classes = classifier is not None and classifier.config.classes == flow.labels
         for w in guidance:
             parts, nfes, correct = [], [], []
             for k, count in enumerate(_class_counts(flow, n)):
@@ -152,7 +155,7 @@ def evaluate_images(flow: FlowModel, train: ImageData, held_out: ImageData, clas
                 samples, nfe = image_samples(flow, count, label=k, guidance=w, seed=seed + 7919 * k, solver=solver)
                 parts.append(samples)
                 nfes.append(nfe)
-                if same_classes:
+                if same_classes and classifier is not None:
                     correct.append(classifier.predict(samples) == k)
             judge(np.concatenate(parts), f"_w{w:g}")
             report[f"nfe_w{w:g}"] = int(np.mean(nfes))

@@ -28,8 +28,8 @@ from .paths import AffinePath, make_path, ve_smax_for
 from .readback import Checked, EmaSnapshot, LossReadback, check_every
 from .unet import UNetConfig
 
-__all__ = ["PRECISIONS", "RANDOM_BLOCK", "Callback", "StepInfo", "TrainConfig", "TrainResult", "TrainingDiverged", "cfm_loss",
-           "check_labels", "fit_pairs", "path_for_data", "train"]
+__all__ = ["PRECISIONS", "RANDOM_BLOCK", "Callback", "StepInfo", "TrainConfig", "TrainResult", "TrainingDiverged",
+           "cfm_loss", "check_labels", "fit_pairs", "path_for_data", "train"]
 
 #: Steps whose randomness is drawn at once.
 RANDOM_BLOCK = 64

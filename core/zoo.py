@@ -41,7 +41,7 @@ from .training import TrainConfig, train
 from .unet import UNetConfig
 
 __all__ = [
-    "CLASSIFIERS", "IMAGE_MODELS", "IMAGE_RECIPE", "build_classifier", "classifier",
+    "CLASSIFIERS", "IMAGE_MODELS", "IMAGE_RECIPE", "build_classifier", "classifier", "headline",
     "CONDITIONAL_MODELS", "DATA_SAMPLE_ROWS", "RECORDED_GUIDANCE", "GAUSSIAN_PATHS", "MANIFEST", "N_TRAIN",
     "REFLOW_MODELS", "REFLOW_STEPS", "STEPS", "TABLE_MODELS", "ZooEntry", "ZooError", "ZooSpec", "build", "build_one",
     "directory", "entries", "load", "recipe", "reference", "specs"
@@ -114,6 +114,15 @@ def specs() -> list[ZooSpec]:
     models += [ZooSpec(name, dataset, "ot", conditional=conditional, steps=IMAGE_RECIPE.steps)
                for name, dataset, conditional in IMAGE_MODELS]
     return models
+
+
+def headline(entry: ZooEntry) -> str:
+    """A model's recorded quality in one figure with its yardstick: W2 / floor, or for an image model the Frechet
+    distance / held-out digits' (unguided samples)."""
+    metrics = entry.metrics
+    if "w2_ratio" in metrics:
+        return f"W2/floor {metrics['w2_ratio']:.2f}"
+    return f"FD/floor {metrics.get('fd_ratio', metrics.get('fd_ratio_w0', float('nan'))):.2f}"
 
 
 def classifier(dataset: str, folder: Path | None = None) -> ImageClassifier:
@@ -196,10 +205,8 @@ def build(only: list[str] | None = None, out: Path | None = None, seed: int = 0,
                 entry = future.result()
                 kept[entry.name] = entry
                 write_manifest(folder, [kept[s.name] for s in specs() if s.name in kept], asdict(REFERENCE_SOLVER))
-                quality = f"W2/floor {entry.metrics['w2_ratio']:.2f}" if "w2_ratio" in entry.metrics else \
-                    f"FD/floor {entry.metrics.get('fd_ratio', entry.metrics.get('fd_ratio_w0', float('nan'))):.2f}"
-                print(f"{entry.name:32s} {quality}  NFE {entry.metrics['nfe_dopri5']:4d}  {entry.build_seconds:5.1f} s",
-                      flush=True)
+                print(f"{entry.name:32s} {headline(entry)}  NFE {entry.metrics['nfe_dopri5']:4d}  "
+                      f"{entry.build_seconds:5.1f} s", flush=True)
     return [kept[s.name] for s in specs() if s.name in kept]
 
 
@@ -268,7 +275,7 @@ def _build_image(spec: ZooSpec, folder: Path, seed: int) -> ZooEntry:
     flow.data_labels = torch.from_numpy(trained.labels) if labels is not None else None
     report = evaluate_images(flow, trained, held_out, classifier(spec.dataset, folder), seed=seed,
                              guidance=RECORDED_GUIDANCE if spec.conditional else (0.0,))
-    metrics = {k: round(float(v), 4) for k, v in report.items()
+    metrics = {k: v if isinstance(v, int) else round(float(v), 4) for k, v in report.items()
                if isinstance(v, int | float) and not isinstance(v, bool) and not k.startswith("nfe")}
     metrics["nfe_dopri5"] = int(report.get("nfe", report.get("nfe_w0", 0)))
     flow.info["metrics"] = metrics

@@ -1,0 +1,157 @@
+"""Issue "image flows": the conditional digits model as a user trains it, the paper's OT-vs-diffusion claim at
+our scale, and the speed of image training and sampling (CPU, and CUDA where there is one).
+
+Sections (each writes its part of bench/results_images.md as it ends):
+
+- quality: `flowscope train --dataset digits --conditional` with its defaults, timed as a user runs it (a fresh
+  process); then its guided samples judged by two classifiers that never saw a sample and were not used in
+  training: flowscope's own CNN (the zoo's digits classifier, trained on the training split) and
+  scikit-learn's SVC (RBF kernel, trained here on the same split): accuracy of class samples at w = 0, 1, 3;
+  the Frechet distance (CNN features) against held-out real digits' own; nearest-neighbour distances to the
+  training images against held-out digits'; bits per dimension of the held-out digits.
+- paths: the OT path against VP diffusion on the unconditional digits at equal training cost (the same
+  steps, batch and network): dopri5's NFE at atol = rtol = 1e-5 (the paper's Table 1: 142 vs 183 on
+  CIFAR-10), the Frechet distance ratio and bits per dimension.
+- speed: steps per second of digits training at batch 256 and the seconds to sample 10,000 digits (dopri5,
+  1e-5), on the CPU and, when CUDA is available, on the GPU (bf16 autocast, as `flowscope train` uses there).
+
+    python bench/bench_images.py [--sections quality paths speed] [--out bench/results_images.md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+from measure import clock, machine_info, median, time_cli_training
+
+from flowscope import TrainConfig, checkpoint, train, zoo
+from flowscope.image_quality import IMAGE_SOLVER, evaluate_images, image_samples
+from flowscope.images import digits, split
+from flowscope.unet import UNetConfig
+
+GUIDANCE = (0.0, 1.0, 3.0)
+BUDGET_S = 15 * 60
+
+
+def _svc_accuracy(svc: object, flow: checkpoint.FlowModel, per_class: int, w: float) -> tuple[float, float]:
+    """(mean, worst class) accuracy of scikit-learn's SVC on `per_class` guided samples of every class."""
+    hits = []
+    for k in range(len(flow.labels)):
+        samples, _ = image_samples(flow, per_class, label=k, guidance=w, seed=100 + k)
+        hits.append(float((svc.predict(samples.reshape(per_class, -1)) == k).mean()))  # type: ignore[attr-defined]
+    return float(np.mean(hits)), float(min(hits))
+
+
+def quality(folder: Path) -> list[str]:
+    """Train the conditional digits model with the CLI defaults and judge it (see the module docstring)."""
+    from sklearn.svm import SVC
+
+    trained, held_out = split(digits())
+    model = folder / "digits-cond.safetensors"
+    seconds = time_cli_training("digits", model, 0, "--conditional")
+    flow = checkpoint.load(model)
+    report = evaluate_images(flow, trained, held_out, zoo.classifier("digits"), guidance=GUIDANCE)
+    svc = SVC().fit(trained.flat, trained.labels)
+    svc_held_out = float(svc.score(held_out.flat, held_out.labels))
+    lines = ["## Conditional digits model, as `flowscope train --dataset digits --conditional` trains it", "",
+             f"Training: **{seconds:.0f} s** wall clock ({seconds / BUDGET_S:.2f} of the 15-minute budget), "
+             f"{flow.info['train']['steps']:,} steps of batch {flow.info['train']['batch_size']}, "
+             f"{sum(p.numel() for p in flow.net.parameters()):,} parameters; {len(trained):,} training digits, "
+             f"{len(held_out):,} held out (20% of each class).", "",
+             f"Judges: flowscope's CNN (held-out accuracy {report['classifier_accuracy_held_out']:.3f}) and "
+             f"scikit-learn's SVC (held-out accuracy {svc_held_out:.3f}); {report['n']} samples per guidance scale "
+             "in the classes' training proportions (CNN), 50 per class (SVC); dopri5 at 1e-5.", "",
+             "| guidance w | CNN accuracy | worst class | SVC accuracy | worst class | FD | FD / held-out FD | "
+             "NN distance / held-out's | NFE |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for w in GUIDANCE:
+        svc_mean, svc_worst = _svc_accuracy(svc, flow, 50, w)
+        key = f"w{w:g}"
+        lines.append(f"| {w:g} | {report['accuracy_' + key]:.3f} | {report['min_class_accuracy_' + key]:.3f} | "
+                     f"{svc_mean:.3f} | {svc_worst:.3f} | {report['fd_' + key]:.2f} | "
+                     f"{report['fd_ratio_' + key]:.2f} | {report['nn_ratio_' + key]:.2f} | {report['nfe_' + key]} |")
+    lines += ["", f"Held-out real digits: FD to the training digits {report['fd_floor']:.2f} (the floor); median "
+              f"distance to the nearest training digit {report['nn_held_out_median']:.2f} (pixel units 0..16). "
+              f"Bits per dimension of 200 held-out digits: {report['bits_per_dim']:.3f} "
+              f"({report['bits_per_dim_note']}; 17 levels, bins of width 1)."]
+    return lines
+
+
+def paths(folder: Path) -> list[str]:
+    """OT against VP diffusion on the unconditional digits at the same training cost."""
+    trained, held_out = split(digits())
+    judge = zoo.classifier("digits")
+    lines = ["## OT path against VP diffusion on the digits (the paper's Table 1 claim, at our scale)", "",
+             "Both with `flowscope train --dataset digits --path P` and its defaults: the same U-Net, steps and "
+             "batch (equal training cost). NFE: dopri5 at atol = rtol = 1e-5, one solve of all samples.", "",
+             "| path | training (s) | NFE (dopri5 1e-5) | FD / held-out FD | NN distance / held-out's | bits/dim |",
+             "|---|---|---|---|---|---|"]
+    for path in ("ot", "vp"):
+        model = folder / f"digits-{path}.safetensors"
+        seconds = time_cli_training("digits", model, 0, "--path", path)
+        flow = checkpoint.load(model)
+        report = evaluate_images(flow, trained, held_out, judge, guidance=(0.0,))
+        lines.append(f"| {path} | {seconds:.0f} | {report['nfe']} | {report['fd_ratio']:.2f} | "
+                     f"{report['nn_ratio']:.2f} | {report['bits_per_dim']:.3f} |")
+    return lines
+
+
+def speed(device: torch.device) -> list[str]:
+    """Steps per second at batch 256 and the time to sample 10,000 digits on `device`."""
+    trained, _ = split(digits())
+    images = torch.from_numpy(trained.images)
+    rates = []
+    for _ in range(3):
+        steps = 100 if device.type == "cpu" else 500
+        seconds, result = clock(lambda s=steps: train(images, model=UNetConfig(1, 8, 8), config=TrainConfig(
+            steps=s, batch_size=256, lr=1e-3, device=str(device))), device)
+        rates.append(steps / result.seconds)
+    flow = result.model
+    sample_seconds, (_, nfe) = clock(lambda: image_samples(flow, 10_000, solver=IMAGE_SOLVER), device)
+    precision = "bf16 autocast" if TrainConfig().autocast(device, flow.net) else "float32"
+    return [f"| {device.type} ({precision}) | {median(rates):.1f} | {sample_seconds:.1f} | {nfe} |"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sections", nargs="+", default=["quality", "paths", "speed"],
+                        choices=["quality", "paths", "speed"])
+    parser.add_argument("--out", type=Path, default=Path(__file__).with_name("results_images.md"))
+    args = parser.parse_args()
+    info = machine_info("cuda" if torch.cuda.is_available() else "cpu")
+    parts: dict[str, list[str]] = {}
+    header = ["# Image flows: digits (bench/bench_images.py)", "",
+              "; ".join(f"{k}: {v}" for k, v in info.items()), ""]
+
+    def write() -> None:
+        body = [line for name in ("quality", "paths", "speed") if name in parts for line in [*parts[name], ""]]
+        args.out.write_text("\n".join(header + body))
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        if "quality" in args.sections:
+            parts["quality"] = quality(folder)
+            write()
+        if "paths" in args.sections:
+            parts["paths"] = paths(folder)
+            write()
+    if "speed" in args.sections:
+        rows = speed(torch.device("cpu"))
+        if torch.cuda.is_available():
+            rows += speed(torch.device("cuda"))
+        parts["speed"] = ["## Speed: digits training at batch 256, sampling 10,000 digits", "",
+                          "| device | training steps / s (batch 256) | sample 10,000 (s, dopri5 1e-5) | NFE |",
+                          "|---|---|---|---|", *rows, "",
+                          f"Load average (1 min) at the end: {os.getloadavg()[0]:.2f}." +
+                          ("" if torch.cuda.is_available() else " No GPU on this machine: the CUDA row is missing.")]
+        write()
+    print(args.out.read_text())
+
+
+if __name__ == "__main__":
+    main()
