@@ -153,20 +153,20 @@ def yardstick(training: np.ndarray, held_out: np.ndarray | None) -> Yardstick:
 def report_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
     """The rows of a quality report (`image_quality.evaluate_images`, live or recorded in a zoo manifest), one
     per guidance scale of a conditional model (one row for an unconditional one), each figure beside its
-    yardstick: FD with its held-out floor, class accuracy with the classifier's on real held-out images, the
-    median nearest-training distance against the held-out images'."""
-    suffixes = sorted({key.removeprefix("fd_ratio") for key in report if key.startswith("fd_ratio")})
+    yardstick: FD with its held-out floor, class accuracy with the classifier's on real held-out images (where a
+    classifier judged the samples), the median nearest-training distance against the held-out images'."""
+    suffixes = sorted({key.removeprefix("nn_ratio") for key in report if key.startswith("nn_ratio")})
     rows = []
     for suffix in suffixes:
         row: dict[str, Any] = {"samples": f"guidance w = {suffix.removeprefix('_w')}" if suffix else "unconditional"}
-        row["FD"] = _rounded(report.get(f"fd{suffix}"))
-        row["FD floor (held-out)"] = _rounded(report.get("fd_floor"))
-        row["FD / floor"] = _rounded(report.get(f"fd_ratio{suffix}"))
+        if f"fd{suffix}" in report:
+            row["FD"] = _rounded(report.get(f"fd{suffix}"))
+            row["FD floor (held-out)"] = _rounded(report.get("fd_floor"))
+            row["FD / floor"] = _rounded(report.get(f"fd_ratio{suffix}"))
         if f"accuracy{suffix}" in report:
             row["class accuracy"] = _rounded(report.get(f"accuracy{suffix}"))
             row["worst class"] = _rounded(report.get(f"min_class_accuracy{suffix}"))
-        if "classifier_accuracy_held_out" in report:
-            row["accuracy on held-out real"] = _rounded(report["classifier_accuracy_held_out"])
+            row["accuracy on held-out real"] = _rounded(report.get("classifier_accuracy_held_out"))
         row["NN distance (median)"] = _rounded(report.get(f"nn_median{suffix}"))
         row["held-out NN distance"] = _rounded(report.get("nn_held_out_median"))
         row["NN / held-out"] = _rounded(report.get(f"nn_ratio{suffix}"))

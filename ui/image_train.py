@@ -184,7 +184,7 @@ def show_result(view: state.ModelView, key: str) -> None:
     name = f"flowscope-{key.replace(':', '-')}"
     flow = view.flow
     left, middle = st.columns(2)
-    left.download_button("Download the model (.safetensors)", checkpoint.to_bytes(flow),
+    left.download_button("Download the model (.safetensors)", lambda: checkpoint.to_bytes(flow),
                          file_name=f"{name}.safetensors", mime="application/octet-stream", on_click="ignore",
                          icon=":material/download:", key="train_download")
     middle.download_button(f"Download {DOWNLOAD_SAMPLES} samples (.npy)",
@@ -193,7 +193,8 @@ def show_result(view: state.ModelView, key: str) -> None:
                            icon=":material/download:", key="train_download_npy")
     st.caption(f"Samples from seeded noise ({VIEW_SOLVER.method}, {VIEW_SOLVER.steps} steps), as an array of shape "
                f"({DOWNLOAD_SAMPLES}, {spec.channels}, {spec.height}, {spec.width}) in your images' units "
-               f"({spec.low:g} to {spec.high:g}), drawn when you click."
+               f"({spec.low:g} to {spec.high:g}), drawn when you click (the model file holds its training images too, "
+               "so it opens here again with them)."
                + (" The samples above are unconditional; the Images page draws a chosen class and guidance scale."
                   if view.conditional else ""))
     st.page_link(widgets.IMAGES_PAGE, label="Open the Images page: samples, trajectories, x1 predictions, "

@@ -112,3 +112,6 @@ def test_report_rows_put_each_figure_beside_its_yardstick() -> None:
     plain = image_compute.report_rows({"fd": 3.0, "fd_floor": 2.0, "fd_ratio": 1.5, "nn_ratio": 1.0})
     assert plain == [{"samples": "unconditional", "FD": 3.0, "FD floor (held-out)": 2.0, "FD / floor": 1.5,
                       "NN distance (median)": None, "held-out NN distance": None, "NN / held-out": 1.0}]
+    unjudged = image_compute.report_rows({"nn_median": 3.0, "nn_held_out_median": 2.0, "nn_ratio": 1.5})
+    assert unjudged == [{"samples": "unconditional", "NN distance (median)": 3.0, "held-out NN distance": 2.0,
+                         "NN / held-out": 1.5}]  # no classifier judged these samples: no FD, no accuracy

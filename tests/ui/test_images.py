@@ -14,6 +14,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 from ui_support import APP, finish_jobs, npy_bytes, png_bytes, zip_bytes
 
+from flowscope import checkpoint
 from flowscope_ui import compute, state
 
 TIMEOUT = 120
@@ -225,3 +226,14 @@ def test_builtin_digits_train_on_their_training_split(image_zoo_env: Path) -> No
     at.switch_page("views/images.py").run()
     assert_clean(at)
     assert any("359 held-out real images (never trained on)" in c.value for c in at.caption)  # its yardstick
+    trained = at.session_state[state.SESSION_MODELS][at.session_state[state.MODEL_KEY]]
+    at.switch_page("views/train.py").run()  # its file (as downloaded) opens again, with its training images
+    at.file_uploader(key="train_model_upload").set_value(("mine.safetensors", checkpoint.to_bytes(trained.flow),
+                                                          "application/octet-stream")).run()
+    assert_clean(at)
+    opened = at.session_state[state.SESSION_MODELS][at.session_state[state.MODEL_KEY]]
+    assert opened.label == "mine.safetensors (this session)" and opened.flow.image == trained.flow.image
+    assert len(opened.data) == 1438
+    at.switch_page("views/images.py").run()
+    assert_clean(at)
+    assert len(at.get("plotly_chart")) == IMAGE_CHARTS

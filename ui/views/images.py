@@ -9,7 +9,7 @@ import numpy as np
 import streamlit as st
 
 from flowscope import zoo
-from flowscope.image_quality import evaluate_images, nearest_neighbours
+from flowscope.image_quality import DEQUANTISATION, evaluate_images, nearest_neighbours
 from flowscope.images import ImageData
 from flowscope_ui import image_compute, plots, state, uploads, widgets
 from flowscope_ui.image_compute import VIEW_SOLVER
@@ -118,8 +118,7 @@ st.subheader("Exact marginal field against the learned field, from the same nois
 support = widgets.field_support(view)
 count = min(EXACT, n)
 try:
-    exact, learned = state.memo("image_exact", view, (count, seed, exact_label, guide.w if exact_label is not None
-                                                      else 0.0, guide.label, guide.w),
+    exact, learned = state.memo("image_exact", view, (count, seed, exact_label, *guide.key),
                                 lambda: image_compute.exact_beside_learned(view.flow, support, run.x0[:count],
                                                                            label=exact_label, guidance=guide.w))
 except ValueError as err:  # e.g. a class with no image among the exact field's support
@@ -186,6 +185,8 @@ if digits:
         st.markdown("**Recorded when the model was built** (dopri5 at tolerance 1e-5, as many samples as held-out "
                     "digits, seed 0)")
         st.dataframe(image_compute.report_rows(recorded), hide_index=True)
+        if "bits_per_dim" in recorded:
+            st.caption(f"Held-out likelihood: {recorded['bits_per_dim']:.2f} bits per dimension ({DEQUANTISATION}).")
     w = guide.w if guide.label is not None else 0.0
     measured_key = f"_images_measured_{view.key}_{w}"
     if st.button(f"Measure now ({VIEW_SOLVER.method}, {VIEW_SOLVER.steps} steps"
