@@ -158,14 +158,8 @@ def section(chosen: ChosenImages) -> None:
     if not st.button("Train", type="primary", icon=":material/play_arrow:", key="train_go", disabled=bool(running),
                      help="One training at a time per session." if running else None):
         return
-    work = training_work(chosen, settings, state.session_models())
-    try:
-        jobs.manager().submit(widgets.session_id(), f"{chosen.name} · {settings.path} · U-Net", settings.steps, work)
-    except jobs.JobBusy as err:
-        st.warning(f"Not started: {err}.")
-        return
-    st.session_state.pop(widgets.TRAIN_FAILED, None)
-    st.rerun()
+    widgets.start_job(f"{chosen.name} · {settings.path} · U-Net", settings.steps,
+                      training_work(chosen, settings, state.session_models()))
 
 
 def show_result(view: state.ModelView, key: str) -> None:

@@ -99,13 +99,8 @@ def reflow_section() -> None:
         return
     settings = reflower.ReflowSettings(pairs=int(pairs), steps=int(steps))
     name = view.label.removesuffix(" (this session)")
-    work = reflow_work(view, name, settings, state.session_models())
-    try:
-        jobs.manager().submit(widgets.session_id(), f"{name} · reflow", settings.steps, work)
-    except jobs.JobBusy as err:
-        st.warning(f"Not started: {err}.")
-        return
-    st.rerun()  # the sidebar and Train's live panel pick the job up; its student is selected when it ends
+    # the sidebar and Train's live panel pick the job up; its student is selected when it ends
+    widgets.start_job(f"{name} · reflow", settings.steps, reflow_work(view, name, settings, state.session_models()))
 
 
 def reflow_work(view: ModelView, name: str, settings: reflower.ReflowSettings,

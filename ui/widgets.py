@@ -3,6 +3,7 @@ trajectories and the other per-model results the pages share."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,6 +65,18 @@ def collect(job: jobs.Job) -> None:
 
 #: st.session_state key of the message of a training that ended without a model.
 TRAIN_FAILED = "_train_failed"
+
+
+def start_job(label: str, steps: int, work: Callable[[jobs.Job], Any]) -> None:
+    """Submit a training (or reflow) as this session's background job, then rerun so that the sidebar and the
+    Train page's live panel pick it up; a second one while the first runs is refused, with a warning."""
+    try:
+        jobs.manager().submit(session_id(), label, steps, work)
+    except jobs.JobBusy as err:
+        st.warning(f"Not started: {err}.")
+        return
+    st.session_state.pop(TRAIN_FAILED, None)
+    st.rerun()
 
 
 def job_line(job: jobs.Job) -> str:

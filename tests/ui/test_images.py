@@ -12,7 +12,8 @@ from typing import Any
 import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
-from ui_support import APP, finish_jobs, npy_bytes, png_bytes, zip_bytes
+from test_image_loader import npy, png, zipped
+from ui_support import APP, finish_jobs
 
 from flowscope import checkpoint
 from flowscope_ui import compute, state
@@ -158,13 +159,13 @@ def test_bad_image_uploads_show_named_errors(image_zoo_env: Path) -> None:
     nan = rng.random((6, 8, 8))
     nan[2, 3, 4] = np.nan
     cases = {
-        "five.npy": (npy_bytes(rng.random((2, 1, 1, 4, 4))), "five.npy: the array has shape (2, 1, 1, 4, 4), 5-D"),
-        "nan.npy": (npy_bytes(nan), "nan.npy: the array holds NaN at index [2, 3, 4] (image 3)"),
-        "sizes.zip": (zip_bytes({"a/1.png": png_bytes(grey(rng)), "b/2.png": png_bytes(grey(rng, 9, 8))}),
+        "five.npy": (npy(rng.random((2, 1, 1, 4, 4))), "five.npy: the array has shape (2, 1, 1, 4, 4), 5-D"),
+        "nan.npy": (npy(nan), "nan.npy: the array holds NaN at index [2, 3, 4] (image 3)"),
+        "sizes.zip": (zipped({"a/1.png": png(grey(rng)), "b/2.png": png(grey(rng, 9, 8))}),
                       "sizes.zip: b/2.png: 8 x 9 pixels (width x height), but a/1.png is 8 x 8"),
-        "bomb.zip": (zip_bytes({"a/1.png": png_bytes(grey(rng)), "a/2.png": b"\0" * 2**20}),
+        "bomb.zip": (zipped({"a/1.png": png(grey(rng)), "a/2.png": b"\0" * 2**20}),
                      "over the limit of 100 to 1 for an image (a zip bomb?)"),
-        "text.zip": (zip_bytes({"a/1.png": png_bytes(grey(rng)), "a/notes.txt": b"hello"}),
+        "text.zip": (zipped({"a/1.png": png(grey(rng)), "a/notes.txt": b"hello"}),
                      "text.zip: a/notes.txt: not a PNG image"),
     }
     at = AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()
@@ -184,10 +185,10 @@ def test_a_zip_of_class_folders_trains_a_conditional_image_model_live(image_zoo_
         for i in range(12):
             picture = rng.integers(0, 40, (6, 6)).astype(np.uint8)
             picture[:, k * 3:(k + 1) * 3] += 200
-            files[f"set/{name}/{i}.png"] = png_bytes(picture)
+            files[f"set/{name}/{i}.png"] = png(picture)
     at = AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()
     at.switch_page("views/train.py").run()
-    upload(at, "pictures.zip", zip_bytes(files))
+    upload(at, "pictures.zip", zipped(files))
     assert_clean(at)
     assert any("pictures.zip: 24 images of 1 × 6 × 6 pixels" in c.value and "2 classes: bars (12), dots (12)"
                in c.value for c in at.caption)

@@ -6,10 +6,8 @@ their own zoo through FLOWSCOPE_ZOO_DIR.
 
 from __future__ import annotations
 
-import io
 import json
 import time
-import zipfile
 from dataclasses import asdict
 from pathlib import Path
 
@@ -122,27 +120,3 @@ def build_image_zoo(folder: Path, tiny_zoo: Path, steps: int = 30) -> list[ZooEn
     write_manifest(folder, rows)
     return rows
 
-
-def npy_bytes(array: np.ndarray) -> bytes:
-    """An array as .npy bytes."""
-    buffer = io.BytesIO()
-    np.save(buffer, array)
-    return buffer.getvalue()
-
-
-def png_bytes(pixels: np.ndarray) -> bytes:
-    """A grey (H, W) or colour (H, W, 3) uint8 array as PNG bytes."""
-    from PIL import Image
-
-    buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-def zip_bytes(files: dict[str, bytes]) -> bytes:
-    """A .zip (deflated) of the given members."""
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name, data in files.items():
-            archive.writestr(name, data)
-    return buffer.getvalue()

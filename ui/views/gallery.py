@@ -84,11 +84,11 @@ def image_card(entry: zoo.ZooEntry, view: state.ModelView) -> None:
     st.caption(f"data **{entry.dataset}** · images of {spec.channels} × {spec.height} × {spec.width} · {kind}path "
                f"**{entry.path}** · {entry.steps:,} steps")
     m = entry.metrics
-    suffix = "_w1" if "fd_ratio_w1" in m else "_w0" if "fd_ratio_w0" in m else ""
-    facts = [f"FD / floor {m[f'fd_ratio{suffix}']:.2f}" + (f" at w = {suffix[2:]}" if suffix else "")
-             if f"fd_ratio{suffix}" in m else "",
-             f"class accuracy {m[f'accuracy{suffix}']:.2f}" if f"accuracy{suffix}" in m else "",
-             f"NN / held-out {m[f'nn_ratio{suffix}']:.2f}" if f"nn_ratio{suffix}" in m else ""]
+    fd = next((k.removeprefix("fd_ratio") for k in ("fd_ratio", "fd_ratio_w0") if k in m), None)
+    accuracy = next((k.removeprefix("accuracy") for k in ("accuracy_w1", "accuracy_w0") if k in m), None)
+    facts = ["" if fd is None else f"FD / floor {m['fd_ratio' + fd]:.2f}" + (f" at w = {fd[2:]}" if fd else ""),
+             "" if accuracy is None else f"class accuracy {m['accuracy' + accuracy]:.2f} at w = {accuracy[2:]}",
+             f"NN / held-out {m['nn_ratio' + (fd or '')]:.2f}" if f"nn_ratio{fd or ''}" in m else ""]
     st.caption(" · ".join(f for f in facts if f) or "no recorded quality")
     if st.button("Open", key=f"gallery_open_{entry.name}", on_click=state.select, args=(f"zoo:{entry.name}",),
                  icon=":material/open_in_new:"):

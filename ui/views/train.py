@@ -279,14 +279,8 @@ def training_work(chosen: Chosen, settings: trainer.TrainSettings, models: dict[
 
 def start_training(chosen: Chosen, settings: trainer.TrainSettings) -> None:
     """Submit the training as this session's background job (it goes on while other pages are open)."""
-    work = training_work(chosen, settings, state.session_models(), preview_axes(chosen))
-    try:
-        jobs.manager().submit(widgets.session_id(), f"{chosen.name} · {settings.path}", settings.steps, work)
-    except jobs.JobBusy as err:
-        st.warning(f"Not started: {err}.")
-        return
-    st.session_state.pop(widgets.TRAIN_FAILED, None)
-    st.rerun()  # the sidebar and the live panel below pick the job up
+    widgets.start_job(f"{chosen.name} · {settings.path}", settings.steps,
+                      training_work(chosen, settings, state.session_models(), preview_axes(chosen)))
 
 
 @st.fragment(run_every=1.0)
