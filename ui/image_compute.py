@@ -22,7 +22,7 @@ from flowscope.images import ImageData, ImageSpec, digits, split
 
 from . import compute
 
-__all__ = ["STRIP_TIMES", "VIEW_SOLVER", "ImageRun", "Yardstick", "exact_beside_learned", "grid_count",
+__all__ = ["STRIP_TIMES", "VIEW_SOLVER", "ImageRun", "Yardstick", "exact_images", "grid_count",
            "held_out_digits", "is_digits", "report_rows", "run_images", "training_images",
            "yardstick"]
 
@@ -97,14 +97,12 @@ def run_images(flow: FlowModel, n: int, *, label: int | None = None, guidance: f
                     nfe=result.nfe)
 
 
-def exact_beside_learned(flow: FlowModel, support: FieldSupport, x0: np.ndarray, *, label: int | None = None,
-                         guidance: float = 0.0, solver: SolverConfig = VIEW_SOLVER) -> tuple[np.ndarray, np.ndarray]:
-    """(exact field's samples, learned model's samples) [k, C, H, W] from the same noise x0 [k, D]: the exact
-    (class, guided) marginal field of the support's training images, and the model's (guided) field."""
+def exact_images(flow: FlowModel, support: FieldSupport, x0: np.ndarray, *, label: int | None = None,
+                 guidance: float = 0.0, solver: SolverConfig = VIEW_SOLVER) -> np.ndarray:
+    """The exact (class, guided) marginal field's samples [k, C, H, W] of the support's training images, from
+    the noise x0 [k, D] that the learned model's samples started from (`ImageRun.x0`): the two side by side."""
     start = torch.from_numpy(np.ascontiguousarray(x0, dtype=np.float32))
-    exact = exact_samples(flow, support, start, label=label, guidance=guidance, solver=solver).samples
-    learned = flow.sample(x0=start, solver=solver, label=label, guidance=guidance).samples
-    return _images(flow, exact), _images(flow, learned)
+    return _images(flow, exact_samples(flow, support, start, label=label, guidance=guidance, solver=solver).samples)
 
 
 def training_images(flow: FlowModel, data: np.ndarray) -> np.ndarray:

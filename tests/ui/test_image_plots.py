@@ -90,10 +90,10 @@ def test_run_images_integrates_once_for_strips_and_frames(tiny_image_flow: tuple
 def test_exact_field_copies_training_images_and_yardsticks(tiny_image_flow: tuple[FlowModel, np.ndarray]) -> None:
     flow, images = tiny_image_flow
     support = field_support(flow, images.reshape(40, -1))
-    x0 = image_compute.run_images(flow, 4, shown=1).x0
-    exact, learned = image_compute.exact_beside_learned(flow, support, x0)
+    run = image_compute.run_images(flow, 4, shown=1)
+    exact = image_compute.exact_images(flow, support, run.x0)
     gaps = np.abs(exact[:, None] - images[None]).reshape(4, 40, -1).max(axis=2).min(axis=1)
-    assert gaps.max() < 0.05 and learned.shape == exact.shape  # each exact sample is a training image
+    assert gaps.max() < 0.05 and exact.shape == run.samples.shape  # each exact sample is a training image
     held = image_compute.yardstick(images, images[:5] + 1.0)
     assert "5 held-out" in held.what and held.median == pytest.approx(4.0)  # 16 pixels, each 1 off
     alone = image_compute.yardstick(images, None)

@@ -104,7 +104,7 @@ def test_conditional_digits_class_and_guidance(image_zoo_env: Path) -> None:
     assert_clean(at)
     assert len(at.get("plotly_chart")) == IMAGE_CHARTS
     assert any("class **3** at guidance w = 1" in c.value for c in at.caption)
-    assert any("exact class field guided at w = 1 of class 3" in c.value for c in at.caption)
+    assert any("the exact field of class 3, guided at w = 1, of the" in c.value for c in at.caption)
     assert any(m.label.startswith("classified as 3") for m in at.metric)  # the digits classifier on the grid
     assert at.dataframe[0].value["samples"].tolist() == ["guidance w = 0", "guidance w = 1"]
 

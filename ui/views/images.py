@@ -117,19 +117,20 @@ st.caption(f"d: Euclidean distance to the nearest of the {len(training):,} train
 st.subheader("Exact marginal field against the learned field, from the same noise")
 support = widgets.field_support(view)
 count = min(EXACT, n)
+w_exact = guide.w if exact_label is not None else 0.0
 try:
-    exact, learned = state.memo("image_exact", view, (count, seed, exact_label, *guide.key),
-                                lambda: image_compute.exact_beside_learned(view.flow, support, run.x0[:count],
-                                                                           label=exact_label, guidance=guide.w))
+    exact = state.memo("image_exact", view, (count, seed, exact_label, w_exact),
+                       lambda: image_compute.exact_images(view.flow, support, run.x0[:count], label=exact_label,
+                                                          guidance=w_exact))
 except ValueError as err:  # e.g. a class with no image among the exact field's support
     st.info(f"The exact field cannot be drawn here: {err}.")
-    exact = learned = None
-if exact is not None and learned is not None:
+    exact = None
+if exact is not None:
     exact_d, exact_i = nearest_neighbours(exact, training)
-    learned_d, learned_i = nearest_neighbours(learned, training)
+    learned_d, learned_i = distances[:count], neighbours[:count]  # the grid's first samples, from the same noise
     rows = [plots.ImageRow("exact field", exact, [f"d = {d:.2g}" for d in exact_d]),
             plots.ImageRow("its nearest training image", training[exact_i], [f"#{i}" for i in exact_i]),
-            plots.ImageRow("learned model", learned, [f"d = {d:.3g}" for d in learned_d]),
+            plots.ImageRow("learned model", run.samples[:count], [f"d = {d:.3g}" for d in learned_d]),
             plots.ImageRow("its nearest training image", training[learned_i], [f"#{i}" for i in learned_i])]
     left, right = st.columns([3, 2])
     left.plotly_chart(plots.image_rows(rows, low, high, image_px=52), key="images_exact",
@@ -138,7 +139,7 @@ if exact is not None and learned is not None:
         (f"learned samples ({n})", distances, plots.SAMPLE_COLOR),
         (f"real new images ({len(yard.distances)})", yard.distances, "#555555"),
         (f"exact field's samples ({count})", exact_d, plots.SOURCE_COLOR)]), key="images_distances")
-    field_of = ("the exact class field" + (f" guided at w = {guide.w:g}" if guide.w else "") + f" of class {guide.name}"
+    field_of = (f"the exact field of class {guide.name}" + (f", guided at w = {guide.w:g}," if guide.w else "")
                 if exact_label is not None else "the exact marginal field")
     st.caption(f"Both start from the same {count} noise images (the first of the grid's). Top: {field_of} of the "
                f"{len(support):,} training images, u_t(x) = Σ_i w_i(x, t) u_t(x | x1_i), integrated with the same "
