@@ -24,7 +24,7 @@ from .images import ImageData
 from .sampling import SolverConfig
 
 __all__ = ["DEQUANTISATION", "IMAGE_SOLVER", "bits_per_dim", "evaluate_images", "frechet_distance",
-           "image_samples", "nearest_neighbours"]
+           "image_samples", "leave_one_out_distances", "nearest_neighbours"]
 
 #: The solver of image samples in reports: dopri5 at the tolerance of the 2-D reports.
 IMAGE_SOLVER = SolverConfig(method="dopri5", atol=1e-5, rtol=1e-5)
@@ -55,6 +55,23 @@ def nearest_neighbours(queries: np.ndarray, reference: np.ndarray, chunk: int = 
         distances.append(best.values)
         indices.append(best.indices)
     return torch.cat(distances).numpy(), torch.cat(indices).numpy()
+
+
+def leave_one_out_distances(images: np.ndarray, n: int | None = None, chunk: int = 1024) -> np.ndarray:
+    """For each of the first n images of a set (all by default), the Euclidean distance to the nearest OTHER
+    image of the set (data units): the memorisation check's yardstick when no held-out images exist, since a
+    real image that the set does not contain is typically that far from the set (a copy is at 0)."""
+    flat = np.ascontiguousarray(images.reshape(len(images), -1), dtype=np.float64)
+    if len(flat) < 2:
+        raise ValueError("leave-one-out distances need at least 2 images")
+    ref = torch.from_numpy(flat)
+    queries = ref[: len(flat) if n is None else min(n, len(flat))]
+    distances = []
+    for start, block in zip(range(0, len(queries), chunk), queries.split(chunk), strict=True):
+        d = torch.cdist(block, ref)
+        d[torch.arange(len(block)), torch.arange(start, start + len(block))] = math.inf  # not itself
+        distances.append(d.min(dim=1).values)
+    return torch.cat(distances).numpy()
 
 
 def bits_per_dim(flow: FlowModel, images: np.ndarray, *, seed: int = 0,

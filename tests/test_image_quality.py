@@ -12,7 +12,13 @@ import torch
 
 from flowscope import TrainConfig, train
 from flowscope.classifier import load_classifier, save_classifier, train_classifier
-from flowscope.image_quality import bits_per_dim, evaluate_images, frechet_distance, nearest_neighbours
+from flowscope.image_quality import (
+    bits_per_dim,
+    evaluate_images,
+    frechet_distance,
+    leave_one_out_distances,
+    nearest_neighbours,
+)
 from flowscope.images import ImageData, ImageSpec, digits, split
 from flowscope.unet import UNetConfig
 
@@ -90,3 +96,17 @@ def test_the_report_compares_samples_with_held_out_images(digits_split: tuple[Im
     # a model that draws training images exactly is a copier: its nearest-neighbour ratio is 0
     copies = small_train.images[:60]
     assert nearest_neighbours(copies, small_train.images)[0].max() == 0.0
+
+
+def test_leave_one_out_distances_skip_the_image_itself_but_not_its_copies() -> None:
+    rng = np.random.default_rng(2)
+    images = rng.standard_normal((30, 1, 2, 2))
+    flat = images.reshape(30, 4)
+    brute = np.linalg.norm(flat[:, None] - flat[None], axis=2)
+    np.fill_diagonal(brute, np.inf)
+    assert np.allclose(leave_one_out_distances(images, chunk=7), brute.min(1))
+    assert np.allclose(leave_one_out_distances(images, n=5), brute.min(1)[:5])
+    copies = np.concatenate([images, images[:3]])  # a duplicated image is at distance 0 from its copy
+    assert np.allclose(leave_one_out_distances(copies)[:3], 0.0)
+    with pytest.raises(ValueError, match="at least 2"):
+        leave_one_out_distances(images[:1])

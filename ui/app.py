@@ -15,6 +15,7 @@ PAGES = [
     st.Page("views/paths.py", title="Paths", icon=":material/timeline:", url_path="paths"),
     st.Page("views/fields.py", title="Fields", icon=":material/explore:", url_path="fields"),
     st.Page("views/marginals.py", title="Marginals", icon=":material/bar_chart:", url_path="marginals"),
+    st.Page("views/images.py", title="Images", icon=":material/image:", url_path="images"),
     st.Page("views/train.py", title="Train", icon=":material/model_training:", url_path="train"),
     st.Page("views/compare.py", title="Compare", icon=":material/compare:", url_path="compare"),
     st.Page("views/learn.py", title="Learn", icon=":material/school:", url_path="learn"),

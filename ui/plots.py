@@ -850,3 +850,196 @@ def euler_steps_figure(series: Sequence[tuple[str, Sequence[int], Sequence[float
     fig.update_layout(height=height, margin=MARGIN, template="plotly_white",
                       legend={"orientation": "h", "y": 1.15, "x": 0.0})
     return fig
+
+
+# --- images ------------------------------------------------------------------------------------------------
+#
+# An image model's pictures are drawn as one mosaic per figure (one heatmap for grey images, one RGB image for
+# colour ones): rows of images with a gap between them, a title on the left of each row and a note under each
+# image. A t slider's frames then replace one trace's pixels and the notes, nothing else.
+
+#: Grey images: the pixel range's low end black, its high end white (the values as they are, never inverted).
+GREY_SCALE = [[0.0, "black"], [1.0, "white"]]
+#: Screen pixels an image is drawn at (its longer side), whatever its resolution.
+IMAGE_PX = 64
+
+
+@dataclass(frozen=True)
+class ImageRow:
+    """One row of images side by side: its title (left of the row), images [k, C, H, W] in data units, and a
+    note under each image (e.g. its distance to the nearest training image), or none."""
+
+    title: str
+    images: np.ndarray
+    notes: Sequence[str] = ()
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """Where each image of a mosaic sits: its shape, the column and row pitches and the notes' band."""
+
+    channels: int
+    height: int
+    width: int
+    columns: int
+    rows: int
+    pad: int
+    note_band: int
+
+    @property
+    def pitch_x(self) -> int:
+        """Mosaic pixels from one column's left edge to the next."""
+        return self.width + self.pad
+
+    @property
+    def pitch_y(self) -> int:
+        """Mosaic pixels from one row's top edge to the next (the notes sit in the band under each row)."""
+        return self.height + self.note_band + self.pad
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(height, width) of the whole mosaic."""
+        return self.rows * self.pitch_y - self.pad, self.columns * self.pitch_x - self.pad
+
+
+def _image_layout(rows: Sequence[ImageRow]) -> _Layout:
+    """The layout of rows of images of one shape (ValueError for mixed shapes or an empty set)."""
+    shapes = {tuple(np.shape(row.images)[1:]) for row in rows if len(row.images)}
+    if len(shapes) != 1 or len(next(iter(shapes))) != 3:
+        raise ValueError(f"rows of images need one shape (C, H, W), got {sorted(shapes)}")
+    c, h, w = next(iter(shapes))
+    notes = any(len(row.notes) for row in rows)
+    pad = max(1, round(max(h, w) / 8))
+    return _Layout(c, h, w, max(len(row.images) for row in rows), len(rows), pad,
+                   max(2, round(0.35 * h)) if notes else 0)
+
+
+def image_mosaic(rows: Sequence[ImageRow], low: float, high: float) -> np.ndarray:
+    """The rows' images laid out in one picture: grey images as [Hm, Wm] in data units with NaN (transparent)
+    between them; colour images (3 or 4 channels; RGB drawn, alpha dropped) as uint8 [Hm, Wm, 3] with the pixel
+    range mapped to 0..255 and white between them. Values outside [low, high] are clipped."""
+    layout = _image_layout(rows)
+    height, width = layout.size
+    grey = layout.channels < 3
+    canvas = np.full((height, width) if grey else (height, width, 3), np.nan if grey else 255.0)
+    for r, row in enumerate(rows):
+        for j, image in enumerate(np.asarray(row.images, dtype=np.float64)):
+            top, left = r * layout.pitch_y, j * layout.pitch_x
+            pixels = np.clip(image, low, high)
+            if grey:
+                canvas[top:top + layout.height, left:left + layout.width] = pixels[0]
+            else:
+                canvas[top:top + layout.height, left:left + layout.width] = \
+                    255.0 * (pixels[:3].transpose(1, 2, 0) - low) / (high - low)
+    return canvas if grey else np.round(canvas).astype(np.uint8)
+
+
+def _image_trace(mosaic: np.ndarray, low: float, high: float) -> go.Heatmap | go.Image:
+    """A mosaic as one trace: a heatmap on the grey scale (hover: the pixel value), or an RGB image."""
+    if mosaic.ndim == 2:
+        return go.Heatmap(z=mosaic, zmin=low, zmax=high, colorscale=GREY_SCALE, showscale=False,
+                          hovertemplate="pixel value %{z:.3g}<extra></extra>", hoverongaps=False)
+    return go.Image(z=mosaic, hoverinfo="skip")
+
+
+def _note_trace(rows: Sequence[ImageRow], layout: _Layout) -> go.Scatter:
+    """The notes under the images as one text trace (empty text where a row has none)."""
+    xs, ys, texts = [], [], []
+    for r, row in enumerate(rows):
+        for j in range(len(row.images)):
+            xs.append(j * layout.pitch_x + (layout.width - 1) / 2)
+            ys.append(r * layout.pitch_y + layout.height - 0.5 + layout.note_band / 2)
+            texts.append(row.notes[j] if j < len(row.notes) else "")
+    return go.Scatter(x=xs, y=ys, text=texts, mode="text", textfont={"size": 11, "color": "#333333"},
+                      hoverinfo="skip", showlegend=False)
+
+
+def _image_axes(fig: go.Figure, rows: Sequence[ImageRow], layout: _Layout, column_titles: Sequence[str],
+                image_px: int) -> None:
+    """Square pixels, the rows' titles left of them, the columns' titles above, and a height that draws each image
+    at about `image_px` screen pixels."""
+    height, width = layout.size
+    scale = image_px / max(layout.height, layout.width)
+    fig.update_xaxes(range=[-0.5, width - 0.5], showgrid=False, zeroline=False, constrain="domain", side="top",
+                     tickvals=[j * layout.pitch_x + (layout.width - 1) / 2 for j in range(len(column_titles))],
+                     ticktext=list(column_titles), showticklabels=bool(column_titles), ticks="")
+    fig.update_yaxes(range=[height - 0.5, -0.5], showgrid=False, zeroline=False, scaleanchor="x", scaleratio=1.0,
+                     constrain="domain", ticks="",
+                     tickvals=[r * layout.pitch_y + (layout.height - 1) / 2 for r in range(len(rows))],
+                     ticktext=[row.title for row in rows])
+    top = 40 if column_titles else 10
+    fig.update_layout(height=int(height * scale) + top + 20, margin={"l": 10, "r": 10, "t": top, "b": 10},
+                      template="plotly_white", plot_bgcolor="white", dragmode=False)
+
+
+def image_rows(rows: Sequence[ImageRow], low: float, high: float, *, column_titles: Sequence[str] = (),
+               image_px: int = IMAGE_PX) -> go.Figure:
+    """Rows of images with their titles and notes (strips over t, samples beside their nearest training images):
+    pixels in the data's range `low`..`high`, grey from black to white, or RGB."""
+    layout = _image_layout(rows)
+    fig = go.Figure([_image_trace(image_mosaic(rows, low, high), low, high), _note_trace(rows, layout)])
+    _image_axes(fig, rows, layout, column_titles, image_px)
+    return fig
+
+
+def image_grid(images: np.ndarray, low: float, high: float, *, columns: int = 8, image_px: int = IMAGE_PX,
+               notes: Sequence[str] = ()) -> go.Figure:
+    """Images [n, C, H, W] in a grid of `columns` (samples, training images, thumbnails), optionally a note under
+    each."""
+    rows = [ImageRow("", images[k:k + columns], notes[k:k + columns]) for k in range(0, len(images), columns)]
+    return image_rows(rows, low, high, image_px=image_px)
+
+
+def animated_image_rows(frames: Sequence[Sequence[ImageRow]], times: np.ndarray, low: float, high: float, *,
+                        active: int = 0, column_titles: Sequence[str] = (), image_px: int = IMAGE_PX) -> go.Figure:
+    """Rows of images at each of `times`, with plotly's own t slider (and Play): a frame replaces the pixels and
+    the notes, so moving t never asks the server. Every frame must have the same rows of the same sizes."""
+    layouts = {_image_layout(rows) for rows in frames}
+    if len(layouts) != 1 or any([len(r.images) for r in rows] != [len(r.images) for r in frames[0]]
+                                for rows in frames):
+        raise ValueError("every frame needs the same rows of images, of the same shape")
+    layout = layouts.pop()
+    mosaics = [image_mosaic(rows, low, high) for rows in frames]
+    notes = [_note_trace(rows, layout) for rows in frames]
+    fig = go.Figure([_image_trace(mosaics[active], low, high), notes[active]])
+    _image_axes(fig, frames[active], layout, column_titles, image_px)
+    names = [f"{float(t):.5f}" for t in times]
+    fig.frames = [go.Frame(name=name, traces=[0, 1], data=[_image_trace(m, low, high), note])
+                  for name, m, note in zip(names, mosaics, notes, strict=True)]
+    step_args = {"frame": {"duration": 0, "redraw": True}, "transition": {"duration": 0}, "mode": "immediate"}
+    fig.update_layout(
+        height=fig.layout.height + 90, margin={**fig.layout.margin.to_plotly_json(), "b": 80},
+        updatemenus=[{"type": "buttons", "direction": "left", "x": 0.0, "y": 0.0, "xanchor": "left", "yanchor": "top",
+                      "pad": {"r": 8, "t": 30}, "showactive": False,
+                      "buttons": [{"label": "▶ Play", "method": "animate",
+                                   "args": [None, {**step_args, "frame": {"duration": 300, "redraw": True},
+                                                   "fromcurrent": True}]},
+                                  {"label": "❚❚ Pause", "method": "animate", "args": [[None], step_args]}]}],
+        sliders=[{"name": "t", "active": active, "x": 0.12, "len": 0.88, "y": 0.0, "yanchor": "top",
+                  "pad": {"t": 30, "b": 0},
+                  "currentvalue": {"prefix": "t = ", "font": {"size": 14, "color": "#333333"}, "xanchor": "right"},
+                  "ticklen": 3, "minorticklen": 0, "font": {"size": 9},
+                  "steps": [{"label": time_label(float(t)), "method": "animate", "args": [[name], step_args]}
+                            for t, name in zip(times, names, strict=True)]}],
+    )
+    return fig
+
+
+def distance_histograms(series: Sequence[tuple[str, np.ndarray, str]], *, height: int = 300,
+                        title: str = "distance to the nearest training image") -> go.Figure:
+    """Overlaid histograms (densities on shared bins) of distances, one per named set with its colour: e.g. the
+    samples', the held-out real images' and the exact field's samples' distances to their nearest training
+    image. A dotted line marks each set's median."""
+    values = np.concatenate([np.asarray(v, dtype=np.float64) for _, v, _ in series])
+    edges = np.histogram_bin_edges(values, bins=HISTOGRAM_BINS)
+    fig = go.Figure()
+    for name, distances, color in series:
+        heights = _densities(np.asarray(distances, dtype=np.float64), edges)
+        fig.add_trace(go.Bar(x=(edges[:-1] + edges[1:]) / 2, y=heights, width=np.diff(edges), name=name,
+                             marker={"color": color}, opacity=0.55))
+        fig.add_vline(x=float(np.median(distances)), line={"color": color, "dash": "dot"})
+    fig.update_layout(barmode="overlay", height=height, margin=MARGIN, template="plotly_white", title=title,
+                      legend={"x": 0.99, "xanchor": "right", "y": 0.99, "bgcolor": "rgba(255, 255, 255, 0.7)"},
+                      xaxis_title="distance (data units)",
+                      yaxis_title="density")
+    return fig

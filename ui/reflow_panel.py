@@ -84,7 +84,11 @@ def reflow_section() -> None:
     if key is None:
         st.caption("Train or pick a model first.")
         return
-    view = widgets.open_model(key)
+    view = widgets.open_model(key, images=True)
+    if view.flow.image is not None:
+        st.caption(f"**{view.label}** is an image model: the explorer reflows vector models only (drawing tens of "
+                   "thousands of (noise, image) pairs with dopri5 would take a CPU server many minutes).")
+        return
     st.caption(f"Draws (noise, sample) pairs from **{view.label}** with its ODE (dopri5) and trains a student on "
                "them with straight paths, starting from its weights (1-rectified flow). Then open Compare to see "
                "both from the same noise.")
@@ -95,13 +99,8 @@ def reflow_section() -> None:
         return
     settings = reflower.ReflowSettings(pairs=int(pairs), steps=int(steps))
     name = view.label.removesuffix(" (this session)")
-    work = reflow_work(view, name, settings, state.session_models())
-    try:
-        jobs.manager().submit(widgets.session_id(), f"{name} · reflow", settings.steps, work)
-    except jobs.JobBusy as err:
-        st.warning(f"Not started: {err}.")
-        return
-    st.rerun()  # the sidebar and Train's live panel pick the job up; its student is selected when it ends
+    # the sidebar and Train's live panel pick the job up; its student is selected when it ends
+    widgets.start_job(f"{name} · reflow", settings.steps, reflow_work(view, name, settings, state.session_models()))
 
 
 def reflow_work(view: ModelView, name: str, settings: reflower.ReflowSettings,

@@ -19,8 +19,11 @@ import numpy as np
 import streamlit as st
 
 from flowscope import FlowModel, zoo
+from flowscope.classifier import ImageClassifier, load_classifier
 from flowscope.data import ALL_DATASETS, DATASETS, dataset_columns, dataset_labels, make_dataset, make_labelled
+from flowscope.images import IMAGE_DATASETS
 
+from . import image_compute
 from .layout import MODEL_KEY
 
 T = TypeVar("T")
@@ -125,6 +128,32 @@ def zoo_model(entry: zoo.ZooEntry) -> FlowModel:
     """Load a zoo model; raises zoo.ZooError with a readable message when it is missing or corrupt."""
     folder = zoo_folder()
     return _zoo_model(str(folder), entry.name, _mtime(folder / entry.file))
+
+
+@st.cache_resource(show_spinner=False, max_entries=2)
+def _classifier(file: str, mtime: float) -> ImageClassifier:
+    """A classifier file, loaded once per version and shared by all sessions (never mutated)."""
+    return load_classifier(file)
+
+
+def digits_classifier() -> tuple[ImageClassifier | None, str]:
+    """(the zoo's digits classifier, "") when its file is there and readable, else (None, why): a page view never
+    trains one (that takes a while; `flowscope zoo build` writes it)."""
+    file = zoo_folder() / zoo.CLASSIFIERS["digits"]
+    if not file.is_file():
+        return None, f"the zoo has no digits classifier ({file.name}; `flowscope zoo build --only digits-ot` writes it)"
+    try:
+        return _classifier(str(file), _mtime(file)), ""
+    except ValueError as err:
+        return None, str(err)
+
+
+@st.cache_data(show_spinner=False, max_entries=1)
+def held_out_digits() -> tuple[np.ndarray, np.ndarray]:
+    """The built-in digits' held-out images [n, 1, 8, 8] and labels (no digits model here trained on them)."""
+    held_out = image_compute.held_out_digits()[1]
+    assert held_out.labels is not None
+    return held_out.images, held_out.labels
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
@@ -238,6 +267,15 @@ def model_options() -> dict[str, str]:
     entries, _ = zoo_entries()
     options = {f"zoo:{e.name}": f"{e.name}  ({e.dataset}, {e.path})" for e in entries}
     options.update({key: view.label for key, view in session_models().items()})
+    return options
+
+
+def image_model_options() -> dict[str, str]:
+    """The image models a user can pick: key -> label (the zoo's models of a built-in image dataset, then this
+    session's image models)."""
+    entries, _ = zoo_entries()
+    options = {f"zoo:{e.name}": f"{e.name}  ({e.dataset}, {e.path})" for e in entries if e.dataset in IMAGE_DATASETS}
+    options.update({key: view.label for key, view in session_models().items() if view.flow.image is not None})
     return options
 
 

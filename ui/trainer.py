@@ -15,13 +15,26 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from flowscope import AffinePath, FlowModel, MLPConfig, StepInfo, TrainConfig, TrainingDiverged, make_path, train
+from flowscope import (
+    AffinePath,
+    FlowModel,
+    MLPConfig,
+    StepInfo,
+    TrainConfig,
+    TrainingDiverged,
+    TrainResult,
+    make_path,
+    train,
+)
+from flowscope.cli_images import IMAGE_SAMPLE_VALUES
 from flowscope.couplings import COUPLINGS
 from flowscope.data import dataset_hash
+from flowscope.images import ImageData
 from flowscope.paths import PATH_NAMES as PATHS
+from flowscope.unet import UNetConfig
 
-__all__ = ["COUPLINGS", "DATA_SAMPLE_ROWS", "ICFM_SIGMA", "NORMALIZE", "PATHS", "WIDTHS", "Report", "TrainOutcome",
-           "TrainSettings", "run"]
+__all__ = ["COUPLINGS", "DATA_SAMPLE_ROWS", "ICFM_SIGMA", "IMAGE_WIDTHS", "NORMALIZE", "PATHS", "WIDTHS",
+           "ImageTrainSettings", "Report", "TrainOutcome", "TrainSettings", "run", "run_images"]
 WIDTHS = (32, 64, 128, 256, 512)
 #: The core's normalisations: "column" standardises each column, "global" uses one scale for all of them.
 NORMALIZE = ("column", "global")
@@ -83,6 +96,31 @@ def run(data: np.ndarray, settings: TrainSettings, *, dataset: str = "upload", c
     it after keeping the model); a NaN/inf loss keeps the last good weights (status "diverged").
     `should_stop` (asked at each report, e.g. a background job's Stop) ends training there, status "stopped".
     """
+    config = TrainConfig(steps=settings.steps, batch_size=settings.batch_size, lr=settings.lr, seed=settings.seed,
+                         device="cpu", threads=1, normalize=settings.normalize, label_dropout=settings.label_dropout)
+    path: str | AffinePath = make_path("icfm", sigma=ICFM_SIGMA) if settings.path == "icfm" else settings.path
+    points = torch.from_numpy(np.ascontiguousarray(data, dtype=np.float32))
+    classes = None if labels is None else torch.from_numpy(np.ascontiguousarray(labels, dtype=np.int64))
+
+    def fit(callback: Callback) -> TrainResult:
+        model = MLPConfig(dim=points.shape[1], width=settings.width, depth=settings.depth)
+        return train(points, path=path, model=model, config=config, coupling=settings.coupling, dataset=dataset,
+                     dataset_hash=dataset_hash(data), callback=callback, labels=classes,
+                     label_names=tuple(label_names) if classes is not None else ())
+
+    return _trained(fit, settings.steps, report, every, should_stop,
+                    lambda flow: _with_data(flow, points, columns, classes))
+
+
+#: The core trainer's per-step callback (True stops training).
+Callback = Callable[[StepInfo, FlowModel], bool]
+
+
+def _trained(fit: Callable[[Callback], TrainResult], steps: int, report: Report | None, every: int,
+             should_stop: Callable[[], bool] | None, finish: Callable[[FlowModel], FlowModel]) -> TrainOutcome:
+    """Run `fit` with a callback that reports every `every` steps and honours Stop and Streamlit's interrupts
+    (see `run`), and turn how it ended (done, stopped, diverged) into a TrainOutcome; `finish` adds the model's
+    data sample."""
     interrupts: list[BaseException] = []
     losses: list[float] = []
 
@@ -101,29 +139,68 @@ def run(data: np.ndarray, settings: TrainSettings, *, dataset: str = "upload", c
             return True
         return False
 
-    config = TrainConfig(steps=settings.steps, batch_size=settings.batch_size, lr=settings.lr, seed=settings.seed,
-                         device="cpu", threads=1, normalize=settings.normalize, label_dropout=settings.label_dropout)
-    path: str | AffinePath = make_path("icfm", sigma=ICFM_SIGMA) if settings.path == "icfm" else settings.path
-    points = torch.from_numpy(np.ascontiguousarray(data, dtype=np.float32))
-    classes = None if labels is None else torch.from_numpy(np.ascontiguousarray(labels, dtype=np.int64))
+    def interrupt() -> BaseException | None:
+        return interrupts[0] if interrupts else None
+
     try:
-        result = train(points, path=path, model=MLPConfig(dim=points.shape[1], width=settings.width,
-                                                           depth=settings.depth),
-                       config=config, coupling=settings.coupling, dataset=dataset,
-                       dataset_hash=dataset_hash(data), callback=callback, labels=classes,
-                       label_names=tuple(label_names) if classes is not None else ())
+        result = fit(callback)
     except TrainingDiverged as err:
         kept = err.result
-        return TrainOutcome(_with_data(kept.model, points, columns, classes), kept.losses, kept.seconds, "diverged",
-                            str(err), interrupts[0] if interrupts else None)
+        return TrainOutcome(finish(kept.model), kept.losses, kept.seconds, "diverged", str(err), interrupt())
     if result.stopped_early:
-        message = f"stopped at step {len(result.losses):,} of {settings.steps:,}; the model is kept as it was then"
+        message = f"stopped at step {len(result.losses):,} of {steps:,}; the model is kept as it was then"
         status = "stopped"
     else:
-        message = f"trained {settings.steps:,} steps in {result.seconds:.1f} s"
+        message = f"trained {steps:,} steps in {result.seconds:.1f} s"
         status = "done"
-    return TrainOutcome(_with_data(result.model, points, columns, classes), result.losses, result.seconds, status,
-                        message, interrupts[0] if interrupts else None)
+    return TrainOutcome(finish(result.model), result.losses, result.seconds, status, message, interrupt())
+
+
+@dataclass(frozen=True)
+class ImageTrainSettings:
+    """What a user chooses for an image model on the Train page: a U-Net of `base` channels, trained with fewer
+    steps and a smaller batch than the CLI's defaults (`cli_images.IMAGE_DEFAULTS`: 4,000 steps at batch 128), so
+    that a live training on one CPU thread takes a minute or two; `conditional` uses the images' classes."""
+
+    path: str = "ot"
+    steps: int = 600
+    base: int = 32
+    lr: float = 1e-3
+    batch_size: int = 64
+    seed: int = 0
+    conditional: bool = False
+    label_dropout: float = 0.1
+
+
+#: U-Net widths (base channels) offered on the page.
+IMAGE_WIDTHS = (16, 32, 64)
+
+
+def run_images(images: ImageData, settings: ImageTrainSettings, *, report: Report | None = None, every: int = 20,
+               should_stop: Callable[[], bool] | None = None) -> TrainOutcome:
+    """Train an image model (a U-Net flow on images [n, C, H, W], their pixel range mapped to [-1, 1] and kept
+    with the model) on one torch thread, with reports, Stop and divergence as in `run`; conditional on the
+    images' classes when asked and they have some. The model keeps its training images (up to
+    `cli_images.IMAGE_SAMPLE_VALUES` pixel values) and their labels, so that its file opens with them."""
+    conditional = settings.conditional and images.labels is not None
+    config = TrainConfig(steps=settings.steps, batch_size=min(settings.batch_size, len(images)), lr=settings.lr,
+                         warmup_steps=min(200, settings.steps // 10), seed=settings.seed, device="cpu", threads=1,
+                         label_dropout=settings.label_dropout)
+    classes = torch.from_numpy(images.labels) if conditional and images.labels is not None else None
+
+    def fit(callback: Callback) -> TrainResult:
+        return train(torch.from_numpy(images.images), path=settings.path,
+                     model=UNetConfig(*images.spec.shape, base=settings.base), config=config, dataset=images.name,
+                     dataset_hash=dataset_hash(images.flat), callback=callback, labels=classes,
+                     label_names=images.names if classes is not None else (), image=images.spec)
+
+    def finish(flow: FlowModel) -> FlowModel:
+        keep = max(2, IMAGE_SAMPLE_VALUES // images.spec.dim)
+        flow.data = torch.from_numpy(images.flat[:keep].copy())
+        flow.data_labels = None if classes is None else classes[:keep].clone()
+        return flow
+
+    return _trained(fit, settings.steps, report, every, should_stop, finish)
 
 
 def _with_data(flow: FlowModel, points: torch.Tensor, columns: Sequence[str] | None,

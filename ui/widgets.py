@@ -3,6 +3,7 @@ trajectories and the other per-model results the pages share."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -66,6 +67,18 @@ def collect(job: jobs.Job) -> None:
 TRAIN_FAILED = "_train_failed"
 
 
+def start_job(label: str, steps: int, work: Callable[[jobs.Job], Any]) -> None:
+    """Submit a training (or reflow) as this session's background job, then rerun so that the sidebar and the
+    Train page's live panel pick it up; a second one while the first runs is refused, with a warning."""
+    try:
+        jobs.manager().submit(session_id(), label, steps, work)
+    except jobs.JobBusy as err:
+        st.warning(f"Not started: {err}.")
+        return
+    st.session_state.pop(TRAIN_FAILED, None)
+    st.rerun()
+
+
 def job_line(job: jobs.Job) -> str:
     """One line of a job's state: waiting (and why), or its step, loss and time."""
     if job.state == "waiting":
@@ -123,18 +136,20 @@ def model_picker() -> None:
             st.caption(f"Pretrained models unavailable: {zoo_message}")
 
 
-def current_model() -> ModelView:
-    """The selected model, or a clear message and the end of the page when there is none or it is broken."""
+def current_model(images: bool = False) -> ModelView:
+    """The selected model, or a clear message and the end of the page when there is none or it is broken; an
+    image model only where the page draws images (`images`), else a pointer to the Images page."""
     key = st.session_state.get(state.MODEL_KEY) or state.default_key(state.model_options())
     if key is None:
         st.info(NO_MODEL)
         st.stop()
-    return open_model(key)
+    return open_model(key, images)
 
 
-def open_model(key: str) -> ModelView:
+def open_model(key: str, images: bool = False) -> ModelView:
     """The model of `key`, or an error on the page (missing/corrupt file, no data of its dimension) and the
-    end of the page."""
+    end of the page; for an image model on a page that draws points in a plane (`images` False), a note that
+    sends the user to the Images page, and the end of the page."""
     try:
         view = state.resolve(key)
     except (zoo.ZooError, KeyError) as err:
@@ -144,7 +159,24 @@ def open_model(key: str) -> ModelView:
     if problem:
         st.error(f"Model {view.label!r} cannot be drawn: {problem}.")
         st.stop()
+    if view.flow.image is not None and not images:
+        image_model_note(view)
+        st.stop()
     return view
+
+
+IMAGES_PAGE = "views/images.py"
+
+
+def image_model_note(view: ModelView) -> None:
+    """Say that an image model is drawn on the Images page (this page draws points in a plane), with a link."""
+    assert view.flow.image is not None
+    c, h, w = view.flow.image.shape
+    st.info(f"**{view.label}** is an image model of {c} × {h} × {w} pixels ({view.flow.dim} dimensions): this page "
+            "draws points and fields in a plane, which says little about images. Its samples, their trajectories, "
+            "the model's prediction of x1 at any t and the memorisation check are on the Images page.",
+            icon=":material/image:")
+    st.page_link(IMAGES_PAGE, label="Open the Images page", icon=":material/image:")
 
 
 def drawable(view: ModelView) -> str | None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from ui_support import build_tiny_zoo
+from ui_support import build_image_zoo, build_tiny_zoo
 
 
 @pytest.fixture(autouse=True, scope="package")
@@ -40,3 +40,18 @@ def zoo_env(tiny_zoo: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Point the explorer at the tiny zoo for one test."""
     monkeypatch.setenv("FLOWSCOPE_ZOO_DIR", str(tiny_zoo))
     return tiny_zoo
+
+
+@pytest.fixture(scope="session")
+def image_zoo(tiny_zoo: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny zoo with tiny digits-ot and digits-cond image models and a digits classifier."""
+    folder = tmp_path_factory.mktemp("image-zoo")
+    build_image_zoo(folder, tiny_zoo)
+    return folder
+
+
+@pytest.fixture()
+def image_zoo_env(image_zoo: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Point the explorer at the image zoo for one test."""
+    monkeypatch.setenv("FLOWSCOPE_ZOO_DIR", str(image_zoo))
+    return image_zoo

@@ -16,6 +16,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -58,16 +59,16 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@pytest.fixture(scope="module")
-def server(tiny_zoo: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The explorer served by `streamlit run` on a free port; stopped (its whole process group) at the end."""
-    _browser_or_skip()
+@contextmanager
+def serve(zoo: Path, folder: Path) -> Iterator[str]:
+    """The explorer served by `streamlit run` on a free port against the zoo in `zoo` (its log and start-page cache
+    in `folder`); stopped (its whole process group) at the end."""
     port = _free_port()
-    log = tmp_path_factory.mktemp("streamlit") / "server.log"
+    log = folder / "server.log"
     command = [sys.executable, "-m", "streamlit", "run", str(APP), "--server.headless", "true",
                "--server.port", str(port), "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false"]
     with open(log, "wb") as out:
-        env = {**os.environ, "FLOWSCOPE_ZOO_DIR": str(tiny_zoo), "FLOWSCOPE_UI_CACHE": str(log.parent / "cache")}
+        env = {**os.environ, "FLOWSCOPE_ZOO_DIR": str(zoo), "FLOWSCOPE_UI_CACHE": str(folder / "cache")}
         proc = subprocess.Popen(command, env=env, stdout=out,
                                 stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
@@ -90,6 +91,14 @@ def server(tiny_zoo: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator
             proc.wait(timeout=15)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
+
+
+@pytest.fixture(scope="module")
+def server(tiny_zoo: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The explorer against the tests' tiny zoo, for this module's tests."""
+    _browser_or_skip()
+    with serve(tiny_zoo, tmp_path_factory.mktemp("streamlit")) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

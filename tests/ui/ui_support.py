@@ -17,7 +17,7 @@ from streamlit.testing.v1 import AppTest
 
 from flowscope import MLPConfig, TrainConfig, checkpoint, make_path, train
 from flowscope.data import dataset_hash, make_dataset
-from flowscope.zoo import MANIFEST, ZooEntry
+from flowscope.zoo import MANIFEST, ZooEntry, entries
 from flowscope_ui import jobs
 
 APP = Path(__file__).resolve().parents[2] / "ui" / "app.py"
@@ -73,3 +73,50 @@ def finish_jobs(at: AppTest, timeout: float = 120.0) -> AppTest:
         assert time.monotonic() < deadline, "the training job did not finish"
         time.sleep(0.1)
     return at.run()
+
+
+#: The image models of the tests' image zoo: (name, conditional). Tiny U-Nets, trained a few dozen steps: enough
+#: for every view to draw, not to make good digits.
+TINY_IMAGE_ZOO = [("digits-ot", False), ("digits-cond", True)]
+#: A small U-Net (seconds to train here).
+TINY_UNET = {"base": 8, "attention": False}
+
+
+def build_image_zoo(folder: Path, tiny_zoo: Path, steps: int = 30) -> list[ZooEntry]:
+    """The tiny zoo's models plus tiny digits-ot and digits-cond (trained on the digits' training split, with their
+    training images in the file, as `flowscope zoo build` writes them) and a quickly trained digits classifier."""
+    from flowscope.classifier import save_classifier, train_classifier
+    from flowscope.images import digits, split
+    from flowscope.unet import UNetConfig
+    from flowscope.zoo import CLASSIFIERS
+
+    rows = entries(tiny_zoo)
+    for row in rows:
+        (folder / row.file).write_bytes((tiny_zoo / row.file).read_bytes())
+    trained, _ = split(digits())
+    save_classifier(train_classifier(trained, steps=40, width=8), folder / CLASSIFIERS["digits"])
+    for name, conditional in TINY_IMAGE_ZOO:
+        labels = torch.from_numpy(trained.labels) if conditional and trained.labels is not None else None
+        result = train(torch.from_numpy(trained.images), path="ot", model=UNetConfig(1, 8, 8, **TINY_UNET),
+                       config=TrainConfig(steps=steps, batch_size=64, lr=2e-3, warmup_steps=5, device="cpu",
+                                          threads=1),
+                       dataset="digits", dataset_hash=dataset_hash(trained.flat), labels=labels,
+                       label_names=trained.names if labels is not None else (), image=trained.spec)
+        flow = result.model
+        flow.data = torch.from_numpy(trained.flat)
+        flow.data_labels = labels
+        suffixes = ("_w0", "_w1") if conditional else ("",)
+        metrics = {"fd_floor": 8.0, "nn_held_out_median": 16.0, "classifier_accuracy_held_out": 0.9}
+        for suffix in suffixes:  # the keys `flowscope zoo build` records (`image_quality.evaluate_images`)
+            metrics.update({f"fd{suffix}": 20.0, f"fd_ratio{suffix}": 2.5, f"nn_median{suffix}": 20.0,
+                            f"nn_ratio{suffix}": 1.25})
+            if conditional:
+                metrics.update({f"accuracy{suffix}": 0.5, f"min_class_accuracy{suffix}": 0.2})
+        flow.info["metrics"] = metrics
+        checkpoint.save(flow, folder / f"{name}.safetensors")
+        rows.append(ZooEntry(name=name, file=f"{name}.safetensors", dataset="digits", path="ot",
+                             coupling="independent", source=None, params=flow.path.config(), steps=steps,
+                             train_seconds=round(result.seconds, 1), metrics=metrics))
+    write_manifest(folder, rows)
+    return rows
+

@@ -5,7 +5,9 @@ from __future__ import annotations
 import streamlit as st
 
 from flowscope import zoo
+from flowscope.image_quality import image_samples
 from flowscope_ui import compute, plots, state, widgets
+from flowscope_ui.image_compute import VIEW_SOLVER
 
 widgets.header("Gallery", "Every pretrained model as a card: a picture of its samples, its dataset, probability path "
                "and measured quality; filter them, and Open one to see it in every view.")
@@ -30,6 +32,9 @@ def card(entry: zoo.ZooEntry) -> None:
         view = state.resolve(f"zoo:{entry.name}")
     except zoo.ZooError as err:
         st.error(str(err))
+        return
+    if view.flow.image is not None:
+        image_card(entry, view)
         return
     problem = None if view.flow.dim == 2 else widgets.drawable(view)  # a projection needs the model's data
     if problem:
@@ -60,6 +65,34 @@ def card(entry: zoo.ZooEntry) -> None:
     if st.button("Open", key=f"gallery_open_{entry.name}", on_click=state.select, args=(f"zoo:{entry.name}",),
                  icon=":material/open_in_new:"):
         st.switch_page("views/paths.py")
+
+
+#: Samples on an image model's card (a 4 x 4 grid).
+THUMBNAIL_IMAGES = 16
+
+
+def image_card(entry: zoo.ZooEntry, view: state.ModelView) -> None:
+    """An image model's card: a grid of its samples, its recorded Frechet distance and class accuracy, and an
+    Open button that shows it on the Images page."""
+    spec = view.flow.image
+    assert spec is not None
+    samples, _ = state.memo("image_thumbnail", view, (THUMBNAIL_IMAGES,),
+                            lambda: image_samples(view.flow, THUMBNAIL_IMAGES, solver=VIEW_SOLVER))
+    st.plotly_chart(plots.image_grid(samples, spec.low, spec.high, columns=4, image_px=40),
+                    config={"staticPlot": True}, key=f"gallery_thumb_{entry.name}")
+    kind = f"conditional on {len(view.flow.labels)} classes, " if view.flow.conditional else ""
+    st.caption(f"data **{entry.dataset}** · images of {spec.channels} × {spec.height} × {spec.width} · {kind}path "
+               f"**{entry.path}** · {entry.steps:,} steps")
+    m = entry.metrics
+    fd = next((k.removeprefix("fd_ratio") for k in ("fd_ratio", "fd_ratio_w0") if k in m), None)
+    accuracy = next((k.removeprefix("accuracy") for k in ("accuracy_w1", "accuracy_w0") if k in m), None)
+    facts = ["" if fd is None else f"FD / floor {m['fd_ratio' + fd]:.2f}" + (f" at w = {fd[2:]}" if fd else ""),
+             "" if accuracy is None else f"class accuracy {m['accuracy' + accuracy]:.2f} at w = {accuracy[2:]}",
+             f"NN / held-out {m['nn_ratio' + (fd or '')]:.2f}" if f"nn_ratio{fd or ''}" in m else ""]
+    st.caption(" · ".join(f for f in facts if f) or "no recorded quality")
+    if st.button("Open", key=f"gallery_open_{entry.name}", on_click=state.select, args=(f"zoo:{entry.name}",),
+                 icon=":material/open_in_new:"):
+        st.switch_page(widgets.IMAGES_PAGE)
 
 
 for start in range(0, len(chosen), 4):

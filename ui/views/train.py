@@ -12,13 +12,15 @@ from streamlit.runtime.uploaded_file_manager import UploadedFile
 
 from flowscope import FlowModel, MLPConfig, StepInfo, checkpoint
 from flowscope.data import ALL_DATASETS, DATASETS, dataset_columns, dataset_labels
+from flowscope.image_loader import is_image_upload
 from flowscope.labels import LabelError, Labels, encode_labels
 from flowscope.loader import DataError, Table
-from flowscope_ui import compute, jobs, plots, reflow_panel, state, trainer, uploads, widgets
+from flowscope_ui import compute, image_train, jobs, plots, reflow_panel, state, trainer, uploads, widgets
+from flowscope_ui.image_train import ChosenImages
 
-widgets.header("Train", "Upload a data file (or pick a toy dataset), train a flow matching model on it while the "
-               "loss curve and samples update, then explore it in every view or download it; your data and "
-               "models stay in this browser session only.")
+widgets.header("Train", "Upload a data file or images (or pick a toy dataset or the digits), train a flow matching "
+               "model on it while the loss curve and samples update, then explore it in every view or download it; "
+               "your data and models stay in this browser session only.")
 LR_OPTIONS = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1, 1.0, 10.0, 100.0, 1e3, 1e4)
 #: Steps between progress updates: each is a point where a click on Stop can end training.
 REPORT_EVERY = 20
@@ -108,7 +110,9 @@ def uploaded_or_kept() -> Upload | None:
     returning = "train_upload" not in st.session_state  # the uploader was not on the last page shown
     upload = st.file_uploader(
         f"A CSV, TSV, TXT, .npy or .npz file: at most {uploads.MAX_UPLOAD_MB} MB, {uploads.MAX_ROWS:,} rows and "
-        f"{uploads.MAX_COLUMNS} columns", key="train_upload")  # any name: the loader explains what it refuses
+        f"{uploads.MAX_COLUMNS} columns; or images: an .npy / .npz array of shape (n, H, W) or (n, C, H, W), or a "
+        ".zip of PNGs (one folder per class, optionally)",
+        key="train_upload")  # any name: the loader explains what it refuses
     kept: uploads.KeptFile | None = st.session_state.get(KEPT_UPLOAD)
     if upload is not None:
         if kept is None or kept.file_id != upload.file_id:
@@ -128,9 +132,12 @@ def uploaded_or_kept() -> Upload | None:
     return None
 
 
-def choose_data() -> Chosen | None:
-    """The training data and their name, from an upload or a toy dataset (None until there are some)."""
-    kind = st.radio("Data", ["Upload a file", "Toy dataset"], horizontal=True, key="train_kind")
+def choose_data() -> Chosen | ChosenImages | None:
+    """The training data and their name, from an upload (points or images), a toy dataset or the built-in digits
+    (None until there are some)."""
+    kind = st.radio("Data", ["Upload a file", "Toy dataset", image_train.DIGITS], horizontal=True, key="train_kind")
+    if kind == image_train.DIGITS:
+        return image_train.digits()
     if kind == "Toy dataset":
         left, middle, right = st.columns([2, 2, 1])
         name = left.selectbox("Dataset", DATASETS, index=DATASETS.index("moons"), key="train_toy")
@@ -148,8 +155,10 @@ def choose_data() -> Chosen | None:
     upload = uploaded_or_kept()
     if upload is None:
         st.info("Upload a file of points (one row per point, two or more numeric columns; text columns are left "
-                "out), or pick a toy dataset.")
+                "out) or of images, or pick a toy dataset or the digits.")
         return None
+    if is_image_upload(upload.getvalue(), upload.name):
+        return image_train.read(upload)
     table = read_upload(upload)
     if table is None:
         return None
@@ -270,19 +279,14 @@ def training_work(chosen: Chosen, settings: trainer.TrainSettings, models: dict[
 
 def start_training(chosen: Chosen, settings: trainer.TrainSettings) -> None:
     """Submit the training as this session's background job (it goes on while other pages are open)."""
-    work = training_work(chosen, settings, state.session_models(), preview_axes(chosen))
-    try:
-        jobs.manager().submit(widgets.session_id(), f"{chosen.name} · {settings.path}", settings.steps, work)
-    except jobs.JobBusy as err:
-        st.warning(f"Not started: {err}.")
-        return
-    st.session_state.pop(widgets.TRAIN_FAILED, None)
-    st.rerun()  # the sidebar and the live panel below pick the job up
+    widgets.start_job(f"{chosen.name} · {settings.path}", settings.steps,
+                      training_work(chosen, settings, state.session_models(), preview_axes(chosen)))
 
 
 @st.fragment(run_every=1.0)
-def live_training(shown: np.ndarray, titles: tuple[str, str]) -> None:
-    """The running job's progress, Stop, live loss curve and samples (refreshed each second, this part only)."""
+def live_training(shown: np.ndarray, titles: tuple[str, str], pixels: tuple[float, float] | None = None) -> None:
+    """The running job's progress, Stop, live loss curve and samples (refreshed each second, this part only); an
+    image training's samples are drawn on the pixel range `pixels` of its images (None: the samples' own)."""
     active = [job for job in widgets.my_jobs() if job.active]
     if not active:
         st.rerun(scope="app")  # it ended: the page shows the result
@@ -297,7 +301,12 @@ def live_training(shown: np.ndarray, titles: tuple[str, str]) -> None:
     left, right = st.columns(2)
     if job.losses:
         left.plotly_chart(plots.loss_curve(list(job.losses)), key="train_live_loss")
-    if job.preview is not None:
+    if job.preview is not None and np.ndim(job.preview) == 4:  # an image model's samples [n, C, H, W]
+        right.markdown("**samples now**")
+        low, high = pixels or (float(job.preview.min()), float(job.preview.max()))
+        right.plotly_chart(plots.image_grid(job.preview, low, high, image_px=44),
+                           key="train_live_samples", config={"displayModeBar": False})
+    elif job.preview is not None:
         right.plotly_chart(plots.scatter(job.preview, data=shown, title="samples now", labels=titles),
                            key="train_live_samples")
 
@@ -309,6 +318,9 @@ def show_result(key: str) -> None:
         return
     status, note = view.info.get("status"), view.info.get("note", "")
     {"done": st.success, "stopped": st.warning}.get(status, st.error)(f"{view.label}: {note}")
+    if view.flow.image is not None:
+        image_train.show_result(view, key)
+        return
     left, right = st.columns(2)
     left.plotly_chart(plots.loss_curve(view.info.get("losses", [])), key="train_loss")
     axes = widgets.remembered_axes(view)
@@ -359,6 +371,12 @@ def model_data(flow: FlowModel, name: str, chosen: Chosen | None) -> tuple[np.nd
     if flow.data is not None:
         labels = None if flow.data_labels is None else flow.data_labels.detach().cpu().numpy()
         return flow.data.detach().cpu().numpy(), labels, dataset or "its data"
+    if flow.image is not None:
+        c, h, w = flow.image.shape
+        st.error(f"{name} is an image model ({c} × {h} × {w} pixels) that carries no training images (saved with "
+                 "--no-data-sample): the explorer shows an image model beside the images it learned, so it needs "
+                 "them in the file.")
+        return None
     if chosen is not None:
         same = chosen.labels is not None and chosen.label_names == flow.labels
         return chosen.points, chosen.labels if same else None, chosen.name
@@ -403,7 +421,9 @@ def explore_model_file(chosen: Chosen | None) -> None:
 
 st.subheader("1 · Data")
 chosen = choose_data()
-if chosen is not None:
+if isinstance(chosen, ChosenImages):
+    image_train.section(chosen)
+elif chosen is not None:
     axes = preview_axes(chosen)
     dims = chosen.points.shape[1]
     view_of = "" if dims == 2 else (" on their principal axes" if axes.key == "pca" else " on their first two columns")
@@ -418,10 +438,12 @@ if chosen is not None:
                  help="One training at a time per session." if running else None):
         start_training(chosen, settings)
 if any(job.active for job in widgets.my_jobs()):
-    live_axes = preview_axes(chosen) if chosen is not None else None
-    live_training(np.empty((0, 2)) if chosen is None or live_axes is None else
-                  compute.project(live_axes.projection, chosen.points[:1500]),
-                  (live_axes.titles if live_axes is not None else None) or ("x", "y"))
+    points = chosen if isinstance(chosen, Chosen) else None
+    live_axes = preview_axes(points) if points is not None else None
+    live_training(np.empty((0, 2)) if points is None or live_axes is None else
+                  compute.project(live_axes.projection, points.points[:1500]),
+                  (live_axes.titles if live_axes is not None else None) or ("x", "y"),
+                  (chosen.images.spec.low, chosen.images.spec.high) if isinstance(chosen, ChosenImages) else None)
 if widgets.TRAIN_FAILED in st.session_state:
     st.error(st.session_state[widgets.TRAIN_FAILED])
 if state.LAST_TRAINED in st.session_state:
@@ -429,4 +451,4 @@ if state.LAST_TRAINED in st.session_state:
     show_result(st.session_state[state.LAST_TRAINED])
 reflow_panel.reflow_section()
 st.subheader("Explore a model file")
-explore_model_file(chosen)
+explore_model_file(chosen if isinstance(chosen, Chosen) else None)
