@@ -36,6 +36,23 @@ from flowscope.unet import UNetConfig
 
 GUIDANCE = (0.0, 1.0, 3.0)
 BUDGET_S = 15 * 60
+#: The sections, in the order of the results file, and the start of each one's heading there.
+SECTIONS = ("quality", "paths", "speed")
+HEADINGS = {"quality": "## Conditional digits", "paths": "## OT path against VP", "speed": "## Speed"}
+
+
+def _kept_sections(results: Path) -> dict[str, list[str]]:
+    """The sections of an earlier results file, by name (so that rerunning one section keeps the others)."""
+    kept: dict[str, list[str]] = {}
+    name = None
+    for line in results.read_text().splitlines() if results.is_file() else []:
+        starts = [key for key, heading in HEADINGS.items() if line.startswith(heading)]
+        if starts:
+            name = starts[0]
+            kept[name] = []
+        if name is not None:
+            kept[name].append(line)
+    return {key: lines[:-1] if lines and not lines[-1] else lines for key, lines in kept.items()}
 
 
 def _svc_accuracy(svc: object, flow: checkpoint.FlowModel, per_class: int, w: float) -> tuple[float, float]:
@@ -119,26 +136,24 @@ def speed(device: torch.device) -> list[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sections", nargs="+", default=["quality", "paths", "speed"],
-                        choices=["quality", "paths", "speed"])
+    parser.add_argument("--sections", nargs="+", default=list(SECTIONS), choices=SECTIONS)
     parser.add_argument("--out", type=Path, default=Path(__file__).with_name("results_images.md"))
     args = parser.parse_args()
     info = machine_info("cuda" if torch.cuda.is_available() else "cpu")
-    parts: dict[str, list[str]] = {}
-    header = ["# Image flows: digits (bench/bench_images.py)", "",
-              "; ".join(f"{k}: {v}" for k, v in info.items()), ""]
+    parts = _kept_sections(args.out)  # a section not rerun keeps its last results (and its machine line)
+    stamp = "; ".join(f"{k}: {v}" for k, v in info.items())
 
     def write() -> None:
-        body = [line for name in ("quality", "paths", "speed") if name in parts for line in [*parts[name], ""]]
-        args.out.write_text("\n".join(header + body))
+        body = [line for name in SECTIONS if name in parts for line in [*parts[name], ""]]
+        args.out.write_text("\n".join(["# Image flows: digits (bench/bench_images.py)", "", *body]))
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         if "quality" in args.sections:
-            parts["quality"] = quality(folder)
+            parts["quality"] = [*quality(folder), "", f"Measured {stamp}."]
             write()
         if "paths" in args.sections:
-            parts["paths"] = paths(folder)
+            parts["paths"] = [*paths(folder), "", f"Measured {stamp}."]
             write()
     if "speed" in args.sections:
         rows = speed(torch.device("cpu"))
@@ -148,7 +163,8 @@ def main() -> None:
                           "| device | training steps / s (batch 256) | sample 10,000 (s, dopri5 1e-5) | NFE |",
                           "|---|---|---|---|", *rows, "",
                           f"Load average (1 min) at the end: {os.getloadavg()[0]:.2f}." +
-                          ("" if torch.cuda.is_available() else " No GPU on this machine: the CUDA row is missing.")]
+                          ("" if torch.cuda.is_available() else " No GPU on this machine: the CUDA row is missing."),
+                          "", f"Measured {stamp}."]
         write()
     print(args.out.read_text())
 
