@@ -67,8 +67,10 @@ PROBES = """
     }
     return false;
   };
+  // the first chart's titles: its annotations and its text traces (where titles that change with t are drawn)
   b.titles = () => Array.from(main().querySelectorAll('.js-plotly-plot')).slice(0, 1)
-    .map(el => Array.from(el.querySelectorAll('.annotation-text')).map(n => n.textContent).join('|')).join('');
+    .map(el => Array.from(el.querySelectorAll('.annotation-text, .textpoint text')).map(n => n.textContent).join('|'))
+    .join('');
   // resolves with ms from the last user event (or from `since`) to the frame after `check()` became true
   b.until = (check, since) => new Promise((resolve) => {
     const start = since ?? b.t0;

@@ -149,7 +149,7 @@ def fields_panels(f: compute.FieldsAtT, clickable: np.ndarray) -> list[plots.Pan
         plots.Panel("exact marginal u_t(x) over p_t(x)<br>orange: weights w_i at the probe (star)", f.marginal_density,
                     "p_t",
                     arrows=compute.coarse(f.points, f.marginal), markers=[
-                        plots.Markers(grid, "grid", "rgba(0, 0, 0, 0)", 12.0, customdata=nodes,
+                        plots.Markers(grid, "grid", "rgba(0, 0, 0, 0)", 12.0, customdata=nodes, below=True,
                                       hover="click: move the probe here<extra></extra>"),
                         plots.Markers(f.top_points, "weighted data points", plots.SOURCE_COLOR, 3.0 + 15.0 * weights,
                                       opacity=0.85, customdata=weighted,
