@@ -442,8 +442,9 @@ def write(args: argparse.Namespace, results: dict[str, dict[str, Any]], load: di
             f"Server memory over {args.trainings} short trainings (200 steps each) in two rounds of fresh sessions "
             f"(5 at a time; each session keeps every model it trained, so the first round's sessions are closed and "
             f"Streamlit drops their state after {SESSION_TTL_S} s before the second round): "
-            + ", ".join(f"{what} {n}: {mib:.0f} MiB, {threads} threads" for (n, mib, threads), what in
-                        zip(rss, ["before", "after", "sessions closed", "after", "sessions closed"], strict=False))
+            + "; ".join(f"{what.format(n=n)}: {mib:.0f} MiB ({threads} threads)" for (n, mib, threads), what in
+                        zip(rss, ["at the start", "after {n} trainings", "once those sessions were gone",
+                                  "after {n} trainings", "once those sessions were gone"], strict=False))
             + f". From the end of the first round to the end of the second: {rss[3][1] - rss[1][1]:+.0f} MiB "
             f"(first round {rss[1][1] - rss[0][1]:+.0f} MiB).",
         ]
