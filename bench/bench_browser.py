@@ -50,6 +50,9 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--d
 TIMEOUT_MS = 180_000
 #: Seconds a closed session's state is kept on the servers measured here (Streamlit's default is 120).
 SESSION_TTL_S = 10
+#: How a training of 2,000 steps ends on the Train page: trained, stopped (and where), or failed (and why).
+ENDED = re.compile(r"trained 2,000 steps|stopped at step [\d,]+ of 2,000|stopped before it started|ended without a "
+                   r"model|Error: ")
 PAGES = ["Flow", "Gallery", "Paths", "Fields", "Marginals", "Train", "Compare", "Learn"]
 
 PROBES = """
@@ -278,7 +281,7 @@ def load_test(browser: Any, url: str, pid: int, sessions: int, trainers: int, mo
     endings = []
     for s in pages[:trainers]:  # each training ends with its model: trained, or stopped (say where)
         s.switch("Train")
-        end = s.page.get_by_text(re.compile(r"trained 2,000 steps|stopped at step [\d,]+ of 2,000")).first
+        end = s.page.get_by_text(ENDED).first
         end.wait_for(timeout=600_000)
         endings.append(end.inner_text().split(":")[-1].strip())
     out["trained"] = sum("trained 2,000" in e for e in endings)
