@@ -324,8 +324,8 @@ def _text(x: Sequence[float], y: Sequence[float], text: Sequence[str], position:
 def _marker_spec(m: Markers, showlegend: bool = False) -> dict[str, Any]:
     """The scatter trace (as a dict) of a Markers overlay; customdata as plain lists, which clicks send back."""
     return {"type": "scatter", "x": m.points[:, 0], "y": m.points[:, 1], "mode": "markers", "name": m.name,
-            "showlegend": showlegend,
-            "marker": {"color": m.color, "size": m.size, "symbol": m.symbol, "opacity": m.opacity, "line": {"width": 0}},
+            "showlegend": showlegend, "marker": {"color": m.color, "size": m.size, "symbol": m.symbol,
+                                                 "opacity": m.opacity, "line": {"width": 0}},
             "customdata": None if m.customdata is None else np.asarray(m.customdata).tolist(),
             "hovertemplate": m.hover or f"{m.name}<br>(%{{x:.2f}}, %{{y:.2f}})<extra></extra>",
             "selected": {"marker": {"opacity": m.opacity}}, "unselected": {"marker": {"opacity": m.opacity}}}
@@ -510,7 +510,8 @@ def _bar_spec(bars: Bars) -> dict[str, Any]:
     """One frame of the bars: ranked heights, each bar labelled (e.g. the data point's index)."""
     return {"type": "bar", "x": np.arange(len(bars.heights)), "y": np.asarray(bars.heights, dtype=np.float32),
             "text": list(bars.labels), "textposition": "outside", "cliponaxis": False,
-            "marker": {"color": PROBE_COLOR}, "showlegend": False, "hovertemplate": "%{text}: w = %{y:.3f}<extra></extra>"}
+            "marker": {"color": PROBE_COLOR}, "showlegend": False,
+            "hovertemplate": "%{text}: w = %{y:.3f}<extra></extra>"}
 
 
 def _curves_title(curves: Curves) -> str:

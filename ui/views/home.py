@@ -9,9 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import streamlit as st
-
 import plotly.graph_objects as go
+import streamlit as st
 
 from flowscope_ui import layout, plots, startpage
 
