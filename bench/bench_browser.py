@@ -18,8 +18,9 @@ d. training 2,000 steps (toy moons) and switching to Fields, then Paths, then ba
 e. (AFTER only) the load test: --sessions sessions open at once on Fields, --trainers of them training 2,000
    steps at the same time (the server runs 2 at once, the others wait with a message), each moving the t slider
    --load-moves times (round robin over the sessions); every move must be answered, no exception on any page;
-   then the server's RSS and thread count before and after --trainings short trainings (200 steps each, from a
-   few sessions), which must not grow without bound.
+   then the server's RSS and thread count before and after --trainings short trainings (200 steps each, 5
+   sessions at a time, in two rounds of fresh sessions: a session keeps its models, so memory is bounded if
+   the second round ends where the first did once the first round's sessions are gone).
 
 Every time is taken inside the page (performance.now()): a capturing listener stamps the user's event and a
 polling loop (every animation frame) sees the result, then one more frame + setTimeout (the changed pixels).
@@ -47,6 +48,11 @@ CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
         "--disable-sync", "--no-first-run"]
 TIMEOUT_MS = 180_000
+#: Seconds a closed session's state is kept on the servers measured here (Streamlit's default is 120).
+SESSION_TTL_S = 10
+#: How a training of 2,000 steps ends on the Train page: trained, stopped (and where), or failed (and why).
+ENDED = re.compile(r"trained 2,000 steps|stopped at step [\d,]+ of 2,000|stopped before it started|ended without a "
+                   r"model|Error: ")
 PAGES = ["Flow", "Gallery", "Paths", "Fields", "Marginals", "Train", "Compare", "Learn"]
 
 PROBES = """
@@ -67,8 +73,10 @@ PROBES = """
     }
     return false;
   };
+  // the first chart's titles: its annotations and its text traces (where titles that change with t are drawn)
   b.titles = () => Array.from(main().querySelectorAll('.js-plotly-plot')).slice(0, 1)
-    .map(el => Array.from(el.querySelectorAll('.annotation-text')).map(n => n.textContent).join('|')).join('');
+    .map(el => Array.from(el.querySelectorAll('.annotation-text, .textpoint text')).map(n => n.textContent).join('|'))
+    .join('');
   // resolves with ms from the last user event (or from `since`) to the frame after `check()` became true
   b.until = (check, since) => new Promise((resolve) => {
     const start = since ?? b.t0;
@@ -174,6 +182,14 @@ class Session:
         self.context.close()
 
 
+#: How a slider move is made, by whether the chart has plotly's own slider.
+SLIDER_HOW = {
+    False: "moves Streamlit's slider (ArrowRight on the focused thumb: a server rerun of the fragment and a new "
+           "figure)",
+    True: "clicks the next step of plotly's own slider (the frames are in the browser already)",
+}
+
+
 def median(values: list[float]) -> float:
     """The median (NaN for none)."""
     return float(statistics.median(values)) if values else float("nan")
@@ -247,6 +263,7 @@ def load_test(browser: Any, url: str, pid: int, sessions: int, trainers: int, mo
         if s.page.get_by_test_id("stSidebar").get_by_text("Waiting").count():
             waiting += 1
     out["waiting_seen"] = waiting
+    print(f"  {sessions} sessions open, {trainers} training ({waiting} waiting)", flush=True)
     for s in pages[:trainers]:
         s.switch("Fields")
     for s in pages:
@@ -260,10 +277,11 @@ def load_test(browser: Any, url: str, pid: int, sessions: int, trainers: int, mo
             else:
                 latencies.append(ms)
     out["latencies"], out["unanswered"] = latencies, unanswered
+    print(f"  {len(latencies)} slider moves answered, {unanswered} not", flush=True)
     endings = []
     for s in pages[:trainers]:  # each training ends with its model: trained, or stopped (say where)
         s.switch("Train")
-        end = s.page.get_by_text(re.compile(r"trained 2,000 steps|stopped at step [\d,]+ of 2,000")).first
+        end = s.page.get_by_text(ENDED).first
         end.wait_for(timeout=600_000)
         endings.append(end.inner_text().split(":")[-1].strip())
     out["trained"] = sum("trained 2,000" in e for e in endings)
@@ -272,40 +290,46 @@ def load_test(browser: Any, url: str, pid: int, sessions: int, trainers: int, mo
     out["load"].append(load_average())
     for s in pages:
         s.close()
-    trainers_pages = [Session(browser, url, f"m{i}") for i in range(min(5, trainings))]
-    for s in trainers_pages:
-        s.open("train")
-        s.settle()
-        s.page.get_by_test_id("stRadioGroup").get_by_text("Toy dataset").click()
-        s.settle()
-        box = s.page.get_by_label("Steps (at most 10,000)")
-        box.fill("200")
-        box.press("Enter")
-        s.settle()
+    # the short trainings, in two rounds of fresh sessions: a session keeps every model it trained, so memory
+    # is bounded if what the first round's sessions held is given back (or reused) once they are gone
     rss: list[tuple[int, float, int]] = [(0, *memory(pid))]
     count = 0
-    while count < trainings:
-        batch = trainers_pages[: min(len(trainers_pages), trainings - count)]
-        for s in batch:
-            s.page.get_by_role("button", name="Train", exact=True).click()
-        for s in batch:  # the live panel appears while the job runs, and goes when its model is there
-            live = s.page.get_by_text("The training runs in the background")
-            try:
-                live.wait_for(timeout=5000)
-            except Exception:  # noqa: BLE001 - finished before the panel was drawn
-                pass
-            live.wait_for(state="detached")
-            s.page.get_by_text("trained 200 steps").first.wait_for()
-            s.settle(0.3)
-        count += len(batch)
-        if count in (5, trainings // 2, trainings) or count == len(batch):
-            rss.append((count, *memory(pid)))
+    for round_size in (trainings // 2, trainings - trainings // 2):
+        pages = [Session(browser, url, f"m{count + i}") for i in range(min(5, round_size))]
+        for s in pages:
+            s.open("train")
+            s.settle()
+            s.page.get_by_test_id("stRadioGroup").get_by_text("Toy dataset").click()
+            s.settle()
+            box = s.page.get_by_label("Steps (at most 10,000)")
+            box.fill("200")
+            box.press("Enter")
+            s.settle()
+        done = 0
+        while done < round_size:
+            batch = pages[: min(len(pages), round_size - done)]
+            for s in batch:
+                s.page.get_by_role("button", name="Train", exact=True).click()
+            for s in batch:  # the live panel appears while the job runs, and goes when its model is there
+                live = s.page.get_by_text("The training runs in the background")
+                try:
+                    live.wait_for(timeout=5000)
+                except Exception:  # noqa: BLE001 - finished before the panel was drawn
+                    pass
+                live.wait_for(state="detached")
+                s.page.get_by_text("trained 200 steps").first.wait_for()
+                s.settle(0.3)
+            done += len(batch)
+            count += len(batch)
+            print(f"  {count} short trainings done, server RSS {memory(pid)[0]:.0f} MiB", flush=True)
+        rss.append((count, *memory(pid)))
+        out["exceptions"] += [e for e in (s.exception() for s in pages) if e]
+        for s in pages:
+            s.close()
+        time.sleep(SESSION_TTL_S + 5)  # Streamlit drops a closed session's state after its TTL
+        rss.append((count, *memory(pid)))
     out["rss"] = rss
-    out["exceptions"] += [e for e in (s.exception() for s in trainers_pages) if e]
-    for s in trainers_pages:
-        s.close()
-    time.sleep(2)
-    out["rss_closed"] = memory(pid)
+    out["server_alive"] = Path(f"/proc/{pid}").exists()
     return out
 
 
@@ -332,8 +356,10 @@ def main() -> None:
     load: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp, sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        with explorer(args.before, Path(tmp) / "before", args.before_pythonpath) as (before_url, _), \
-                explorer(ROOT, Path(tmp) / "after", os.environ.get("PYTHONPATH")) as (after_url, after_pid):
+        ttl = ("--server.disconnectedSessionTTL", str(SESSION_TTL_S))
+        with explorer(args.before, Path(tmp) / "before", args.before_pythonpath, options=ttl) as (before_url, _), \
+                explorer(ROOT, Path(tmp) / "after", os.environ.get("PYTHONPATH"), options=ttl) as (after_url,
+                                                                                                   after_pid):
             for label, url in (("before", before_url), ("after", after_url)):
                 print(f"measuring {label} ({url}) ...", flush=True)
                 results[label] = measure(browser, url, label, args.moves)
@@ -369,7 +395,7 @@ def write(args: argparse.Namespace, results: dict[str, dict[str, Any]], load: di
     lines = [
         "# The explorer in a browser, before and after (bench/bench_browser.py)",
         "",
-        f"Machine: {platform.machine()}, {os.cpu_count()} CPU cores, shared with three other engineers' jobs; "
+        f"Machine: {platform.machine()}, {os.cpu_count()} CPU cores, shared with another engineer's jobs; "
         f"Python {platform.python_version()}; Debian chromium (headless, 1400x1700, --disable-gpu). Date: {started}. "
         f"Load average (1 min) during BEFORE: {', '.join(b['load'])}; AFTER: {', '.join(a['load'])}"
         + (f"; load test: {', '.join(load['load'])}" if load else "") + ".",
@@ -394,15 +420,15 @@ def write(args: argparse.Namespace, results: dict[str, dict[str, Any]], load: di
         f"| ... wall time from Train to the final message (s) | {b['training_s']:.1f} | {a['training_s']:.1f} | | |",
         "",
         f"Slider samples (ms): before {[round(v) for v in b['moves']]} (warm-up {b['move_warmup']:.0f}); after "
-        f"{[round(v) for v in a['moves']]} (warm-up {a['move_warmup']:.0f}). BEFORE moves Streamlit's slider "
-        "(ArrowRight on the focused thumb: a server rerun of the fragment and a new figure); AFTER clicks the next "
-        "step of plotly's own slider (the frames are in the browser already). Every 12th move jumps back. Time: "
-        "from the input event to the frame after the panel titles show the new t.",
+        f"{[round(v) for v in a['moves']]} (warm-up {a['move_warmup']:.0f}). "
+        + " ".join(f"{label.upper()} {SLIDER_HOW[results[label]['plotly_slider']]}." for label in ("before", "after"))
+        + " Every 12th move jumps back. Time: from the input event to the frame after the panel titles (annotations "
+        "or text traces) show the new t.",
         f"Exceptions on the page: before {b['exception'] or 'none'}; after {a['exception'] or 'none'}.",
     ]
     if load:
         lat = load["latencies"]
-        (n0, rss0, th0), (n1, rss1, th1) = load["rss"][0], load["rss"][-1]
+        rss = load["rss"]
         lines += [
             "",
             "## Load test (AFTER)",
@@ -413,13 +439,17 @@ def write(args: argparse.Namespace, results: dict[str, dict[str, Any]], load: di
             f"{args.load_moves} times, round robin over the sessions: {len(lat)} moves answered, {load['unanswered']} "
             f"unanswered; median {median(lat):.0f} ms, worst {max(lat) if lat else float('nan'):.0f} ms. Trainings "
             f"finished all 2,000 steps: {load['trained']} of {args.trainers} ({'; '.join(load['endings'])}). "
-            "Exceptions on any page: "
-            f"{load['exceptions'] or 'none'}.",
+            f"Exceptions on any page: {load['exceptions'] or 'none'}; the server "
+            f"{'was still running at the end' if load['server_alive'] else 'HAD DIED by the end'}.",
             "",
-            f"Server memory over {args.trainings} trainings (200 steps each, 5 sessions in turn): "
-            + ", ".join(f"after {n}: {rss:.0f} MiB, {threads} threads" for n, rss, threads in load["rss"])
-            + f"; after closing those sessions: {load['rss_closed'][0]:.0f} MiB, {load['rss_closed'][1]} threads. "
-            f"Growth from the first to the last: {rss1 - rss0:+.0f} MiB, {th1 - th0:+d} threads (n = {n0} -> {n1}).",
+            f"Server memory over {args.trainings} short trainings (200 steps each) in two rounds of fresh sessions "
+            f"(5 at a time; each session keeps every model it trained, so the first round's sessions are closed and "
+            f"Streamlit drops their state after {SESSION_TTL_S} s before the second round): "
+            + "; ".join(f"{what.format(n=n)}: {mib:.0f} MiB ({threads} threads)" for (n, mib, threads), what in
+                        zip(rss, ["at the start", "after {n} trainings", "once those sessions were gone",
+                                  "after {n} trainings", "once those sessions were gone"], strict=False))
+            + f". From the end of the first round to the end of the second: {rss[3][1] - rss[1][1]:+.0f} MiB "
+            f"(first round {rss[1][1] - rss[0][1]:+.0f} MiB).",
         ]
     args.out.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

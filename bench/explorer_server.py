@@ -24,17 +24,18 @@ def free_port() -> int:
 
 
 @contextmanager
-def explorer(root: Path, folder: Path, pythonpath: str | None,
-             zoo_dir: str | None = None) -> Iterator[tuple[str, int]]:
-    """`streamlit run <root>/ui/app.py` on a free port; (its URL, its pid). Stopped (its group) at the end.
-    The server sees this environment without PYTHONPATH and FLOWSCOPE_ZOO_DIR, but for the ones given."""
+def explorer(root: Path, folder: Path, pythonpath: str | None, zoo_dir: str | None = None,
+             options: tuple[str, ...] = ()) -> Iterator[tuple[str, int]]:
+    """`streamlit run <root>/ui/app.py` on a free port, with Streamlit `options` too; (its URL, its pid). Stopped
+    (its group) at the end. The server sees this environment without PYTHONPATH and FLOWSCOPE_ZOO_DIR, but for
+    the ones given."""
     port = free_port()
     home = folder / "home"
     home.mkdir(parents=True)
     log = folder / "server.log"
     command = [sys.executable, "-m", "streamlit", "run", str(root / "ui" / "app.py"), "--server.port", str(port),
                "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false",
-               "--server.fileWatcherType", "none"]
+               "--server.fileWatcherType", "none", *options]
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "FLOWSCOPE_ZOO_DIR")}
     env.update(HOME=str(home), FLOWSCOPE_UI_CACHE=str(folder / "ui-cache"))
     if pythonpath:

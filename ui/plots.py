@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 import plotly.graph_objects as go
-from plotly.colors import qualitative
+from plotly.colors import get_colorscale, qualitative, sample_colorscale
 from plotly.subplots import make_subplots
 
 Bounds = tuple[tuple[float, float], tuple[float, float]]
@@ -45,6 +45,8 @@ class Markers:
     opacity: float = 1.0
     customdata: np.ndarray | None = None
     hover: str | None = None
+    #: Drawn under the panel's heatmap: for invisible click targets, which then never need redrawing.
+    below: bool = False
 
 
 @dataclass(frozen=True)
@@ -127,15 +129,8 @@ def clicked_customdata(point: Mapping[str, Any]) -> list[float]:
 
 
 def _marker_trace(m: Markers, showlegend: bool = False) -> go.Scatter:
-    """A scatter trace for a Markers overlay (customdata as plain lists, which clicks send back as lists)."""
-    return go.Scatter(
-        x=m.points[:, 0], y=m.points[:, 1], mode="markers", name=m.name, showlegend=showlegend,
-        marker={"color": m.color, "size": m.size, "symbol": m.symbol, "opacity": m.opacity,
-                "line": {"width": 0}},
-        customdata=None if m.customdata is None else np.asarray(m.customdata).tolist(),
-        hovertemplate=m.hover or f"{m.name}<br>(%{{x:.2f}}, %{{y:.2f}})<extra></extra>",
-        selected={"marker": {"opacity": m.opacity}}, unselected={"marker": {"opacity": m.opacity}},
-    )
+    """A scatter trace for a Markers overlay."""
+    return go.Scatter(**_marker_spec(m, showlegend))
 
 
 def clipped_range(values: np.ndarray, quantile: float) -> tuple[float, float, float]:
@@ -189,13 +184,12 @@ def screen_units(bounds: Bounds) -> tuple[float, float]:
     return 1.0, (y1 - y0) / (x1 - x0)
 
 
-def _panel_traces(panel: Panel, xs: np.ndarray, ys: np.ndarray, arrow_length: float, units: tuple[float, float] | None,
-                  colorbar: tuple[float, float] = (0.8, 0.5)) -> list[Any]:
+def _panel_traces(panel: Panel, xs: np.ndarray, ys: np.ndarray, arrow_length: float,
+                  units: tuple[float, float] | None) -> list[Any]:
     """The traces of one panel, in a fixed order: its heatmap, its arrows, then its marker overlays."""
     traces: list[Any] = []
     if panel.heat is not None:
-        traces.append(_heat_trace(panel, xs, ys, colorbar_x=1.0 + 0.01, colorbar_len=colorbar[0],
-                                  colorbar_y=colorbar[1]))
+        traces.append(_heat_trace(panel, xs, ys, colorbar_x=1.0 + 0.01))
     if panel.arrows is not None:
         ax, ay = quiver_segments(panel.arrows[0], panel.arrows[1], arrow_length, units=units)
         traces.append(go.Scatter(x=ax.astype(np.float32), y=ay.astype(np.float32), mode="lines", name="field",
@@ -244,26 +238,161 @@ class Curves:
     log: bool = True
 
 
-def _panel_parts(panel: Panel) -> list[tuple[Any, ...]]:
-    """What each of a panel's traces is drawn from, to tell which traces change from frame to frame."""
-    parts: list[tuple[Any, ...]] = []
+#: Colours of a heatmap in animated panels: its values fall into this many bands of equal width.
+HEAT_LEVELS = 10
+#: Width of the colour key's column beside the last panel, relative to a panel's.
+KEY_WIDTH = 0.08
+
+
+def _cell_edges(centres: np.ndarray) -> np.ndarray:
+    """The edges of the cells centred on an evenly spaced grid's nodes [len + 1]."""
+    centres = np.asarray(centres, dtype=np.float64)
+    half = (centres[1] - centres[0]) / 2 if len(centres) > 1 else 0.5
+    return np.concatenate([[centres[0] - half], (centres[:-1] + centres[1:]) / 2, [centres[-1] + half]])
+
+
+def heat_bands(xs: np.ndarray, ys: np.ndarray, z: np.ndarray, low: float, high: float,
+               levels: int = HEAT_LEVELS) -> list[tuple[np.ndarray, np.ndarray]]:
+    """A heatmap [len(ys), len(xs)] as `levels` colour bands of [low, high]: for each band, the x and y of the
+    outlines of its grid cells (rectangles separated by NaN gaps, equal neighbours merged; values outside the
+    range fall in the first or last band, NaN in the first).
+
+    Why: a scatter trace filled with one colour per band is one SVG path, and plotly moves scatter traces
+    between frames without redrawing the whole figure (a heatmap needs that full redraw, which made the
+    Fields page's t slider slow in the browser).
+    """
+    ex, ey = _cell_edges(xs), _cell_edges(ys)
+    scaled = (np.asarray(z, dtype=np.float64) - low) / max(high - low, 1e-300) * levels
+    band = np.clip(np.floor(np.nan_to_num(scaled, nan=0.0, posinf=levels, neginf=0.0)), 0, levels - 1).astype(int)
+    n_rows, n_cols = band.shape
+    # runs of equal cells along each row: (row, first column, end column, band)
+    starts = np.ones((n_rows, n_cols), dtype=bool)
+    starts[:, 1:] = band[:, 1:] != band[:, :-1]
+    rows, first = np.nonzero(starts)
+    ends = np.append(first[1:], n_cols)
+    ends[np.append(rows[1:] != rows[:-1], True)] = n_cols  # a row's last run ends at its end
+    kinds = band[rows, first]
+    # a run continues the rectangle of the same run in the row below: sort by run, then by row
+    key = (first * (n_cols + 1) + ends) * levels + kinds
+    order = np.lexsort((rows, key))
+    key, rows, first, ends, kinds = key[order], rows[order], first[order], ends[order], kinds[order]
+    new = np.ones(len(key), dtype=bool)
+    new[1:] = (key[1:] != key[:-1]) | (rows[1:] != rows[:-1] + 1)
+    head = np.flatnonzero(new)
+    last = np.append(head[1:], len(key)) - 1
+    c0, c1, r0, r1, kind = first[head], ends[head], rows[head], rows[last] + 1, kinds[head]
+    out = []
+    for k in range(levels):
+        mine = kind == k
+        gap = np.full(int(mine.sum()), np.nan)
+        x = np.stack([ex[c0[mine]], ex[c1[mine]], ex[c1[mine]], ex[c0[mine]], gap], axis=1).ravel()
+        y = np.stack([ey[r0[mine]], ey[r0[mine]], ey[r1[mine]], ey[r1[mine]], gap], axis=1).ravel()
+        out.append((x.astype(np.float32), y.astype(np.float32)))
+    return out
+
+
+def band_colors(colorscale: str, levels: int = HEAT_LEVELS) -> list[str]:
+    """The colour of each band of `heat_bands`: the colour scale from its first to its last colour."""
+    return list(sample_colorscale(get_colorscale(colorscale), list(np.linspace(0.0, 1.0, levels))))
+
+
+def _colour_range(panel: Panel) -> tuple[float, float, float]:
+    """(low, high, largest) of a panel's heatmap colours: clipped at its quantile if asked, else its span."""
+    if panel.clip is not None:
+        return clipped_range(np.asarray(panel.heat), panel.clip)
+    finite = np.asarray(panel.heat, dtype=np.float64)
+    finite = finite[np.isfinite(finite)]
+    if len(finite) == 0:
+        return 0.0, 1.0, 1.0
+    return float(finite.min()), max(float(finite.max()), float(finite.min()) + 1e-300), float(finite.max())
+
+
+def _fill(x: np.ndarray, y: np.ndarray, colour: str) -> dict[str, Any]:
+    """A scatter trace filling the rectangles outlined by x, y (NaN between them) with one colour."""
+    return {"type": "scatter", "x": x, "y": y, "mode": "lines", "fill": "toself", "fillcolor": colour,
+            "line": {"width": 0}, "hoverinfo": "skip", "showlegend": False}
+
+
+def _text(x: Sequence[float], y: Sequence[float], text: Sequence[str], position: str | Sequence[str],
+          size: int = 13) -> dict[str, Any]:
+    """A scatter trace of text only (titles and labels that change with the frame), not clipped by its axes."""
+    return {"type": "scatter", "x": list(x), "y": list(y), "mode": "text", "text": list(text),
+            "textposition": position if isinstance(position, str) else list(position), "textfont": {"size": size},
+            "cliponaxis": False, "hoverinfo": "skip", "showlegend": False}
+
+
+def _marker_spec(m: Markers, showlegend: bool = False) -> dict[str, Any]:
+    """The scatter trace (as a dict) of a Markers overlay; customdata as plain lists, which clicks send back."""
+    return {"type": "scatter", "x": m.points[:, 0], "y": m.points[:, 1], "mode": "markers", "name": m.name,
+            "showlegend": showlegend, "marker": {"color": m.color, "size": m.size, "symbol": m.symbol,
+                                                 "opacity": m.opacity, "line": {"width": 0}},
+            "customdata": None if m.customdata is None else np.asarray(m.customdata).tolist(),
+            "hovertemplate": m.hover or f"{m.name}<br>(%{{x:.2f}}, %{{y:.2f}})<extra></extra>",
+            "selected": {"marker": {"opacity": m.opacity}}, "unselected": {"marker": {"opacity": m.opacity}}}
+
+
+def _animated_traces(panel: Panel, xs: np.ndarray, ys: np.ndarray, bounds: Bounds, arrow_length: float,
+                     units: tuple[float, float] | None) -> list[dict[str, Any]]:
+    """One frame of a panel, bottom to top: its markers that lie below (invisible click targets), its heatmap
+    as colour bands (the first band one rectangle under the grid), its arrows, its other markers and its title
+    (a text trace: frames can change it)."""
+    traces: list[dict[str, Any]] = [_marker_spec(m) for m in panel.markers if m.below]
     if panel.heat is not None:
-        parts.append((panel.heat,))
+        colours = band_colors(panel.colorscale)
+        low, high, _ = _colour_range(panel)
+        bands = heat_bands(xs, ys, panel.heat, low, high)
+        ex, ey = _cell_edges(xs), _cell_edges(ys)
+        traces.append(_fill(np.array([ex[0], ex[-1], ex[-1], ex[0]]), np.array([ey[0], ey[0], ey[-1], ey[-1]]),
+                            colours[0]))
+        traces.extend(_fill(x, y, colour) for (x, y), colour in zip(bands[1:], colours[1:], strict=True))
     if panel.arrows is not None:
-        parts.append(panel.arrows)
-    parts.extend((m.points, np.asarray(m.size), m.customdata) for m in panel.markers)
-    return parts
+        ax, ay = quiver_segments(panel.arrows[0], panel.arrows[1], arrow_length, units=units)
+        traces.append({"type": "scatter", "x": ax.astype(np.float32), "y": ay.astype(np.float32), "mode": "lines",
+                       "name": "field", "showlegend": False, "hoverinfo": "skip",
+                       "line": {"color": ARROW_COLOR, "width": 1.1}})
+    traces.extend(_marker_spec(m) for m in panel.markers if not m.below)
+    (x0, x1), (_, y1) = bounds
+    traces.append(_text([(x0 + x1) / 2], [y1], [panel.title], "top center"))
+    return traces
 
 
-def _same(a: tuple[Any, ...], b: tuple[Any, ...]) -> bool:
-    """Whether two traces' inputs are equal (arrays compared by value)."""
-    return len(a) == len(b) and all((x is None and y is None) or (x is not None and y is not None and np.array_equal(
-        np.asarray(x), np.asarray(y))) for x, y in zip(a, b, strict=True))
+def _key_traces(panel: Panel) -> list[dict[str, Any]]:
+    """The colour key of a panel's heatmap: its bands stacked in a column (scatter fills, which frames leave in
+    place), its range written beside them and its name under them, saying where the colours were clipped
+    (a frame's text: the range changes with t)."""
+    low, high, top = _colour_range(panel)
+    title = panel.heat_name + (f"<br>clipped at {high:.3g}<br>(max {top:.3g})" if top > high * 1.02 else "")
+    cells = [_fill(np.array([-0.5, 0.5, 0.5, -0.5]), np.array([k - 0.5, k - 0.5, k + 0.5, k + 0.5]), colour)
+             for k, colour in enumerate(band_colors(panel.colorscale))]
+    labels = _text([0.6, 0.6, 0.6, 1.0], [0.0, (HEAT_LEVELS - 1) / 2, HEAT_LEVELS - 1, -0.5],  # inside its axes
+                   [f"{low:.3g}", f"{(low + high) / 2:.3g}", f"{high:.3g}", title],
+                   ["middle right", "middle right", "middle right", "bottom center"], size=11)
+    return [*cells, labels]
+
+
+def _equal(a: Any, b: Any) -> bool:
+    """Whether two trace specs are equal (dicts, lists and arrays compared by value)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_equal(a[k], b[k]) for k in a)
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        return np.shape(a) == np.shape(b) and np.array_equal(np.asarray(a), np.asarray(b), equal_nan=True)
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(_equal(x, y) for x, y in zip(a, b, strict=True))
+    return bool(a == b)
+
+
+#: What a frame replaces in a trace that changes (the rest, its style, stays as the figure drew it).
+_FRAME_KEYS = ("x", "y", "text", "customdata", "marker")
 
 
 def time_label(t: float) -> str:
     """A time as the t slider shows it: 0.5, 0.025, 1."""
     return f"{t:.3f}".rstrip("0").rstrip(".") or "0"
+
+
+def slider_labels(times: np.ndarray) -> list[str]:
+    """The t slider's tick labels: only the multiples of 0.1 (the fine steps near 0 and 1 would crowd)."""
+    return [time_label(float(t)) if abs(10 * t - round(10 * t)) < 1e-3 else "" for t in times]
 
 
 def animated_panels(frames: Sequence[Sequence[Panel]], times: np.ndarray, xs: np.ndarray, ys: np.ndarray,
@@ -272,110 +401,130 @@ def animated_panels(frames: Sequence[Sequence[Panel]], times: np.ndarray, xs: np
                     equal: bool = True) -> go.Figure:
     """Panels side by side at each of `times`, with plotly's own t slider (and Play) moving between them.
 
-    Every frame's panels must have the same structure (the same heatmaps, arrows and overlays); a frame
-    carries only the traces that differ between frames and its panel titles, so the browser switches frames
-    without asking the server. `bars` (one per frame) and `curves` (with a marker at the frame's t) make a
-    second row under the panels. The figure opens on frame `active`.
+    Every frame's panels must have the same structure (the same heatmaps, arrows and overlays). The browser
+    moves between frames without the server and without redrawing the figure (`redraw: False`, which only
+    moves scatter and bar traces; a full redraw of five panels took most of a slider move in headless
+    chromium): heatmaps are drawn as colour bands (`heat_bands`), titles are text traces, and a frame carries
+    the traces that change plus the static ones drawn above them (plotly would otherwise stack them below).
+    `bars` (one per frame, on a log axis fixed for all frames) and `curves` (with a marker at the frame's t)
+    make a second row under the panels. The last panel's colour scale, if shown, is a key beside it. The
+    slider labels only the multiples of 0.1. The figure opens on frame `active`.
     """
     n = len(frames[0])
+    if any(p.show_scale for p in frames[0][:-1]):
+        raise ValueError("only the last panel can show its colour scale")
+    key = frames[0][-1].show_scale and frames[0][-1].heat is not None
+    cols = n + key
     below = bars is not None or curves is not None
     rows = 2 if below else 1
-    specs: list[list[dict[str, Any] | None]] = [[{} for _ in range(n)]]
-    extra_titles: list[str] = []
+    specs: list[list[dict[str, Any] | None]] = [[{} for _ in range(cols)]]
     if below:
         specs.append([{}, {"colspan": n - 1}, *([None] * (n - 2))] if n > 1 else [{}])
-        extra_titles = [bars[active].title if bars else "", curves.title if curves else ""]
-    fig = make_subplots(rows=rows, cols=n, specs=specs, horizontal_spacing=0.03,
+        specs[1].extend([None] * key)
+    extra_titles = ["", _curves_title(curves) if curves else ""] if below else []
+    fig = make_subplots(rows=rows, cols=cols, specs=specs, horizontal_spacing=0.03,
                         vertical_spacing=0.16 if below else 0.3, row_heights=[0.64, 0.36] if below else None,
-                        subplot_titles=[p.title for p in frames[active]] + extra_titles)
+                        column_widths=[1.0] * n + [KEY_WIDTH] * key,
+                        subplot_titles=[""] * cols + extra_titles)
     units = None if equal else screen_units(bounds)
-    colorbar = (0.5, 0.78) if below else (0.8, 0.5)
-    parts = [[part for panel in panels for part in _panel_parts(panel)] for panels in frames]
-    if any(len(p) != len(parts[0]) for p in parts):
-        raise ValueError("every frame's panels need the same heatmaps, arrows and overlays")
-    changing = [i for i in range(len(parts[0])) if any(not _same(p[i], parts[0][i]) for p in parts[1:])]
-    per_frame: list[list[Any]] = []
+    bar_range = _bar_range(bars) if bars is not None else (0.0, 0.0)
+    cells: list[tuple[int, int]] = []
+    per_frame: list[list[dict[str, Any]]] = []
     for k, panels in enumerate(frames):
-        traces = []
+        traces: list[dict[str, Any]] = []
+        where: list[tuple[int, int]] = []
         for col, panel in enumerate(panels, start=1):
-            made = _panel_traces(panel, xs, ys, arrow_length, units, colorbar)
-            if k == active:
-                for trace in made:
-                    fig.add_trace(trace, row=1, col=col)
-            traces.extend(made)
+            made = _animated_traces(panel, xs, ys, bounds, arrow_length, units)
+            traces += made
+            where += [(1, col)] * len(made)
+        if key:
+            made = _key_traces(panels[-1])
+            traces += made
+            where += [(1, cols)] * len(made)
+        if bars is not None:
+            traces += [_bar_spec(bars[k]), _text([(len(bars[k].heights) - 1) / 2], [10 ** (bar_range[1] - 1e-6)],
+                                                 [bars[k].title], "top center")]
+            where += [(2, 1)] * 2
+        if curves is not None:
+            traces.append(_time_marker(curves, float(times[k])))
+            where.append((2, 2 if n > 1 else 1))
+        if k and (len(traces) != len(per_frame[0]) or where != cells):
+            raise ValueError("every frame's panels need the same heatmaps, arrows and overlays")
+        cells = where
         per_frame.append(traces)
-    dynamic = list(changing)
-    if bars is not None:
-        fig.add_trace(_bar_trace(bars[active]), row=2, col=1)
-        fig.update_xaxes(title="rank", showticklabels=False, row=2, col=1)
-        fig.update_yaxes(title="posterior weight w_i", rangemode="tozero", row=2, col=1)
-        dynamic.append(len(fig.data) - 1)
+    changing = [any(not _equal(f[i], per_frame[0][i]) for f in per_frame[1:]) for i in range(len(cells))]
+    # plotly draws a frame's traces over the subplot's others: the static traces above a changing one come too
+    sent = [changing[i] or any(changing[j] and cells[j] == cells[i] for j in range(i)) for i in range(len(cells))]
     if curves is not None:
-        _add_curves(fig, curves, float(times[active]), col=2 if n > 1 else 1)
-        dynamic.append(len(fig.data) - 1)
+        _add_curves(fig, curves, col=2 if n > 1 else 1)
+    start = len(fig.data)
+    for spec, (row, col) in zip(per_frame[active], cells, strict=True):
+        fig.add_trace(spec, row=row, col=col)
+    if bars is not None:
+        fig.update_xaxes(range=[-0.6, len(bars[active].heights) - 0.4], showticklabels=False, row=2, col=1)
+        fig.update_yaxes(title="posterior weight w_i", row=2, col=1, **log_axis(*bar_range))
+    if key:
+        fig.update_xaxes(range=[-0.5, 2.5], visible=False, fixedrange=True, row=1, col=cols)
+        fig.update_yaxes(range=[-0.5, HEAT_LEVELS - 0.5], visible=False, fixedrange=True, row=1, col=cols)
     _square_axes(fig, bounds, n, titles, equal)
     fig.update_annotations(font={"size": 13})
-    annotations = [a.to_plotly_json() for a in fig.layout.annotations]
     names = [f"{float(t):.5f}" for t in times]
-    go_frames = []
-    for k, panels in enumerate(frames):
-        data = [_frame_update(per_frame[k][i]) for i in changing]
-        if bars is not None:
-            data.append(_bar_trace(bars[k]))
-        if curves is not None:
-            data.append(_time_marker(curves, float(times[k])))
-        texts = [p.title for p in panels] + ([bars[k].title if bars else "", curves.title if curves else ""]
-                                             if below else [])
-        notes = [{**a, "text": text} for a, text in zip(annotations, texts, strict=False)]
-        go_frames.append(go.Frame(name=names[k], traces=dynamic, data=data, layout={"annotations": notes}))
-    fig.frames = go_frames
-    step_args = {"frame": {"duration": 0, "redraw": True}, "transition": {"duration": 0}, "mode": "immediate"}
+    indices = [start + i for i in range(len(cells)) if sent[i]]
+    fig.frames = [go.Frame(name=name, traces=indices, data=[
+        {"type": spec["type"], **({k: spec[k] for k in _FRAME_KEYS if k in spec} if changing[i] else {})}
+        for i, spec in enumerate(traces) if sent[i]]) for name, traces in zip(names, per_frame, strict=True)]
+    step_args = {"frame": {"duration": 0, "redraw": False}, "transition": {"duration": 0}, "mode": "immediate"}
     fig.update_layout(
-        height=height + (260 if below else 0) + 60, margin={**MARGIN, "t": 60, "b": 70}, template="plotly_white",
-        dragmode="pan", clickmode="event+select", uirevision="fields",
+        height=height + (260 if below else 0) + 60, margin={**MARGIN, "t": 60, "b": 100, "r": 60 if key else 10},
+        template="plotly_white", dragmode="pan", clickmode="event+select", uirevision="fields",
         updatemenus=[{
             "type": "buttons", "direction": "left", "x": 0.0, "y": 0.0, "xanchor": "left", "yanchor": "top",
-            "pad": {"r": 8, "t": 30}, "showactive": False,
+            "pad": {"r": 8, "t": 58}, "showactive": False,
             "buttons": [
                 {"label": "▶ Play", "method": "animate",
-                 "args": [None, {**step_args, "frame": {"duration": 250, "redraw": True}, "fromcurrent": True}]},
+                 "args": [None, {**step_args, "frame": {"duration": 250, "redraw": False}, "fromcurrent": True}]},
                 {"label": "❚❚ Pause", "method": "animate", "args": [[None], step_args]},
             ],
         }],
         sliders=[{
-            "name": "t", "active": active, "x": 0.12, "len": 0.88, "y": 0.0, "yanchor": "top",
-            "pad": {"t": 30, "b": 0},
-            "currentvalue": {"prefix": "t = ", "font": {"size": 14, "color": "#333333"}, "xanchor": "left"},
-            "ticklen": 3, "minorticklen": 0, "font": {"size": 9},
-            "steps": [{"label": time_label(float(t)), "method": "animate", "args": [[name], step_args]}
-                      for t, name in zip(times, names, strict=True)],
+            "name": "t", "active": active, "x": 0.0, "len": 1.0, "y": 0.0, "yanchor": "top",
+            "pad": {"t": 58, "b": 0, "l": 150},  # the rail starts right of the buttons, however wide the chart
+            "currentvalue": {"visible": False},  # the panels' titles say t
+            "ticklen": 3, "minorticklen": 0, "font": {"size": 10},
+            "steps": [{"label": label, "value": name, "method": "animate", "args": [[name], step_args]}
+                      for label, name in zip(slider_labels(times), names, strict=True)],
         }],
     )
     return fig
 
 
-def _frame_update(trace: Any) -> Any:
-    """The parts of a trace that a frame replaces (its data and, for a heatmap, its colour range and bar title)."""
-    if isinstance(trace, go.Heatmap):
-        update = {"z": trace.z, "colorbar": {"title": {"text": trace.colorbar.title.text}}}
-        if trace.zmax is not None:
-            update.update(zmin=trace.zmin, zmax=trace.zmax, zauto=False)
-        return go.Heatmap(**update)
-    return go.Scatter(x=trace.x, y=trace.y, marker={"size": trace.marker.size}, customdata=trace.customdata)
+def _bar_range(bars: Sequence[Bars]) -> tuple[float, float]:
+    """log10 of a log axis for every frame's bars (fixed: frames do not rescale axes); bars far below the
+    largest weight of the flattest frame fall under it."""
+    largest = [float(np.nanmax(b.heights)) for b in bars if len(b.heights) and np.nanmax(b.heights) > 0]
+    low = np.log10(min(largest)) - 1.0 if largest else -3.0  # a decade under the flattest frame's largest weight
+    return min(float(low), -0.5), 0.15
 
 
-def _bar_trace(bars: Bars) -> go.Bar:
+def _bar_spec(bars: Bars) -> dict[str, Any]:
     """One frame of the bars: ranked heights, each bar labelled (e.g. the data point's index)."""
-    return go.Bar(x=np.arange(len(bars.heights)), y=np.asarray(bars.heights, dtype=np.float32), text=list(bars.labels),
-                  textposition="outside", cliponaxis=False, marker={"color": PROBE_COLOR}, showlegend=False,
-                  hovertemplate="%{text}: w = %{y:.3f}<extra></extra>")
+    return {"type": "bar", "x": np.arange(len(bars.heights)), "y": np.asarray(bars.heights, dtype=np.float32),
+            "text": list(bars.labels), "textposition": "outside", "cliponaxis": False,
+            "marker": {"color": PROBE_COLOR}, "showlegend": False,
+            "hovertemplate": "%{text}: w = %{y:.3f}<extra></extra>"}
 
 
-def _time_marker(curves: Curves, t: float) -> go.Scatter:
+def _curves_title(curves: Curves) -> str:
+    """The curves' title with each series' name in its colour (a key that never covers a curve)."""
+    names = " · ".join(f"<span style='color:{colour}'>━ {name}</span>" for name, _, colour in curves.series)
+    return f"{curves.title}<br>{names}"
+
+
+def _time_marker(curves: Curves, t: float) -> dict[str, Any]:
     """The vertical marker at t on the curves' panel."""
     low, high = _curve_range(curves)
-    return go.Scatter(x=[t, t], y=[10 ** low, 10 ** high] if curves.log else [low, high], mode="lines",
-                      showlegend=False, hoverinfo="skip", line={"color": PROBE_COLOR, "dash": "dot"})
+    return {"type": "scatter", "x": [t, t], "y": [10 ** low, 10 ** high] if curves.log else [low, high],
+            "mode": "lines", "showlegend": False, "hoverinfo": "skip", "line": {"color": PROBE_COLOR, "dash": "dot"}}
 
 
 def _curve_range(curves: Curves) -> tuple[float, float]:
@@ -389,17 +538,14 @@ def _curve_range(curves: Curves) -> tuple[float, float]:
     return float(values.min()), float(values.max())
 
 
-def _add_curves(fig: go.Figure, curves: Curves, t: float, col: int) -> None:
-    """The curves on the second row, readable log ticks, and the marker at t (the last trace added)."""
+def _add_curves(fig: go.Figure, curves: Curves, col: int) -> None:
+    """The curves on the second row with readable log ticks (their names are in the panel's title)."""
     for name, values, colour in curves.series:
-        fig.add_trace(go.Scatter(x=curves.xs, y=values, mode="lines+markers", name=name, line={"color": colour,
-                                 "width": 2}, marker={"size": 4}), row=2, col=col)
+        fig.add_trace(go.Scatter(x=curves.xs, y=values, mode="lines+markers", name=name, showlegend=False,
+                                 line={"color": colour, "width": 2}, marker={"size": 4}), row=2, col=col)
     low, high = _curve_range(curves)
     fig.update_xaxes(title="t", range=[0.0, 1.0], row=2, col=col)
     fig.update_yaxes(title=curves.y_title, row=2, col=col, **(log_axis(low, high) if curves.log else {}))
-    fig.update_layout(legend={"orientation": "h", "x": 0.37, "y": 0.01, "yanchor": "bottom",
-                              "bgcolor": "rgba(255, 255, 255, 0.7)", "font": {"size": 11}})
-    fig.add_trace(_time_marker(curves, t), row=2, col=col)
 
 
 def log_axis(low: float, high: float) -> dict[str, Any]:

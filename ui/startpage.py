@@ -60,11 +60,14 @@ def _cache_file(model_file: Path, settings: str) -> Path | None:
     return cache_folder() / f"start-{digest}.npz"
 
 
-def load(model_file: Path, settings: str) -> CachedFlow | None:
-    """The cached picture of a model file, or None (never cached, unreadable or stale)."""
+def picture_file(model_file: Path, settings: str) -> Path | None:
+    """The kept picture of this model file (and settings), if there is one."""
     path = _cache_file(model_file, settings)
-    if path is None or not path.is_file():
-        return None
+    return path if path is not None and path.is_file() else None
+
+
+def read(path: Path) -> CachedFlow | None:
+    """The picture kept in `path`, or None (unreadable or not a picture)."""
     try:
         with np.load(path, allow_pickle=False) as arrays:
             b = arrays["bounds"].astype(float)
@@ -72,6 +75,12 @@ def load(model_file: Path, settings: str) -> CachedFlow | None:
                               bounds=((b[0], b[1]), (b[2], b[3])), caption=str(arrays["caption"]))
     except (OSError, ValueError, KeyError):
         return None
+
+
+def load(model_file: Path, settings: str) -> CachedFlow | None:
+    """The cached picture of a model file, or None (never cached, unreadable or stale)."""
+    path = picture_file(model_file, settings)
+    return None if path is None else read(path)
 
 
 def save(model_file: Path, settings: str, flow: CachedFlow) -> None:

@@ -59,8 +59,9 @@ def assert_time_frames(at: AppTest, chart: int, grid: bool = True) -> None:
     assert times == sorted(times) and times[0] == 0.0 and times[-1] > 0.99
     if grid:
         assert max(np.diff(times[:3])) < 0.02 and max(np.diff(times[-3:])) < 0.02 < max(np.diff(times))
-    titles = {f["layout"]["annotations"][0]["text"] for f in frames}
-    assert len(titles) > 20  # each frame's panels are titled with its own t
+    titles = {json.dumps([d["text"] for d in f["data"] if d["type"] == "scatter" and "text" in d]) for f in frames}
+    assert len(titles) > 20  # each frame's panels are titled with its own t (text traces: no redraw)
+    assert not any(step["args"][1]["frame"]["redraw"] for step in steps)
 
 
 def upload_data(at: AppTest, name: str, data: bytes) -> AppTest:
@@ -556,8 +557,11 @@ def pick_class(at: AppTest, view: state.ModelView, label: int, w: float | None =
 
 
 def chart_titles(at: AppTest, chart: int = 0) -> list[str]:
-    """The subplot titles of a plotly chart on the page."""
-    return [a["text"] for a in json.loads(at.get("plotly_chart")[chart].proto.spec)["layout"].get("annotations", [])]
+    """The titles of a plotly chart's panels: its one-line text traces (animated panels' titles, which change
+    with t), then its subplot titles."""
+    spec = json.loads(at.get("plotly_chart")[chart].proto.spec)
+    texts = [d["text"][0] for d in spec["data"] if d.get("mode") == "text" and len(d["text"]) == 1]
+    return texts + [a["text"] for a in spec["layout"].get("annotations", []) if a["text"]]
 
 
 def test_a_conditional_model_on_paths_and_fields_with_a_class_and_guidance(

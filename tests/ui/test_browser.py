@@ -168,10 +168,12 @@ def set_steps(page: Any, steps: int) -> None:
 
 
 def click_time(page: Any, label: str, chart: int = 0) -> None:
-    """Click the step `label` (e.g. "0.6") of the plotly t slider of the `chart`-th chart, as a person would."""
+    """Click the step of time `label` (e.g. "0.6") of the plotly t slider of the `chart`-th chart, as a person
+    would (the slider labels only some of its steps: the step is found by its frame's time)."""
     plot = page.locator(PLOT).nth(chart)
-    labels = plot.evaluate("gd => gd.layout.sliders[0].steps.map(s => s.label)")  # the figure's own steps
-    tick = plot.locator(".slider-tick-rect").nth(labels.index(label)).bounding_box()
+    times = plot.evaluate("gd => gd.layout.sliders[0].steps.map(s => Number(s.args[0][0]))")  # the figure's steps
+    step = min(range(len(times)), key=lambda i: abs(times[i] - float(label)))
+    tick = plot.locator(".slider-tick-rect").nth(step).bounding_box()
     rail = plot.locator(".slider-rail-rect").bounding_box()
     page.mouse.click(tick["x"] + tick["width"] / 2, rail["y"] + rail["height"] / 2)
 

@@ -179,35 +179,63 @@ def _frame_panels(t: float) -> list[plots.Panel]:
     """Two panels whose heatmap and arrows change with t, over static data points."""
     heat = np.full((4, 4), t)
     heat[0, 0] = 1000.0 * t  # one huge value: the colour scale clips it
-    static = plots.Markers(np.zeros((3, 2)), "data")
+    static = plots.Markers(np.zeros((3, 2)), "data")  # drawn over the heatmap
     return [plots.Panel(f"a at t = {t:.2f}", heat, "p", arrows=(np.zeros((2, 2)), np.full((2, 2), t + 1)),
                         markers=[static]),
             plots.Panel("b", heat, "e", show_scale=True, clip=0.9)]
 
 
-def test_animated_panels_carry_only_what_changes_per_frame() -> None:
+def _texts(traces: Any) -> list[str]:
+    """Every text drawn by the text traces among `traces` (titles and the colour key's labels)."""
+    return [text for trace in traces if trace.type == "scatter" and trace.text is not None for text in trace.text]
+
+
+def test_animated_panels_move_between_frames_without_a_redraw() -> None:
     times = np.array([0.0, 0.5, 1.0])
     xs = ys = np.linspace(-1, 1, 4)
-    bars = [plots.Bars(np.array([0.6, 0.4]), ["#1", "#2"], f"weights at {t}") for t in times]
+    bars = [plots.Bars(np.array([0.6, 0.4]) ** (1 + t), ["#1", "#2"], f"weights at {t}") for t in times]
     curves = plots.Curves(np.linspace(0, 1, 5), [("loss", np.array([5.0, 2.0, 1.0, 0.1, 1e-6]), "#000")], "c", "y")
     fig = plots.animated_panels([_frame_panels(t) for t in times], times, xs, ys, BOUNDS, 0.1, active=1, bars=bars,
                                 curves=curves)
-    assert fig.layout.annotations[0].text == "a at t = 0.50" and fig.layout.sliders[0].active == 1
+    assert fig.layout.sliders[0].active == 1 and "a at t = 0.50" in _texts(fig.data)
+    assert {trace.type for trace in fig.data} == {"scatter", "bar"}  # no heatmap: frames need no full redraw
+    assert all(not step.args[1]["frame"]["redraw"] for step in fig.layout.sliders[0].steps)
     assert [s.label for s in fig.layout.sliders[0].steps] == ["0", "0.5", "1"]
-    types = [trace.type for trace in fig.data]
-    static = types.index("scatter", 2)  # the data points of panel a: the same in every frame, never re-sent
+    static = next(i for i, trace in enumerate(fig.data) if trace.name == "data")  # panel a's data points
     for frame, t in zip(fig.frames, times, strict=True):
-        assert static not in frame.traces and len(frame.traces) == len(frame.data)
-        assert frame.layout.annotations[0].text == f"a at t = {t:.2f}"
-        heat = frame.data[frame.traces.index(types.index("heatmap", 2))]  # panel b's clipped error scale
-        if t > 0:
-            assert heat.zmax < 1000.0 * t and "clipped" in heat.colorbar.title.text
-    y_axis = fig.layout.yaxis4  # the curves' log axis: every value shown, a tick per decade over many decades
+        assert len(frame.traces) == len(frame.data) and frame.layout.annotations == ()
+        assert f"a at t = {t:.2f}" in _texts(frame.data) and f"weights at {t}" in _texts(frame.data)
+        # the data points, drawn over the changing heatmap, come with every frame (so they stay on top) but
+        # carry nothing: their points are the figure's
+        assert frame.data[frame.traces.index(static)].x is None
+        key = [text for text in _texts(frame.data) if text.startswith("e")]  # panel b's colour key, clipped
+        assert (t > 0) == ("clipped" in key[0])
+    assert fig.layout.annotations[-1].text.startswith("c<br>") and "loss" in fig.layout.annotations[-1].text
+    assert not any(trace.showlegend for trace in fig.data)  # the curves' names are in their title
+    y_axis = fig.layout.yaxis5  # the curves' log axis: every value shown, a tick per decade over many decades
     assert y_axis.type == "log" and y_axis.range[0] < -6 and y_axis.range[1] > np.log10(5.0)
     assert y_axis.ticktext == ("1e-06", "1e-05", "0.0001", "0.001", "0.01", "0.1", "1")
+    bar_axis = fig.layout.yaxis4  # one log axis for every frame's bars, the flattest frame's a decade above its floor
+    assert bar_axis.type == "log" and bar_axis.range[0] <= np.log10(0.6 ** 2) - 1 and bar_axis.range[1] > 0
     with pytest.raises(ValueError, match="same heatmaps"):
         plots.animated_panels([_frame_panels(0.0), _frame_panels(1.0)[:1] + [plots.Panel("c")]], times[:2], xs, ys,
                               BOUNDS, 0.1)
+
+
+def test_heat_bands_tile_the_grid_by_value() -> None:
+    xs, ys = np.linspace(0.0, 3.0, 4), np.linspace(0.0, 2.0, 3)  # unit cells
+    z = np.array([[0.0, 0.0, 1.0, 9.0], [0.0, 5.0, 5.0, np.nan], [2.0, 2.0, 2.0, 100.0]])
+    bands = plots.heat_bands(xs, ys, z, 0.0, 10.0, levels=5)
+
+    def cells(x: np.ndarray, y: np.ndarray) -> float:  # total area of a band's rectangles
+        boxes = np.stack([x, y], axis=1).reshape(-1, 5, 2)[:, :4]
+        return float(sum(np.ptp(b[:, 0]) * np.ptp(b[:, 1]) for b in boxes)) if len(x) else 0.0
+
+    # band k holds [2k, 2k + 2): 0, 1, NaN -> 0; 2 -> 1; 5 -> 2; 9 and the out-of-range 100 -> the last
+    assert [cells(*band) for band in bands] == [5.0, 3.0, 2.0, 0.0, 2.0]
+    assert len(bands[1][0]) == 5  # the row of three equal cells is one rectangle
+    assert plots.slider_labels(np.array([0.0, 0.01, 0.05, 0.1, 0.3, 0.975, 0.99999])) == ["0", "", "", "0.1", "0.3",
+                                                                                          "", "1"]
 
 
 def test_log_axis_ticks_and_histogram_density() -> None:

@@ -149,7 +149,7 @@ def fields_panels(f: compute.FieldsAtT, clickable: np.ndarray) -> list[plots.Pan
         plots.Panel("exact marginal u_t(x) over p_t(x)<br>orange: weights w_i at the probe (star)", f.marginal_density,
                     "p_t",
                     arrows=compute.coarse(f.points, f.marginal), markers=[
-                        plots.Markers(grid, "grid", "rgba(0, 0, 0, 0)", 12.0, customdata=nodes,
+                        plots.Markers(grid, "grid", "rgba(0, 0, 0, 0)", 12.0, customdata=nodes, below=True,
                                       hover="click: move the probe here<extra></extra>"),
                         plots.Markers(f.top_points, "weighted data points", plots.SOURCE_COLOR, 3.0 + 15.0 * weights,
                                       opacity=0.85, customdata=weighted,
@@ -162,9 +162,10 @@ def fields_panels(f: compute.FieldsAtT, clickable: np.ndarray) -> list[plots.Pan
 
 
 def weight_bars(f: compute.FieldsAtT) -> plots.Bars:
-    """The 12 largest posterior weights at the probe, and u_t(probe) in the title."""
+    """The 12 largest posterior weights at the probe; u_t(probe) and the share the largest hold in the title."""
     along = " along the plane's axes" if sliced else ""
-    title = f"w_i at the probe · u_t = ({f.probe_velocity[0]:.3g}, {f.probe_velocity[1]:.3g}){along}"
+    title = (f"w_i at the probe · u_t = ({f.probe_velocity[0]:.3g}, {f.probe_velocity[1]:.3g}){along}"
+             f"<br>the {len(f.top_weights)} largest hold {float(f.top_weights.sum()):.0%}")
     return plots.Bars(f.top_weights[:12], [f"#{i}" for i in f.top_indices[:12]], title)
 
 
@@ -213,7 +214,8 @@ def fields_at_t() -> None:
                                    curves=curves, titles=axes.titles, equal=axes.square)
     st.plotly_chart(figure, key=keys["chart"], on_select=on_click, selection_mode="points")
     st.caption(f"The aggregation at the probe ({px:.2f}, {py:.2f}){where}: the bars are the largest posterior "
-               f"weights w_i(probe, t) among the {n_points:,} data points (orange in the middle panel), and the "
+               f"weights w_i(probe, t) among the {n_points:,} data points (orange in the middle panel; a log axis, "
+               "the same at every t), and the "
                f"title gives u_t(probe) = Σ_i w_i u_t(probe | x1_i) and the share of the {n_points:,} weights that the "
                "60 largest hold. The curves: the irreducible CFM loss E‖u_t(x|x1) − u_t(x)‖² by t, which no model can "
                "go below, beside the model's own CFM loss at each t (the dotted line follows the slider). "
