@@ -473,29 +473,40 @@ def animated_panels(frames: Sequence[Sequence[Panel]], times: np.ndarray, xs: np
     fig.frames = [go.Frame(name=name, traces=indices, data=[
         {"type": spec["type"], **({k: spec[k] for k in _FRAME_KEYS if k in spec} if changing[i] else {})}
         for i, spec in enumerate(traces) if sent[i]]) for name, traces in zip(names, per_frame, strict=True)]
-    step_args = {"frame": {"duration": 0, "redraw": False}, "transition": {"duration": 0}, "mode": "immediate"}
     fig.update_layout(
         height=height + (260 if below else 0) + 60, margin={**MARGIN, "t": 60, "b": 100, "r": 60 if key else 10},
         template="plotly_white", dragmode="pan", clickmode="event+select", uirevision="fields",
-        updatemenus=[{
+        **time_controls(times, names, active=active, redraw=False, play_ms=250, top=58))
+    return fig
+
+
+def time_controls(times: np.ndarray, names: Sequence[str], *, active: int, redraw: bool, play_ms: int,
+                  top: int, readout: bool = False) -> dict[str, Any]:
+    """The layout's Play / Pause buttons and t slider (labelled at the multiples of 0.1) over frames `names` at
+    `times`, under the chart (`top` pixels below it), the rail starting right of the buttons however wide the
+    chart. `redraw` False moves only scatter and bar traces, without plotly's full redraw; heatmap frames need it.
+    `readout`: the slider shows "t = ..." (for figures whose titles do not say t)."""
+    step_args = {"frame": {"duration": 0, "redraw": redraw}, "transition": {"duration": 0}, "mode": "immediate"}
+    return {
+        "updatemenus": [{
             "type": "buttons", "direction": "left", "x": 0.0, "y": 0.0, "xanchor": "left", "yanchor": "top",
-            "pad": {"r": 8, "t": 58}, "showactive": False,
+            "pad": {"r": 8, "t": top}, "showactive": False,
             "buttons": [
                 {"label": "▶ Play", "method": "animate",
-                 "args": [None, {**step_args, "frame": {"duration": 250, "redraw": False}, "fromcurrent": True}]},
+                 "args": [None, {**step_args, "frame": {"duration": play_ms, "redraw": redraw}, "fromcurrent": True}]},
                 {"label": "❚❚ Pause", "method": "animate", "args": [[None], step_args]},
             ],
         }],
-        sliders=[{
+        "sliders": [{
             "name": "t", "active": active, "x": 0.0, "len": 1.0, "y": 0.0, "yanchor": "top",
-            "pad": {"t": 58, "b": 0, "l": 150},  # the rail starts right of the buttons, however wide the chart
-            "currentvalue": {"visible": False},  # the panels' titles say t
+            "pad": {"t": top, "b": 0, "l": 150},
+            "currentvalue": {"prefix": "t = ", "font": {"size": 14, "color": "#333333"}, "xanchor": "right"}
+            if readout else {"visible": False},
             "ticklen": 3, "minorticklen": 0, "font": {"size": 10},
             "steps": [{"label": label, "value": name, "method": "animate", "args": [[name], step_args]}
                       for label, name in zip(slider_labels(times), names, strict=True)],
         }],
-    )
-    return fig
+    }
 
 
 def _bar_range(bars: Sequence[Bars]) -> tuple[float, float]:
@@ -1152,22 +1163,8 @@ def animated_image_rows(frames: Sequence[Sequence[ImageRow]], times: np.ndarray,
     names = [f"{float(t):.5f}" for t in times]
     fig.frames = [go.Frame(name=name, traces=[0, 1], data=[_image_trace(m, low, high), note])
                   for name, m, note in zip(names, mosaics, notes, strict=True)]
-    step_args = {"frame": {"duration": 0, "redraw": True}, "transition": {"duration": 0}, "mode": "immediate"}
-    fig.update_layout(
-        height=fig.layout.height + 90, margin={**fig.layout.margin.to_plotly_json(), "b": 80},
-        updatemenus=[{"type": "buttons", "direction": "left", "x": 0.0, "y": 0.0, "xanchor": "left", "yanchor": "top",
-                      "pad": {"r": 8, "t": 30}, "showactive": False,
-                      "buttons": [{"label": "▶ Play", "method": "animate",
-                                   "args": [None, {**step_args, "frame": {"duration": 300, "redraw": True},
-                                                   "fromcurrent": True}]},
-                                  {"label": "❚❚ Pause", "method": "animate", "args": [[None], step_args]}]}],
-        sliders=[{"name": "t", "active": active, "x": 0.12, "len": 0.88, "y": 0.0, "yanchor": "top",
-                  "pad": {"t": 30, "b": 0},
-                  "currentvalue": {"prefix": "t = ", "font": {"size": 14, "color": "#333333"}, "xanchor": "right"},
-                  "ticklen": 3, "minorticklen": 0, "font": {"size": 9},
-                  "steps": [{"label": time_label(float(t)), "method": "animate", "args": [[name], step_args]}
-                            for t, name in zip(times, names, strict=True)]}],
-    )
+    fig.update_layout(height=fig.layout.height + 90, margin={**fig.layout.margin.to_plotly_json(), "b": 80},
+                      **time_controls(times, names, active=active, redraw=True, play_ms=300, top=30, readout=True))
     return fig
 
 
