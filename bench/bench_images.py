@@ -118,26 +118,33 @@ def paths(folder: Path) -> list[str]:
     return lines
 
 
-def speed(device: torch.device) -> list[str]:
-    """Steps per second at batch 256 and the time to sample 10,000 digits on `device`."""
+def speed(device: torch.device, samples: int = 10_000, compile_step: bool = False) -> list[str]:
+    """Steps per second at batch 256 (median of 3 runs) and the time to sample `samples` digits on `device`."""
     trained, _ = split(digits())
     images = torch.from_numpy(trained.images)
     rates = []
     for _ in range(3):
         steps = 100 if device.type == "cpu" else 500
         seconds, result = clock(lambda s=steps: train(images, model=UNetConfig(1, 8, 8), config=TrainConfig(
-            steps=s, batch_size=256, lr=1e-3, device=str(device))), device)
+            steps=s, batch_size=256, lr=1e-3, device=str(device), compile_step=compile_step)), device)
         rates.append(steps / result.seconds)
     flow = result.model
-    sample_seconds, (_, nfe) = clock(lambda: image_samples(flow, 10_000, solver=IMAGE_SOLVER), device)
+    sample_seconds, (_, nfe) = clock(lambda: image_samples(flow, samples, solver=IMAGE_SOLVER), device)
     precision = "bf16 autocast" if TrainConfig().autocast(device, flow.net) else "float32"
-    return [f"| {device.type} ({precision}) | {median(rates):.1f} | {sample_seconds:.1f} | {nfe} |"]
+    compiled = ", torch.compile" if compile_step else ""
+    return [f"| {device.type} ({precision}{compiled}) | {median(rates):.1f} | {samples:,} | {sample_seconds:.1f} | "
+            f"{nfe} |"]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sections", nargs="+", default=list(SECTIONS), choices=SECTIONS)
     parser.add_argument("--out", type=Path, default=Path(__file__).with_name("results_images.md"))
+    parser.add_argument("--devices", nargs="+", choices=("cpu", "cuda"), default=None,
+                        help="speed: the devices to time (default: cpu, and cuda where there is one)")
+    parser.add_argument("--cpu-samples", type=int, default=10_000,
+                        help="speed: samples drawn on the CPU (fewer keeps a GPU machine's lease short)")
+    parser.add_argument("--compile", action="store_true", help="speed: also time CUDA training with torch.compile")
     args = parser.parse_args()
     info = machine_info("cuda" if torch.cuda.is_available() else "cpu")
     parts = _kept_sections(args.out)  # a section not rerun keeps its last results (and its machine line)
@@ -156,14 +163,16 @@ def main() -> None:
             parts["paths"] = [*paths(folder), "", f"Measured {stamp}."]
             write()
     if "speed" in args.sections:
-        rows = speed(torch.device("cpu"))
-        if torch.cuda.is_available():
+        devices = args.devices or ["cpu", *(["cuda"] if torch.cuda.is_available() else [])]
+        rows = speed(torch.device("cpu"), args.cpu_samples) if "cpu" in devices else []
+        if "cuda" in devices:
             rows += speed(torch.device("cuda"))
+            rows += speed(torch.device("cuda"), compile_step=True) if args.compile else []
         parts["speed"] = ["## Speed: digits training at batch 256, sampling 10,000 digits", "",
-                          "| device | training steps / s (batch 256) | sample 10,000 (s, dopri5 1e-5) | NFE |",
-                          "|---|---|---|---|", *rows, "",
+                          "| device | training steps / s (batch 256) | samples | sampling (s, dopri5 1e-5) | NFE |",
+                          "|---|---|---|---|---|", *rows, "",
                           f"Load average (1 min) at the end: {os.getloadavg()[0]:.2f}." +
-                          ("" if torch.cuda.is_available() else " No GPU on this machine: the CUDA row is missing."),
+                          ("" if "cuda" in devices else " No GPU timed: the CUDA row is missing."),
                           "", f"Measured {stamp}."]
         write()
     print(args.out.read_text())

@@ -538,8 +538,10 @@ def cmd_train(args: argparse.Namespace) -> int:
             flow.info["metrics"] = recorded_metrics(report)
         if labels is not None:
             flow.info["class_metrics"] = _class_metrics(flow, dataset, index, data, labels, args.n, args.seed)
+    trained_on = flow.device
     out = checkpoint.save(flow.to("cpu"), _out_path(args, name))
-    print(f"trained {result.seconds:.1f} s, final loss {np.mean(result.losses[-100:]):.4f}; wrote {out}")
+    print(f"trained {result.seconds:.1f} s on {trained_on}, final loss {np.mean(result.losses[-100:]):.4f}; "
+          f"wrote {out}")
     if labels is not None:
         print(f"conditional on {len(labels.names)} classes"
               + (f" of column {chosen.label_column!r}" if chosen.label_column else "")

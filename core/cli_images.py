@@ -118,12 +118,14 @@ def train_images(args: argparse.Namespace, progress: Progress) -> int:
     if not main_rank:
         return 0
     flow = _with_images(result.model, trained, args.no_data_sample)
+    trained_on = flow.device
     if held_out is not None and not args.no_eval:
-        report = evaluate_images(flow.to("cpu"), trained, held_out, classifier_for(trained), seed=args.seed,
+        report = evaluate_images(flow, trained, held_out, classifier_for(trained), seed=args.seed,
                                  guidance=(0.0, 1.0) if flow.conditional else (0.0,), nll_images=0)
         flow.info["metrics"] = {k: round(v, 4) if isinstance(v, float) else v for k, v in report.items()}
     checkpoint.save(flow.to("cpu"), out)
-    print(f"trained {result.seconds:.1f} s, final loss {np.mean(result.losses[-100:]):.4f}; wrote {out}")
+    print(f"trained {result.seconds:.1f} s on {trained_on}, final loss {np.mean(result.losses[-100:]):.4f}; "
+          f"wrote {out}")
     if flow.conditional:
         print(f"conditional on {len(flow.labels)} classes: {', '.join(map(repr, flow.labels))}")
     if "metrics" in flow.info:
