@@ -29,13 +29,12 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from .images import ImageData, ImageSpec
-from .loader import MAX_ABS_VALUE, DataError, read_npy, read_npz_member
+from .loader import MAX_ABS_VALUE, ZIP_MAGICS, DataError, check_size, read_npy, read_npz_member, require_positive
 from .unet import MAX_IMAGE_SIDE
 
 __all__ = ["IMAGE_LIMITS", "IMAGE_SUFFIXES", "ImageLimits", "is_image_upload", "load_images", "load_images_bytes"]
 
 IMAGE_SUFFIXES: tuple[str, ...] = (".npy", ".npz", ".zip")
-_ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 _GREY_MODES = ("1", "L", "LA", "I;16", "I;16B", "I;16L")
 
@@ -61,9 +60,7 @@ class ImageLimits:
     max_ratio: int = 100
 
     def __post_init__(self) -> None:
-        for limit, value in vars(self).items():
-            if value < 1:
-                raise ValueError(f"ImageLimits.{limit} must be at least 1, got {value}")
+        require_positive(self)
 
 
 IMAGE_LIMITS = ImageLimits()
@@ -77,7 +74,7 @@ def load_images(path: str | os.PathLike[str], *, name: str | None = None,
         size = os.path.getsize(path)
     except OSError:
         raise DataError(display, "file not found or not readable") from None
-    _check_bytes(display, size, limits.max_bytes, "file")
+    check_size(display, size, limits.max_bytes)
     with open(path, "rb") as handle:
         return load_images_bytes(handle.read(limits.max_bytes + 1), display, limits=limits)
 
@@ -88,7 +85,7 @@ def load_images_bytes(data: bytes, name: str, *, limits: ImageLimits = IMAGE_LIM
     if suffix not in IMAGE_SUFFIXES:
         raise DataError(name, f"unsupported file type ({suffix or 'no extension'}); images come as "
                               f"{', '.join(IMAGE_SUFFIXES)}")
-    _check_bytes(name, len(data), limits.max_bytes, "file")
+    check_size(name, len(data), limits.max_bytes)
     if not data:
         raise DataError(name, "file is empty (0 bytes)")
     if suffix == ".zip":
@@ -114,13 +111,6 @@ def is_image_upload(data: bytes, name: str) -> bool:
     except DataError:
         return bool(ndim) and ndim[0] >= 3
     return ndim[0] >= 3
-
-
-def _check_bytes(display: str, size: int, limit: int, what: str) -> None:
-    """DataError when `size` bytes exceed `limit`."""
-    if size > limit:
-        raise DataError(display, f"{what} is {size / 2**20:.2f} MB ({size:,} bytes), over the limit of "
-                                 f"{limit / 2**20:.2f} MB")
 
 
 def _check_set(display: str, count: int, shape: tuple[int, int, int], limits: ImageLimits) -> None:
@@ -262,7 +252,7 @@ def _read_members(archive: zipfile.ZipFile, infos: list[zipfile.ZipInfo], displa
 
 def _from_zip(data: bytes, display: str, limits: ImageLimits) -> ImageData:
     """Images (and their class folders) from a zip of PNGs; every image must have the first one's size."""
-    if not data.startswith(_ZIP_MAGICS):
+    if not data.startswith(ZIP_MAGICS):
         raise DataError(display, "not a .zip archive (it does not start with the zip magic bytes)")
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:

@@ -59,13 +59,16 @@ __all__ = [
     "DataError",
     "DroppedColumn",
     "Limits",
+    "ZIP_MAGICS",
     "Table",
+    "check_size",
     "load_array",
     "load_bytes",
     "load_table",
     "load_table_bytes",
     "read_npy",
     "read_npz_member",
+    "require_positive",
 ]
 
 #: Values larger than this in magnitude are refused: squaring them while normalising would overflow.
@@ -85,7 +88,8 @@ _FIELD = re.compile(r"\S+")  # a whitespace-separated field: \s is str.split()'s
 _CONTENT_LINE = re.compile(r"^[^\S\n]*([^\s#][^\n]*)", re.MULTILINE)  # not blank, not a comment
 _BLOCK_CHARS = 1 << 16  # text split into lines a block at a time: ~1 MB of Python strings for short lines
 _NPY_MAGIC = b"\x93NUMPY"
-_ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")  # a zip with members; an empty zip
+#: The first bytes of a zip archive (.npz, a .zip of images): one with members; an empty one.
+ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")
 _NUMERIC_KINDS = "biuf"  # bool, signed and unsigned int, float
 # What a cell that counts as a number (see _Dialect.counts_as_number) must be, up to its first line end: a
 # loose pattern of a float, decimal commas allowed, to skip text cells (dates too) without a Python call
@@ -115,6 +119,13 @@ class DataError(ValueError):
         return f"{self.file}: {self.problem}"
 
 
+def require_positive(limits: object) -> None:
+    """ValueError naming the first field of a limits dataclass (`Limits`, `ImageLimits`) that is below 1."""
+    for limit, value in vars(limits).items():
+        if value < 1:
+            raise ValueError(f"{type(limits).__name__}.{limit} must be at least 1, got {value}")
+
+
 @dataclass(frozen=True)
 class Limits:
     """Upper bounds on an input, so that a hostile or mistaken file cannot exhaust memory or time.
@@ -130,12 +141,11 @@ class Limits:
     max_dims: int = 64
 
     def __post_init__(self) -> None:
-        for limit, value in vars(self).items():
-            if value < 1:
-                raise ValueError(f"Limits.{limit} must be at least 1, got {value}")
+        require_positive(self)
 
 
 DEFAULT_LIMITS = Limits()
+
 
 
 @dataclass(frozen=True)
@@ -212,13 +222,13 @@ def load_table(path: str | os.PathLike[str], *, name: str | None = None, limits:
     if not stat.S_ISREG(info.st_mode):
         raise DataError(display, "not a regular file")
     suffix = _suffix(display, os.fspath(path))
-    _check_size(display, info.st_size, limits)
+    check_size(display, info.st_size, limits.max_bytes)
     try:
         with open(path, "rb") as f:
             data = f.read(limits.max_bytes + 1)  # + 1: notice a file that grew after stat
     except OSError as exc:
         raise DataError(display, f"cannot read the file ({exc.strerror})") from None
-    _check_size(display, len(data), limits)
+    check_size(display, len(data), limits.max_bytes)
     return _parse(data, display, suffix, limits)
 
 
@@ -237,7 +247,7 @@ def load_table_bytes(data: bytes, name: str, *, limits: Limits = DEFAULT_LIMITS)
         DataError: for every problem with the data; the message names the file.
     """
     suffix = _suffix(name, name)
-    _check_size(name, len(data), limits)
+    check_size(name, len(data), limits.max_bytes)
     return _parse(bytes(data), name, suffix, limits)
 
 
@@ -268,10 +278,10 @@ def _megabytes(n: int) -> str:
     return f"{n / 2**20:.2f} MB ({n:,} bytes)"
 
 
-def _check_size(display: str, size: int, limits: Limits, what: str = "file") -> None:
-    """DataError when `size` bytes exceed the limit."""
-    if size > limits.max_bytes:
-        raise DataError(display, f"{what} is {_megabytes(size)}, over the size limit of {_megabytes(limits.max_bytes)}")
+def check_size(display: str, size: int, max_bytes: int, what: str = "file") -> None:
+    """DataError naming `display` when `size` bytes (of a file, or of `what`) exceed `max_bytes`."""
+    if size > max_bytes:
+        raise DataError(display, f"{what} is {_megabytes(size)}, over the size limit of {_megabytes(max_bytes)}")
 
 
 def _check_columns(display: str, cols: int, limits: Limits) -> None:
@@ -428,8 +438,7 @@ def _parse_npz(data: bytes, display: str, limits: Limits) -> _Parsed:
 def read_npz_member(data: bytes, display: str, max_bytes: int) -> tuple[bytes, str]:
     """The .npy bytes and the name of the one array of a .npz archive, its decompressed size bounded by
     `max_bytes` before and while it is read; DataError naming the file otherwise."""
-    limits = Limits(max_bytes=max_bytes)
-    if not data.startswith(_ZIP_MAGICS):
+    if not data.startswith(ZIP_MAGICS):
         raise DataError(display, "not a .npz archive (it does not start with the zip magic bytes)")
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
@@ -439,14 +448,14 @@ def read_npz_member(data: bytes, display: str, max_bytes: int) -> tuple[bytes, s
                 found = "no arrays" if not names else f"{len(names)} arrays: {', '.join(names)}"
                 raise DataError(display, f"expected exactly one array in the .npz, found {found}")
             member = _member_name(infos[0])
-            _check_size(display, infos[0].file_size, limits, what=f"array '{member}' (decompressed)")
+            check_size(display, infos[0].file_size, max_bytes, what=f"array '{member}' (decompressed)")
             with archive.open(infos[0]) as f:
-                raw = f.read(limits.max_bytes + 1)
+                raw = f.read(max_bytes + 1)
     except DataError:
         raise
     except Exception as exc:  # zipfile raises many undocumented types (struct, zlib, EOF...) on bad input
         raise DataError(display, f"corrupt .npz archive ({type(exc).__name__}: {exc})") from None
-    _check_size(display, len(raw), limits, what=f"array '{member}' (decompressed)")
+    check_size(display, len(raw), max_bytes, what=f"array '{member}' (decompressed)")
     return raw, member
 
 
