@@ -24,8 +24,8 @@ from .models import MLPConfig, NetConfig, Normalizer, build_net, net_type
 from .paths import make_path
 from .unet import UNetConfig
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "CheckpointError", "config_of", "from_bytes", "load", "read_metadata", "save",
-           "to_bytes"]
+__all__ = ["FORMAT", "FORMAT_VERSION", "CheckpointError", "config_of", "from_bytes", "load", "read_metadata",
+           "safetensors_metadata", "save", "to_bytes"]
 
 FORMAT = "flowscope"
 FORMAT_VERSION = "1"
@@ -103,6 +103,18 @@ def from_bytes(data: bytes, name: str = "model", device: str | torch.device = "c
 
 def read_metadata(data: bytes, name: str = "model") -> dict[str, str]:
     """The safetensors header's metadata, after checking the header's size, JSON and format tag."""
+    metadata = safetensors_metadata(data, name)
+    if metadata.get("format") != FORMAT:
+        raise CheckpointError(f"{name}: not a flowscope model (no 'format: {FORMAT}' in its metadata)")
+    version = metadata.get("format_version")
+    if version != FORMAT_VERSION:
+        raise CheckpointError(f"{name}: unknown format version {version!r}; this flowscope reads {FORMAT_VERSION!r}")
+    return metadata
+
+
+def safetensors_metadata(data: bytes, name: str) -> dict[str, str]:
+    """The `__metadata__` of a safetensors file's header ({} if it has none), read without trusting the header:
+    its length is bounded and checked against the file's before the JSON is parsed; CheckpointError otherwise."""
     if len(data) < 8:
         raise CheckpointError(f"{name}: too short to be a safetensors file ({len(data)} bytes)")
     (header_len,) = struct.unpack("<Q", data[:8])
@@ -115,12 +127,7 @@ def read_metadata(data: bytes, name: str = "model") -> dict[str, str]:
     except (UnicodeDecodeError, json.JSONDecodeError):
         raise CheckpointError(f"{name}: not a safetensors file (header is not JSON)") from None
     metadata = header.get("__metadata__") if isinstance(header, dict) else None
-    if not isinstance(metadata, dict) or metadata.get("format") != FORMAT:
-        raise CheckpointError(f"{name}: not a flowscope model (no 'format: {FORMAT}' in its metadata)")
-    version = metadata.get("format_version")
-    if version != FORMAT_VERSION:
-        raise CheckpointError(f"{name}: unknown format version {version!r}; this flowscope reads {FORMAT_VERSION!r}")
-    return {str(k): str(v) for k, v in metadata.items()}
+    return {str(k): str(v) for k, v in metadata.items()} if isinstance(metadata, dict) else {}
 
 
 def _parse_config(metadata: Mapping[str, str], name: str) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from safetensors.torch import save as save_tensors_to_bytes
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from .checkpoint import safetensors_metadata
 from .files import write_bytes_atomic
 from .images import ImageData, ImageSpec
 
@@ -60,9 +62,8 @@ class ImageClassifier(nn.Module):
 
     def _scaled(self, images: Tensor) -> Tensor:
         """Images [n, C, H, W] (or flat) in data units -> [-1, 1], as the flows see them."""
-        spec = self.config.spec
-        x = images.reshape(-1, *spec.shape).float()
-        return (x - (spec.low + spec.high) / 2) / ((spec.high - spec.low) / 2)
+        centre, half_range = self.config.spec.unit_map
+        return (images.reshape(-1, *self.config.spec.shape).float() - centre) / half_range
 
     def features(self, images: Tensor) -> Tensor:
         """The 2w pooled features of each image [n, 2w] (the Frechet distance's embedding)."""
@@ -72,25 +73,23 @@ class ImageClassifier(nn.Module):
         """Class logits [n, classes]."""
         return self.head(self.features(images))
 
-    @torch.no_grad()
     def embed(self, images: np.ndarray | Tensor, batch: int = 1024) -> np.ndarray:
         """Features of images in data units, float64 [n, 2w], in evaluation mode, batch by batch."""
-        was = self.training
-        self.eval()
-        x = torch.as_tensor(np.asarray(images, dtype=np.float32)) if isinstance(images, np.ndarray) else images
-        out = [self.features(chunk).double() for chunk in x.reshape(-1, *self.config.spec.shape).split(batch)]
-        self.train(was)
-        return torch.cat(out).numpy()
+        return self._batched(lambda chunk: self.features(chunk).double(), images, batch).numpy()
 
-    @torch.no_grad()
     def predict(self, images: np.ndarray | Tensor, batch: int = 1024) -> np.ndarray:
         """The most likely class index of each image [n]."""
+        return self._batched(lambda chunk: self(chunk).argmax(1), images, batch).numpy()
+
+    @torch.no_grad()
+    def _batched(self, fn: Callable[[Tensor], Tensor], images: np.ndarray | Tensor, batch: int) -> Tensor:
+        """`fn` of images (numpy or torch, flat or not) a batch at a time in evaluation mode, concatenated."""
         was = self.training
         self.eval()
         x = torch.as_tensor(np.asarray(images, dtype=np.float32)) if isinstance(images, np.ndarray) else images
-        out = [self(chunk).argmax(1) for chunk in x.reshape(-1, *self.config.spec.shape).split(batch)]
+        out = [fn(chunk) for chunk in x.reshape(-1, *self.config.spec.shape).split(batch)]
         self.train(was)
-        return torch.cat(out).numpy()
+        return torch.cat(out)
 
 
 def train_classifier(data: ImageData, *, steps: int = 3000, batch_size: int = 128, lr: float = 2e-3,
@@ -131,8 +130,7 @@ def load_classifier(path: str | os.PathLike[str]) -> ImageClassifier:
     try:
         data = file.read_bytes()
         tensors = load_tensors_from_bytes(data)
-        header_len = int.from_bytes(data[:8], "little")
-        metadata = json.loads(data[8: 8 + header_len]).get("__metadata__", {})
+        metadata = safetensors_metadata(data, file.name)
         if metadata.get("format") != CLASSIFIER_FORMAT:
             raise ValueError(f"not a {CLASSIFIER_FORMAT} file")
         fields = json.loads(metadata["config"])

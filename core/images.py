@@ -68,9 +68,14 @@ class ImageSpec:
         """The spacing of the pixel levels in data units (the dequantisation bin; digits: 1), None if continuous."""
         return None if self.levels is None else (self.high - self.low) / (self.levels - 1)
 
+    @property
+    def unit_map(self) -> tuple[float, float]:
+        """(centre, half range) of the pixel range: (x - centre) / half range maps [low, high] to [-1, 1]."""
+        return (self.low + self.high) / 2.0, (self.high - self.low) / 2.0
+
     def normalizer(self) -> Normalizer:
         """The map of every pixel from [low, high] to [-1, 1] (no column is dropped: images keep their shape)."""
-        mean, scale = (self.low + self.high) / 2.0, (self.high - self.low) / 2.0
+        mean, scale = self.unit_map
         return Normalizer(mean=(mean,) * self.dim, scale=(scale,) * self.dim)
 
     def unflatten(self, flat: Tensor | np.ndarray) -> Tensor | np.ndarray:
