@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import torch
 from torch import Tensor, nn
@@ -12,7 +12,8 @@ from torch import Tensor, nn
 from .unet import UNetConfig, VelocityUNet
 
 __all__ = ["ACTIVATIONS", "CONSTANT_TOLERANCE", "MAX_CLASSES", "FourierFeatures", "MLPConfig", "NetConfig",
-           "Normalizer", "SinusoidalTimeEmbedding", "VelocityMLP", "VelocityNet", "build_net", "net_type"]
+           "Normalizer", "SinusoidalTimeEmbedding", "VelocityMLP", "VelocityNet", "build_net", "net_type",
+           "sized"]
 
 #: Most classes a conditional model takes (more is a regression target, not a label).
 MAX_CLASSES = 256
@@ -176,6 +177,14 @@ NetConfig = MLPConfig | UNetConfig
 def build_net(config: NetConfig) -> VelocityNet:
     """A fresh network of the architecture `config` describes."""
     return VelocityUNet(config) if isinstance(config, UNetConfig) else VelocityMLP(config)
+
+
+def sized(config: NetConfig, dim: int, num_classes: int) -> NetConfig:
+    """The architecture for `dim` inputs and `num_classes` classes: an MLP takes the dimension; a U-Net's is its
+    image's (C * H * W), which the caller checks."""
+    if isinstance(config, UNetConfig):
+        return replace(config, num_classes=num_classes)
+    return replace(config, dim=dim, num_classes=num_classes)
 
 
 def net_type(config: NetConfig) -> str:

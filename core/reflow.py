@@ -28,11 +28,10 @@ from .couplings import REFLOW
 from .evaluation import Reference, sample_quality, w2_floor
 from .flow import FlowModel
 from .metrics import straightness
-from .models import MLPConfig, Normalizer, build_net
+from .models import MLPConfig, Normalizer, build_net, sized
 from .paths import make_path
 from .sampling import SolverConfig, integrate
 from .training import StepInfo, TrainConfig, TrainResult, fit_pairs
-from .unet import UNetConfig
 
 __all__ = ["EULER_STEPS", "PAIR_CHUNK", "PAIR_SOLVER", "FewStepReport", "ReflowPairs", "ReflowProgress", "ReflowResult",
            "few_step_reports", "pair_chunk", "reflow", "reflow_pairs", "reflow_round", "student_of"]
@@ -196,10 +195,7 @@ def student_of(teacher: FlowModel, model: MLPConfig | None = None, *, warm_start
     if warm_start and same and normalizer == teacher.normalizer:
         net = copy.deepcopy(teacher.net).cpu()
     else:
-        config = model or teacher.net.config
-        config = replace(config, num_classes=len(teacher.labels)) if isinstance(config, UNetConfig) else \
-            replace(config, dim=teacher.latent_dim, num_classes=len(teacher.labels))
-        net = build_net(config)
+        net = build_net(sized(model or teacher.net.config, teacher.latent_dim, len(teacher.labels)))
     keep = ("dataset", "dataset_hash", "columns", "label_column", "class_counts")
     # a stored source keeps the teacher's interpolant noise (I-CFM's sigma): the exact fields over pairs need it
     noise = teacher.path.noise_std if teacher.source is not None else 0.0

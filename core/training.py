@@ -23,7 +23,7 @@ from .couplings import COUPLINGS, pair
 from .distributed import Group
 from .flow import FlowModel
 from .images import ImageSpec
-from .models import MAX_CLASSES, MLPConfig, NetConfig, Normalizer, build_net
+from .models import MAX_CLASSES, MLPConfig, NetConfig, Normalizer, build_net, sized
 from .paths import AffinePath, make_path, ve_smax_for
 from .readback import Checked, EmaSnapshot, LossReadback, check_every
 from .unet import UNetConfig
@@ -307,13 +307,10 @@ def _initial_flow(
     config = model or (UNetConfig(*image.shape) if image is not None else MLPConfig(dim=normalizer.dim))
     if config.dim not in (data.shape[1], normalizer.dim):
         raise ValueError(f"model dim {config.dim} does not match data dim {data.shape[1]}")
-    if isinstance(config, UNetConfig):
-        if image is None or config.shape != image.shape:
-            raise ValueError(f"a U-Net of image shape {config.shape} needs images of that shape, got "
-                             f"{'flat rows' if image is None else image.shape}")
-        net = build_net(replace(config, num_classes=num_classes))
-    else:
-        net = build_net(replace(config, dim=normalizer.dim, num_classes=num_classes))
+    if isinstance(config, UNetConfig) and (image is None or config.shape != image.shape):
+        raise ValueError(f"a U-Net of image shape {config.shape} needs images of that shape, got "
+                         f"{'flat rows' if image is None else image.shape}")
+    net = build_net(sized(config, normalizer.dim, num_classes))
     return FlowModel(net=net, path=built, normalizer=normalizer, source=source, coupling=coupling, image=image)
 
 
