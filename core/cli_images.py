@@ -22,7 +22,7 @@ from .files import write_atomic
 from .flow import FlowModel
 from .image_loader import IMAGE_LIMITS, is_image_upload, load_images
 from .image_quality import evaluate_images
-from .images import IMAGE_DATASETS, ImageData, image_dataset, split
+from .images import IMAGE_DATASETS, IMAGE_SAMPLE_VALUES, ImageData, image_dataset, keep_training_images, split
 from .paths import AffinePath, make_path
 from .sampling import SolverConfig
 from .training import StepInfo, TrainConfig, TrainingDiverged, train
@@ -37,9 +37,6 @@ __all__ = ["IMAGE_DEFAULTS", "IMAGE_SAMPLE_VALUES", "ImageCLIError", "Progress",
 #: Training defaults of image models (the MLP's are `TrainConfig()`): the U-Net learns the digits well at a
 #: smaller batch and learning rate than the 2-D MLPs (bench/results_images.md).
 IMAGE_DEFAULTS = TrainConfig(steps=4000, batch_size=128, lr=1e-3, warmup_steps=200)
-#: Most pixel values of training images kept in a model file (so the explorer can show its data and exact
-#: field): all of the digits, ~650 images of 64 x 64 RGB.
-IMAGE_SAMPLE_VALUES = 8_000_000
 
 
 class ImageCLIError(ValueError):
@@ -111,13 +108,14 @@ def train_images(args: argparse.Namespace, progress: Progress) -> int:
     except TrainingDiverged as err:
         close()
         if main_rank:
-            checkpoint.save(_with_images(err.result.model, trained, args.no_data_sample), out)
+            diverged = err.result.model
+            checkpoint.save(diverged if args.no_data_sample else keep_training_images(diverged, trained), out)
             raise ImageCLIError(f"{err}; saved them to {out}") from None
         return 2
     close()
     if not main_rank:
         return 0
-    flow = _with_images(result.model, trained, args.no_data_sample)
+    flow = result.model if args.no_data_sample else keep_training_images(result.model, trained)
     trained_on = flow.device
     if held_out is not None and not args.no_eval:
         report = evaluate_images(flow, trained, held_out, classifier_for(trained), seed=args.seed,
@@ -136,16 +134,6 @@ def train_images(args: argparse.Namespace, progress: Progress) -> int:
 def _path(name: str, params: dict[str, float]) -> str | AffinePath:
     """A path name, or with explicit parameters the path built on the [-1, 1] pixel scale."""
     return make_path(name, **params) if params else name
-
-
-def _with_images(flow: FlowModel, images: ImageData, skip: bool) -> FlowModel:
-    """The model with its training images (the first IMAGE_SAMPLE_VALUES values' worth) and their labels."""
-    if not skip:
-        keep = max(2, IMAGE_SAMPLE_VALUES // images.spec.dim)
-        flow.data = torch.from_numpy(images.flat[:keep].copy())
-        if flow.conditional and images.labels is not None:
-            flow.data_labels = torch.from_numpy(images.labels[:keep].copy())
-    return flow
 
 
 def classifier_for(images: ImageData, dataset: str | None = None) -> ImageClassifier | None:

@@ -11,20 +11,28 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import torch
 from torch import Tensor
 
 from .models import Normalizer
 
-__all__ = ["DIGITS_HELD_OUT", "IMAGE_DATASETS", "ImageData", "ImageSpec", "digits", "image_dataset", "split"]
+if TYPE_CHECKING:
+    from .flow import FlowModel
+
+__all__ = ["DIGITS_HELD_OUT", "IMAGE_DATASETS", "IMAGE_SAMPLE_VALUES", "ImageData", "ImageSpec", "digits",
+           "image_dataset", "keep_training_images", "split"]
 
 #: The built-in image datasets (`image_dataset`).
 IMAGE_DATASETS: tuple[str, ...] = ("digits",)
 #: Share of each digit class held out from training (the Frechet distance and nearest-neighbour checks
 #: compare samples with images the model never saw).
 DIGITS_HELD_OUT = 0.2
+#: Most pixel values of training images kept in a model file (so the explorer can show its data and exact
+#: field): all of the digits, ~650 images of 64 x 64 RGB.
+IMAGE_SAMPLE_VALUES = 8_000_000
 
 
 @dataclass(frozen=True)
@@ -194,3 +202,12 @@ def split(data: ImageData, held_out: float = DIGITS_HELD_OUT, seed: int = 0) -> 
     mask[held] = True
     return data.subset(np.flatnonzero(~mask)), data.subset(np.flatnonzero(mask))
 
+
+def keep_training_images(flow: FlowModel, images: ImageData) -> FlowModel:
+    """The model with its training images stored in it (the first IMAGE_SAMPLE_VALUES pixel values' worth) and, for
+    a conditional model, their labels, so that its file opens in the explorer beside the images it learned."""
+    keep = max(2, IMAGE_SAMPLE_VALUES // images.spec.dim)
+    flow.data = torch.from_numpy(images.flat[:keep].copy())
+    if flow.conditional and images.labels is not None:
+        flow.data_labels = torch.from_numpy(images.labels[:keep].copy())
+    return flow

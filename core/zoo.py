@@ -31,7 +31,7 @@ from .data import (
 from .evaluation import REFERENCE_SOLVER, Reference, evaluate, evaluate_classes, recorded_metrics
 from .flow import FlowModel
 from .image_quality import evaluate_images
-from .images import IMAGE_DATASETS, image_dataset, split
+from .images import IMAGE_DATASETS, image_dataset, keep_training_images, split
 from .manifest import MANIFEST, ZooEntry, ZooError, directory, entries
 from .manifest import write as write_manifest
 from .models import MLPConfig
@@ -270,9 +270,7 @@ def _build_image(spec: ZooSpec, folder: Path, seed: int) -> ZooEntry:
     result = train(torch.from_numpy(trained.images), path=spec.path, model=UNetConfig(*trained.spec.shape),
                    config=config, dataset=spec.dataset, dataset_hash=dataset_hash(trained.flat), labels=labels,
                    label_names=trained.names if labels is not None else (), image=trained.spec)
-    flow = result.model
-    flow.data = torch.from_numpy(trained.flat)
-    flow.data_labels = torch.from_numpy(trained.labels) if labels is not None else None
+    flow = keep_training_images(result.model, trained)
     report = evaluate_images(flow, trained, held_out, classifier(spec.dataset, folder), seed=seed,
                              guidance=RECORDED_GUIDANCE if spec.conditional else (0.0,))
     metrics = {k: v if isinstance(v, int) else round(float(v), 4) for k, v in report.items()

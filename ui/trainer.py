@@ -26,10 +26,9 @@ from flowscope import (
     make_path,
     train,
 )
-from flowscope.cli_images import IMAGE_SAMPLE_VALUES
 from flowscope.couplings import COUPLINGS
 from flowscope.data import dataset_hash
-from flowscope.images import ImageData
+from flowscope.images import ImageData, keep_training_images
 from flowscope.paths import PATH_NAMES as PATHS
 from flowscope.unet import UNetConfig
 
@@ -181,7 +180,7 @@ def run_images(images: ImageData, settings: ImageTrainSettings, *, report: Repor
     """Train an image model (a U-Net flow on images [n, C, H, W], their pixel range mapped to [-1, 1] and kept
     with the model) on one torch thread, with reports, Stop and divergence as in `run`; conditional on the
     images' classes when asked and they have some. The model keeps its training images (up to
-    `cli_images.IMAGE_SAMPLE_VALUES` pixel values) and their labels, so that its file opens with them."""
+    `images.IMAGE_SAMPLE_VALUES` pixel values) and their labels, so that its file opens with them."""
     conditional = settings.conditional and images.labels is not None
     config = TrainConfig(steps=settings.steps, batch_size=min(settings.batch_size, len(images)), lr=settings.lr,
                          warmup_steps=min(200, settings.steps // 10), seed=settings.seed, device="cpu", threads=1,
@@ -194,13 +193,7 @@ def run_images(images: ImageData, settings: ImageTrainSettings, *, report: Repor
                      dataset_hash=dataset_hash(images.flat), callback=callback, labels=classes,
                      label_names=images.names if classes is not None else (), image=images.spec)
 
-    def finish(flow: FlowModel) -> FlowModel:
-        keep = max(2, IMAGE_SAMPLE_VALUES // images.spec.dim)
-        flow.data = torch.from_numpy(images.flat[:keep].copy())
-        flow.data_labels = None if classes is None else classes[:keep].clone()
-        return flow
-
-    return _trained(fit, settings.steps, report, every, should_stop, finish)
+    return _trained(fit, settings.steps, report, every, should_stop, lambda flow: keep_training_images(flow, images))
 
 
 def _with_data(flow: FlowModel, points: torch.Tensor, columns: Sequence[str] | None,
