@@ -191,9 +191,7 @@ def _panel_traces(panel: Panel, xs: np.ndarray, ys: np.ndarray, arrow_length: fl
     if panel.heat is not None:
         traces.append(_heat_trace(panel, xs, ys, colorbar_x=1.0 + 0.01))
     if panel.arrows is not None:
-        ax, ay = quiver_segments(panel.arrows[0], panel.arrows[1], arrow_length, units=units)
-        traces.append(go.Scatter(x=ax.astype(np.float32), y=ay.astype(np.float32), mode="lines", name="field",
-                                 showlegend=False, hoverinfo="skip", line={"color": ARROW_COLOR, "width": 1.1}))
+        traces.append(go.Scatter(**_arrow_spec(panel.arrows, arrow_length, units)))
     traces.extend(_marker_trace(markers) for markers in panel.markers)
     return traces
 
@@ -321,6 +319,14 @@ def _text(x: Sequence[float], y: Sequence[float], text: Sequence[str], position:
             "cliponaxis": False, "hoverinfo": "skip", "showlegend": False}
 
 
+def _arrow_spec(arrows: tuple[np.ndarray, np.ndarray], arrow_length: float,
+                units: tuple[float, float] | None) -> dict[str, Any]:
+    """The scatter trace (as a dict) of a panel's field arrows (`quiver_segments`)."""
+    ax, ay = quiver_segments(arrows[0], arrows[1], arrow_length, units=units)
+    return {"type": "scatter", "x": ax.astype(np.float32), "y": ay.astype(np.float32), "mode": "lines",
+            "name": "field", "showlegend": False, "hoverinfo": "skip", "line": {"color": ARROW_COLOR, "width": 1.1}}
+
+
 def _marker_spec(m: Markers, showlegend: bool = False) -> dict[str, Any]:
     """The scatter trace (as a dict) of a Markers overlay; customdata as plain lists, which clicks send back."""
     return {"type": "scatter", "x": m.points[:, 0], "y": m.points[:, 1], "mode": "markers", "name": m.name,
@@ -346,10 +352,7 @@ def _animated_traces(panel: Panel, xs: np.ndarray, ys: np.ndarray, bounds: Bound
                             colours[0]))
         traces.extend(_fill(x, y, colour) for (x, y), colour in zip(bands[1:], colours[1:], strict=True))
     if panel.arrows is not None:
-        ax, ay = quiver_segments(panel.arrows[0], panel.arrows[1], arrow_length, units=units)
-        traces.append({"type": "scatter", "x": ax.astype(np.float32), "y": ay.astype(np.float32), "mode": "lines",
-                       "name": "field", "showlegend": False, "hoverinfo": "skip",
-                       "line": {"color": ARROW_COLOR, "width": 1.1}})
+        traces.append(_arrow_spec(panel.arrows, arrow_length, units))
     traces.extend(_marker_spec(m) for m in panel.markers if not m.below)
     (x0, x1), (_, y1) = bounds
     traces.append(_text([(x0 + x1) / 2], [y1], [panel.title], "top center"))
