@@ -125,10 +125,11 @@ def held_out_digits() -> tuple[ImageData, ImageData]:
 class Yardstick:
     """What a new image's distance to its nearest training image looks like: the distances of real images
     that the model never saw (the held-out split), or, without one, of training images to their nearest other
-    training image (leave one out). `what` says which, for captions."""
+    training image (leave one out). `what` says which, for captions; `name` in a few words, for labels."""
 
     distances: np.ndarray
     what: str
+    name: str
 
     @property
     def median(self) -> float:
@@ -142,10 +143,11 @@ def yardstick(training: np.ndarray, held_out: np.ndarray | None) -> Yardstick:
     training images."""
     if held_out is not None:
         return Yardstick(nearest_neighbours(held_out, training)[0],
-                         f"{len(held_out):,} held-out real images (never trained on)")
+                         f"{len(held_out):,} held-out real images (never trained on)", "real new images")
     count = min(YARDSTICK_IMAGES, len(training))
     return Yardstick(leave_one_out_distances(training, n=count),
-                     f"{count:,} training images to their nearest other training image (no held-out images)")
+                     f"{count:,} training images to their nearest other training image (no held-out images)",
+                     "training images to each other")
 
 
 def report_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
@@ -159,14 +161,14 @@ def report_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
         row: dict[str, Any] = {"samples": f"guidance w = {suffix.removeprefix('_w')}" if suffix else "unconditional"}
         if f"fd{suffix}" in report:
             row["FD"] = _rounded(report.get(f"fd{suffix}"))
-            row["FD floor (held-out)"] = _rounded(report.get("fd_floor"))
+            row["FD floor"] = _rounded(report.get("fd_floor"))
             row["FD / floor"] = _rounded(report.get(f"fd_ratio{suffix}"))
         if f"accuracy{suffix}" in report:
             row["class accuracy"] = _rounded(report.get(f"accuracy{suffix}"))
             row["worst class"] = _rounded(report.get(f"min_class_accuracy{suffix}"))
-            row["accuracy on held-out real"] = _rounded(report.get("classifier_accuracy_held_out"))
-        row["NN distance (median)"] = _rounded(report.get(f"nn_median{suffix}"))
-        row["held-out NN distance"] = _rounded(report.get("nn_held_out_median"))
+            row["real accuracy"] = _rounded(report.get("classifier_accuracy_held_out"))
+        row["NN distance"] = _rounded(report.get(f"nn_median{suffix}"))
+        row["held-out NN"] = _rounded(report.get("nn_held_out_median"))
         row["NN / held-out"] = _rounded(report.get(f"nn_ratio{suffix}"))
         rows.append(row)
     return rows

@@ -484,11 +484,11 @@ def animated_panels(frames: Sequence[Sequence[Panel]], times: np.ndarray, xs: np
 
 
 def time_controls(times: np.ndarray, names: Sequence[str], *, active: int, redraw: bool, play_ms: int,
-                  top: int, readout: bool = False) -> dict[str, Any]:
+                  top: int) -> dict[str, Any]:
     """The layout's Play / Pause buttons and t slider (labelled at the multiples of 0.1) over frames `names` at
     `times`, under the chart (`top` pixels below it), the rail starting right of the buttons however wide the
     chart. `redraw` False moves only scatter and bar traces, without plotly's full redraw; heatmap frames need it.
-    `readout`: the slider shows "t = ..." (for figures whose titles do not say t)."""
+    The figure itself says the frame's t (plotly's readout would repeat the slider's labels, blank between them)."""
     step_args = {"frame": {"duration": 0, "redraw": redraw}, "transition": {"duration": 0}, "mode": "immediate"}
     return {
         "updatemenus": [{
@@ -503,8 +503,7 @@ def time_controls(times: np.ndarray, names: Sequence[str], *, active: int, redra
         "sliders": [{
             "name": "t", "active": active, "x": 0.0, "len": 1.0, "y": 0.0, "yanchor": "top",
             "pad": {"t": top, "b": 0, "l": 150},
-            "currentvalue": {"prefix": "t = ", "font": {"size": 14, "color": "#333333"}, "xanchor": "right"}
-            if readout else {"visible": False},
+            "currentvalue": {"visible": False},
             "ticklen": 3, "minorticklen": 0, "font": {"size": 10},
             "steps": [{"label": label, "value": name, "method": "animate", "args": [[name], step_args]}
                       for label, name in zip(slider_labels(times), names, strict=True)],
@@ -1152,8 +1151,9 @@ def image_grid(images: np.ndarray, low: float, high: float, *, columns: int = 8,
 
 def animated_image_rows(frames: Sequence[Sequence[ImageRow]], times: np.ndarray, low: float, high: float, *,
                         active: int = 0, column_titles: Sequence[str] = (), image_px: int = IMAGE_PX) -> go.Figure:
-    """Rows of images at each of `times`, with plotly's own t slider (and Play): a frame replaces the pixels and
-    the notes, so moving t never asks the server. Every frame must have the same rows of the same sizes."""
+    """Rows of images at each of `times`, with plotly's own t slider (and Play): a frame replaces the pixels, the
+    notes and the rows' titles (which say the frame's t), so moving t never asks the server. Every frame must have
+    the same rows of the same sizes."""
     layouts = {_image_layout(rows) for rows in frames}
     if len(layouts) != 1 or any([len(r.images) for r in rows] != [len(r.images) for r in frames[0]]
                                 for rows in frames):
@@ -1164,10 +1164,11 @@ def animated_image_rows(frames: Sequence[Sequence[ImageRow]], times: np.ndarray,
     fig = go.Figure([_image_trace(mosaics[active], low, high), notes[active]])
     _image_axes(fig, frames[active], layout, column_titles, image_px)
     names = [f"{float(t):.5f}" for t in times]
-    fig.frames = [go.Frame(name=name, traces=[0, 1], data=[_image_trace(m, low, high), note])
-                  for name, m, note in zip(names, mosaics, notes, strict=True)]
+    fig.frames = [go.Frame(name=name, traces=[0, 1], data=[_image_trace(m, low, high), note],
+                           layout={"yaxis": {"ticktext": [row.title for row in rows]}})
+                  for name, m, note, rows in zip(names, mosaics, notes, frames, strict=True)]
     fig.update_layout(height=fig.layout.height + 90, margin={**fig.layout.margin.to_plotly_json(), "b": 80},
-                      **time_controls(times, names, active=active, redraw=True, play_ms=300, top=30, readout=True))
+                      **time_controls(times, names, active=active, redraw=True, play_ms=300, top=30))
     return fig
 
 

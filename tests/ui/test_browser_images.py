@@ -62,7 +62,7 @@ def test_images_page_of_the_zoo_digits_model(server: str, browser: Any) -> None:
                   "window.__sent += 1; return send.call(this, d); }; })()")
     before = page.locator(PLOT).nth(predicted).evaluate("gd => JSON.stringify(gd.data[0].z)")
     click_time(page, "0.9", chart=predicted)  # plotly's own slider: the browser switches frames
-    page.locator(PLOT).nth(predicted).get_by_text("t = 0.9", exact=True).wait_for()
+    page.locator(PLOT).nth(predicted).get_by_text("x_t at t = 0.9", exact=True).wait_for()  # the row says its t
     assert page.locator(PLOT).nth(predicted).evaluate("gd => JSON.stringify(gd.data[0].z)") != before
     assert page.evaluate("window.__sent") == 0
     page.context.close()

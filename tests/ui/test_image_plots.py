@@ -49,11 +49,12 @@ def test_image_grid_wraps_rows_and_animated_rows_move_t_in_frames() -> None:
     grid = plots.image_grid(np.ones((10, 1, 4, 4)), 0.0, 1.0, columns=4)
     assert np.asarray(grid.data[0].z, dtype=float).shape == (3 * 4 + 2, 4 * 4 + 3)
     times = np.array([0.0, 0.5, 1.0])
-    frames = [[plots.ImageRow("x_t", np.full((2, 1, 4, 4), t)), plots.ImageRow("x1", np.full((2, 1, 4, 4), 1 - t))]
-              for t in times]
+    frames = [[plots.ImageRow(f"x_t at {t}", np.full((2, 1, 4, 4), t)),
+               plots.ImageRow("x1", np.full((2, 1, 4, 4), 1 - t))] for t in times]
     fig = plots.animated_image_rows(frames, times, 0.0, 1.0, active=1)
     assert [f.name for f in fig.frames] == ["0.00000", "0.50000", "1.00000"]
     assert np.nanmax(np.asarray(fig.frames[2].data[0].z, dtype=float)) == 1.0
+    assert [list(f.layout.yaxis.ticktext) for f in fig.frames] == [[f"x_t at {t}", "x1"] for t in times]  # says t
     assert fig.layout.sliders[0].active == 1 and len(fig.layout.sliders[0].steps) == 3
     assert np.nanmax(np.asarray(fig.data[0].z, dtype=float)) == 0.5  # it opens on the active frame
     with pytest.raises(ValueError, match="same rows"):
@@ -107,11 +108,11 @@ def test_report_rows_put_each_figure_beside_its_yardstick() -> None:
               "nn_ratio_w1": 1.125, "accuracy_w1": 0.97, "min_class_accuracy_w1": 0.9}
     rows = image_compute.report_rows(report)
     assert [r["samples"] for r in rows] == ["guidance w = 0", "guidance w = 1"]
-    assert rows[1]["FD / floor"] == 2.0 and rows[1]["FD floor (held-out)"] == 8.0 and rows[1]["worst class"] == 0.9
-    assert rows[0]["accuracy on held-out real"] == 0.98 and rows[0]["held-out NN distance"] == 16.0
+    assert rows[1]["FD / floor"] == 2.0 and rows[1]["FD floor"] == 8.0 and rows[1]["worst class"] == 0.9
+    assert rows[0]["real accuracy"] == 0.98 and rows[0]["held-out NN"] == 16.0
     plain = image_compute.report_rows({"fd": 3.0, "fd_floor": 2.0, "fd_ratio": 1.5, "nn_ratio": 1.0})
-    assert plain == [{"samples": "unconditional", "FD": 3.0, "FD floor (held-out)": 2.0, "FD / floor": 1.5,
-                      "NN distance (median)": None, "held-out NN distance": None, "NN / held-out": 1.0}]
+    assert plain == [{"samples": "unconditional", "FD": 3.0, "FD floor": 2.0, "FD / floor": 1.5,
+                      "NN distance": None, "held-out NN": None, "NN / held-out": 1.0}]
     unjudged = image_compute.report_rows({"nn_median": 3.0, "nn_held_out_median": 2.0, "nn_ratio": 1.5})
-    assert unjudged == [{"samples": "unconditional", "NN distance (median)": 3.0, "held-out NN distance": 2.0,
+    assert unjudged == [{"samples": "unconditional", "NN distance": 3.0, "held-out NN": 2.0,
                          "NN / held-out": 1.5}]  # no classifier judged these samples: no FD, no accuracy

@@ -16,7 +16,7 @@ from test_image_loader import npy, png, zipped
 from ui_support import APP, finish_jobs
 
 from flowscope import checkpoint
-from flowscope_ui import compute, state
+from flowscope_ui import compute, plots, state
 
 TIMEOUT = 120
 #: The Images page's charts: sample grid, strips, x_t / predicted x1 over t, neighbours, exact vs learned, distances.
@@ -81,7 +81,9 @@ def test_images_page_draws_samples_strips_x1_predictions_and_the_memorisation_ch
     assert len(predicted["layout"]["sliders"][0]["steps"]) == len(times)
     first, last = (array(predicted["frames"][k]["data"][0]["z"]) for k in (0, -1))
     assert not np.allclose(first, last, equal_nan=True)  # x_t and the prediction change with t
-    assert predicted["layout"]["yaxis"]["ticktext"] == ["x_t", "predicted x1"]
+    assert predicted["layout"]["yaxis"]["ticktext"] == ["x_t at t = 0.5", "predicted x1"]  # opens at t = 0.5
+    assert [f["layout"]["yaxis"]["ticktext"][0] for f in predicted["frames"]] == [
+        f"x_t at t = {plots.time_label(t)}" for t in times]  # each frame says its t, labelled on the slider or not
     assert len(distances(notes(neighbours))) == 12
     exact_d = distances(notes(exact))
     assert len(exact_d) == 16
@@ -209,6 +211,7 @@ def test_a_zip_of_class_folders_trains_a_conditional_image_model_live(image_zoo_
     assert_clean(at)
     assert len(at.get("plotly_chart")) == IMAGE_CHARTS
     assert any("24 training images to their nearest other training image" in c.value for c in at.caption)
+    assert "yardstick: median distance of training images to each other" in [m.label for m in at.metric]  # not "real"
     assert any("need a classifier of these images' classes" in c.value for c in at.caption)
 
 

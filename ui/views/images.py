@@ -84,8 +84,8 @@ with right:
                "at t = 0 to the image at t = 1 (noise is clipped to the pixel range too).")
 
 st.subheader("x_t and the model's prediction of x1")
-frames = [[plots.ImageRow("x_t", run.frames_xt[f]), plots.ImageRow("predicted x1", run.frames_x1[f])]
-          for f in range(len(run.frame_times))]
+frames = [[plots.ImageRow(f"x_t at t = {plots.time_label(t)}", run.frames_xt[f]),
+           plots.ImageRow("predicted x1", run.frames_x1[f])] for f, t in enumerate(run.frame_times)]
 active = int(np.argmin(np.abs(run.frame_times - 0.5)))
 st.plotly_chart(plots.animated_image_rows(frames, run.frame_times, low, high, active=active, image_px=72,
                                           column_titles=[f"sample {k + 1}" for k in range(SHOWN)]),
@@ -106,10 +106,10 @@ st.plotly_chart(plots.image_rows(pairs, low, high, image_px=56), key="images_nei
 ratio = float(np.median(distances)) / max(yard.median, 1e-12)
 cols = st.columns(3)
 cols[0].metric(f"median distance of the {n} samples", f"{np.median(distances):.3g}")
-cols[1].metric("yardstick: median distance of real new images", f"{yard.median:.3g}",
+cols[1].metric(f"yardstick: median distance of {yard.name}", f"{yard.median:.3g}",
                help=f"Measured on {yard.what}.")
 cols[2].metric("samples / yardstick", f"{ratio:.2f}",
-               help="Near 1: the samples are as far from the training images as new real images are. Far below 1: "
+               help=f"Near 1: the samples are as far from the training images as {yard.name} are. Far below 1: "
                     "they copy training images.")
 st.caption(f"d: Euclidean distance to the nearest of the {len(training):,} training images, in pixel units; "
            f"the yardstick is the same distance for {yard.what}. A copy would be at 0.")
@@ -137,15 +137,16 @@ if exact is not None:
                       config={"displayModeBar": False})
     right.plotly_chart(plots.distance_histograms([
         (f"learned samples ({n})", distances, plots.SAMPLE_COLOR),
-        (f"real new images ({len(yard.distances)})", yard.distances, "#555555"),
+        (f"{yard.name} ({len(yard.distances)})", yard.distances, "#555555"),
         (f"exact field's samples ({count})", exact_d, plots.SOURCE_COLOR)]), key="images_distances")
     field_of = (f"the exact field of class {guide.name}" + (f", guided at w = {guide.w:g}," if guide.w else "")
                 if exact_label is not None else "the exact marginal field")
     st.caption(f"Both start from the same {count} noise images (the first of the grid's). Top: {field_of} of the "
                f"{len(support):,} training images, u_t(x) = Σ_i w_i(x, t) u_t(x | x1_i), integrated with the same "
                "solver: it is the minimiser of the flow matching loss on the training set, and it lands on training "
-               f"images (median distance {np.median(exact_d):.2g}). Below: the learned model, smoother, lands "
-               f"between them (median {np.median(learned_d):.3g}, against {yard.median:.3g} for real new images)."
+               f"images (median distance {np.median(exact_d):.2g}). Below: the learned model from the same noise "
+               f"(median distance {np.median(learned_d):.3g}, against {yard.median:.3g} for {yard.name}): near that "
+               "yardstick it makes new images, near 0 it copies."
                + (" This model's images carry no class labels, so the exact field is the unconditional one."
                   if guide.label is not None and not labelled else ""))
 
@@ -204,8 +205,10 @@ if digits:
     st.caption("FD: Frechet distance between the features of samples and of the training images, in the project's "
                "own digits classifier (no downloaded network); its floor is the FD of real held-out digits to the "
                "training images, so FD / floor near 1 is as good as real data. Class accuracy: how often the "
-               "classifier reads a conditional sample as its class. NN / held-out: median distance of a sample to "
-               "its nearest training image over the held-out digits' (below 1: closer than new real digits).")
+               "classifier reads a conditional sample as its class (worst class: its lowest; real accuracy: the "
+               "classifier on real held-out digits). NN distance: the median distance of a sample to its nearest "
+               "training image; held-out NN: the same for held-out digits; NN / held-out: their ratio (below 1: "
+               "closer than new real digits).")
 else:
     st.caption("The Frechet distance and class accuracy need a classifier of these images' classes: the project "
                "trains one for the built-in digits (`flowscope eval` trains one for a labelled upload). The "
