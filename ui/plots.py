@@ -522,7 +522,8 @@ def _bar_range(bars: Sequence[Bars]) -> tuple[float, float]:
 def _bar_spec(bars: Bars) -> dict[str, Any]:
     """One frame of the bars: ranked heights, each bar labelled (e.g. the data point's index)."""
     return {"type": "bar", "x": np.arange(len(bars.heights)), "y": np.asarray(bars.heights, dtype=np.float32),
-            "text": list(bars.labels), "textposition": "outside", "cliponaxis": False,
+            "text": list(bars.labels), "textposition": "outside", "cliponaxis": False, "textangle": -90,
+            "constraintext": "none", "textfont": {"size": 10},  # one readable size (plotly shrinks each to fit)
             "marker": {"color": PROBE_COLOR}, "showlegend": False,
             "hovertemplate": "%{text}: w = %{y:.3f}<extra></extra>"}
 
