@@ -17,9 +17,9 @@ from pathlib import Path
 import torch
 from measure import clock
 
-from flowscope import zoo
-from flowscope.data import held_out_labelled, make_labelled
-from flowscope.evaluation import evaluate_classes
+from flowscope.data.datasets import held_out_labelled, make_labelled
+from flowscope.evaluation.report import evaluate_classes
+from flowscope.zoo import registry as zoo
 
 GUIDANCE = (0.0, 1.0, 3.0)
 

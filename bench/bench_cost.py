@@ -48,7 +48,7 @@ def torchcfm_child(dataset: str, out: str) -> None:
     from torchcfm.conditional_flow_matching import ConditionalFlowMatcher
     from torchcfm.models.models import MLP
 
-    from flowscope.data import make_dataset
+    from flowscope.data.datasets import make_dataset
 
     torch.manual_seed(0)
     data = torch.from_numpy(make_dataset(dataset, 20000, seed=0)).float()
@@ -76,8 +76,8 @@ def _torchcfm_quality(dataset: str, weights: str) -> dict[str, Any]:
     from torchcfm.models.models import MLP
 
     from flowscope import integrate
-    from flowscope.data import make_dataset
-    from flowscope.evaluation import QUALITY_DRAWS, REFERENCE_SOLVER, sample_quality
+    from flowscope.data.datasets import make_dataset
+    from flowscope.evaluation.report import QUALITY_DRAWS, REFERENCE_SOLVER, sample_quality
 
     model = MLP(dim=2, time_varying=True)
     model.load_state_dict(load_file(weights))
@@ -118,8 +118,8 @@ def section_default(datasets: list[str], folder: Path, save: Any) -> list[dict[s
 
 
 def _ot_task(name: str) -> tuple[torch.Tensor, torch.Tensor | None, Any, str, Any]:
-    from flowscope.data import make_dataset
-    from flowscope.paths import make_path
+    from flowscope.data.datasets import make_dataset
+    from flowscope.maths.paths import make_path
 
     data = torch.from_numpy(make_dataset("moons", 20000, seed=0))
     if name == "N(0,I)->moons":
@@ -159,7 +159,7 @@ def section_ot_quality(options: list[str]) -> list[dict[str, Any]]:
     """Straightness, NFE and W2 / floor of a default-recipe training under each coupling, for two tasks."""
     import flowscope
     from flowscope import TrainConfig
-    from flowscope.evaluation import evaluate
+    from flowscope.evaluation.report import evaluate
 
     rows = []
     for task in ("N(0,I)->moons", "8gaussians->moons"):
@@ -197,8 +197,8 @@ def _fields_before() -> Any:
 
 def section_field(rounds: int) -> list[dict[str, Any]]:
     """Median ms of the marginal field (10,000 points, 40 x 40 grid) now and before, per t."""
-    from flowscope import fields
-    from flowscope.paths import OTPath
+    from flowscope.fields import exact as fields
+    from flowscope.maths.paths import OTPath
 
     before = _fields_before()
     data = torch.randn(10000, 2, generator=torch.Generator().manual_seed(0))

@@ -24,9 +24,10 @@ from pathlib import Path
 import torch
 from measure import machine_info, median
 
-from flowscope import FlowModel, MLPConfig, TrainConfig, checkpoint, train
-from flowscope.data import make_dataset
-from flowscope.evaluation import evaluate
+from flowscope import FlowModel, MLPConfig, TrainConfig, train
+from flowscope.data.datasets import make_dataset
+from flowscope.evaluation.report import evaluate
+from flowscope.io import checkpoint
 
 BATCH = TrainConfig().batch_size
 

@@ -18,9 +18,10 @@ from pathlib import Path
 
 import torch
 
-from flowscope import fieldview, zoo
-from flowscope.data import dataset_hash, make_dataset
-from flowscope.fields import field_error
+from flowscope.data.datasets import dataset_hash, make_dataset
+from flowscope.fields import fieldview
+from flowscope.fields.exact import field_error
+from flowscope.zoo import registry as zoo
 
 TIMES = (0.1, 0.3, 0.5, 0.7, 0.9, 0.95, 0.99)
 

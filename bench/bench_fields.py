@@ -22,8 +22,9 @@ from pathlib import Path
 import torch
 from measure import clock, cpu_model, median, repeat, sync
 
-from flowscope.fields import grid_2d, marginal_field
-from flowscope.paths import OTPath
+from flowscope.fields.exact import marginal_field
+from flowscope.maths.grid import grid_2d
+from flowscope.maths.paths import OTPath
 
 RESULTS = Path(__file__).with_name("results_fields.md")
 

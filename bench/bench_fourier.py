@@ -20,9 +20,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from flowscope import checkpoint, zoo
-from flowscope.data import distance_to_rings
-from flowscope.models import MLPConfig
+from flowscope.data.datasets import distance_to_rings
+from flowscope.io import checkpoint
+from flowscope.nets.models import MLPConfig
+from flowscope.zoo import registry as zoo
 
 DEFAULT_MODELS = ["rings-ot", "rings-vp", "rings-ve", "checkerboard-ot", "moons-ot", "pinwheel-ot"]
 

@@ -29,10 +29,12 @@ import numpy as np
 import torch
 from measure import clock, machine_info, median, time_cli_training
 
-from flowscope import TrainConfig, checkpoint, train, zoo
-from flowscope.image_quality import IMAGE_SOLVER, evaluate_images, image_samples
-from flowscope.images import digits, split
-from flowscope.unet import UNetConfig
+from flowscope import TrainConfig, train
+from flowscope.data.images import digits, split
+from flowscope.evaluation.image_quality import IMAGE_SOLVER, evaluate_images, image_samples
+from flowscope.io import checkpoint
+from flowscope.nets.unet import UNetConfig
+from flowscope.zoo import registry as zoo
 
 GUIDANCE = (0.0, 1.0, 3.0)
 BUDGET_S = 15 * 60

@@ -24,8 +24,10 @@ from pathlib import Path
 import torch
 from measure import clock
 
-from flowscope import TrainConfig, zoo
-from flowscope.reflow import few_step_reports, reflow
+from flowscope import TrainConfig
+from flowscope.evaluation.fewstep import few_step_reports
+from flowscope.training.reflow import reflow
+from flowscope.zoo import registry as zoo
 
 STEPS = (1, 2, 4)
 

@@ -22,8 +22,9 @@ from typing import Any
 import torch
 from measure import time_cli_training
 
-from flowscope import checkpoint, zoo
-from flowscope.evaluation import evaluate
+from flowscope.evaluation.report import evaluate
+from flowscope.io import checkpoint
+from flowscope.zoo import registry as zoo
 
 
 def run(dataset: str, folder: Path, seed: int = 0) -> dict[str, Any]:

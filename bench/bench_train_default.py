@@ -16,9 +16,9 @@ from pathlib import Path
 import torch
 from measure import median, time_cli_training
 
-from flowscope import checkpoint
-from flowscope.data import make_dataset
-from flowscope.evaluation import evaluate, recorded_metrics
+from flowscope.data.datasets import make_dataset
+from flowscope.evaluation.report import evaluate, recorded_metrics
+from flowscope.io import checkpoint
 
 
 def run(seed: int, folder: Path) -> dict[str, float]:

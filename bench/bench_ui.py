@@ -120,7 +120,7 @@ def bench_training(steps: int = 2000, n: int = 5000) -> dict[str, float]:
     """Seconds to train `steps` steps on an uploaded n-point CSV through the Train page (AppTest)."""
     from streamlit.testing.v1 import AppTest
 
-    from flowscope.data import make_dataset
+    from flowscope.data.datasets import make_dataset
     from flowscope_ui import state
 
     points = make_dataset("pinwheel", n, seed=7)

@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 if TYPE_CHECKING:
-    from flowscope.evaluation import DataSampler
+    from flowscope.evaluation.report import DataSampler
 
 HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:
@@ -121,7 +121,7 @@ def _split(name: str) -> tuple[str, str]:
 
 def data_sampler(name: str) -> DataSampler:
     """sample_data(n, seed): fresh draws of a task's target data, what `flowscope.evaluation` judges against."""
-    from flowscope.data import make_dataset
+    from flowscope.data.datasets import make_dataset
 
     target = _split(name)[1]
     return lambda n, seed: make_dataset(target, n, seed)
@@ -131,7 +131,7 @@ def make_task(name: str, device: torch.device) -> Any:
     """Training data (seed 0), source (seed 1), evaluation sources (seed 11) and fresh data draws to judge by."""
     from peers import Task
 
-    from flowscope.data import make_dataset
+    from flowscope.data.datasets import make_dataset
 
     source_name, target = _split(name)
 
@@ -150,7 +150,7 @@ def make_task(name: str, device: torch.device) -> Any:
 @functools.cache
 def floor_w2(name: str, draws: int) -> float:
     """Noise floor of a task's data: `flowscope.evaluation.w2_floor` of N_EVAL points over `draws` draws."""
-    from flowscope.evaluation import w2_floor
+    from flowscope.evaluation.report import w2_floor
 
     floor = w2_floor(data_sampler(name), n=N_EVAL, repeats=draws)
     assert floor is not None  # a sampler always gives two independent draws
@@ -166,7 +166,7 @@ def evaluate_w2(trained: Any, task: Any, seeds: int = 3) -> tuple[float, float, 
     """
     from peers import reference_sample
 
-    from flowscope.evaluation import reference_draws, w2_to_reference
+    from flowscope.evaluation.report import reference_draws, w2_to_reference
 
     values, nfes = [], []
     for k in range(seeds):
@@ -244,7 +244,7 @@ def section_steps(frameworks: list[Any], device: torch.device, plan: Plan, resul
             log(f"train step {key}: " + ", ".join(f"{n} {v:.3f} ms" for n, v in out[key]["ms"].items()))
     # FLOPs of one training step of the same MLP (forward + backward) at each batch
     from flowscope import VelocityMLP
-    from flowscope.training import cfm_loss
+    from flowscope.training.loop import cfm_loss
 
     net = VelocityMLP(mlp).to(device)
     flops = {}
@@ -404,8 +404,9 @@ def section_field(device: torch.device, plan: Plan, results: dict[str, Any]) -> 
 
     try:
         from flowscope import make_path
-        from flowscope.data import make_dataset
-        from flowscope.fields import grid_2d, marginal_field
+        from flowscope.data.datasets import make_dataset
+        from flowscope.fields.exact import marginal_field
+        from flowscope.maths.grid import grid_2d
     except ImportError as exc:
         results["field"] = {"error": f"flowscope.fields unavailable: {exc}"}
         log(results["field"]["error"])

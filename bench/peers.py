@@ -25,8 +25,8 @@ from torchdiffeq import odeint
 
 import flowscope
 from flowscope import MLPConfig, SolverConfig, TrainConfig, VelocityMLP
-from flowscope.evaluation import REFERENCE_SOLVER, DataSampler
-from flowscope.sampling import Velocity
+from flowscope.evaluation.report import REFERENCE_SOLVER, DataSampler
+from flowscope.solver.sampling import Velocity
 
 # --------------------------------------------------------------------------------------------------------
 # Shared pieces

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from flowscope import FlowModel, MLPConfig, TrainConfig, train
-from flowscope.data import make_dataset
+from flowscope.data.datasets import make_dataset
 
 torch.set_num_threads(2)
 

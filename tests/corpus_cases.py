@@ -19,7 +19,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from flowscope.loader import Limits
+from flowscope.data.loader import Limits
 
 CORPUS_DIR = Path(__file__).parent / "corpus"
 

@@ -13,10 +13,11 @@ from pathlib import Path
 
 import torch
 
-import flowscope.training
-from flowscope import MLPConfig, TrainConfig, checkpoint, train
-from flowscope.cli import main
-from flowscope.data import make_dataset
+import flowscope.training.loop
+from flowscope import MLPConfig, TrainConfig, train
+from flowscope.cli.commands import main
+from flowscope.data.datasets import make_dataset
+from flowscope.io import checkpoint
 
 __all__: list[str] = []
 
@@ -37,14 +38,14 @@ def _nan_from(step: int) -> None:
     if os.environ["RANK"] != "1":
         return
     calls = [0]
-    real = flowscope.training.cfm_loss
+    real = flowscope.training.loop.cfm_loss
 
     def poisoned(*args: object, **kwargs: object) -> torch.Tensor:
         calls[0] += 1
         loss = real(*args, **kwargs)  # type: ignore[arg-type]
         return loss * float("nan") if calls[0] >= step else loss
 
-    flowscope.training.cfm_loss = poisoned
+    flowscope.training.loop.cfm_loss = poisoned
 
 
 if __name__ == "__main__":

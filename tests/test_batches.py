@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from flowscope import MLPConfig, TrainConfig, train
-from flowscope.batches import StreamedRows, open_npy, rows_for
-from flowscope.distributed import SINGLE, Group
-from flowscope.models import Normalizer
+from flowscope.maths.normalizer import Normalizer
+from flowscope.training.batches import StreamedRows, open_npy, rows_for
+from flowscope.training.distributed import SINGLE, Group
 
 
 def _index_rows(n: int, tmp_path: Path) -> np.ndarray:

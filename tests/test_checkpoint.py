@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from safetensors.torch import save as save_tensors
 
 from flowscope import FlowModel, MLPConfig, SolverConfig, TrainConfig, train
-from flowscope.checkpoint import CheckpointError, config_of, from_bytes, load, read_metadata, save, to_bytes
+from flowscope.io.checkpoint import CheckpointError, config_of, from_bytes, load, read_metadata, save, to_bytes
 
 
 def _metadata_bytes(flow: FlowModel, mutate: object) -> bytes:

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from flowscope.cli import main
-from flowscope.data import make_dataset
+from flowscope.cli.commands import main
+from flowscope.data.datasets import make_dataset
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:
@@ -129,7 +129,7 @@ def test_help_lists_every_command() -> None:
 def test_bad_input_corpus_through_the_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """Every corpus file given to `flowscope train --data` exits 2 with the loader's named message."""
     from corpus_cases import IMAGE_ROUTE, materialize_corpus
-    from flowscope.loader import Limits
+    from flowscope.data.loader import Limits
 
     for case in materialize_corpus(tmp_path, Limits()):
         out = tmp_path / "never.safetensors"
@@ -140,7 +140,7 @@ def test_bad_input_corpus_through_the_cli(tmp_path: Path, capsys: pytest.Capture
 
 
 def test_a_failing_write_leaves_the_old_file_and_no_temporary(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from flowscope.cli import save_array
+    from flowscope.io.arrays import save_array
 
     out = tmp_path / "s.npy"
     out.write_bytes(b"old")
@@ -159,8 +159,9 @@ def test_a_failing_write_leaves_the_old_file_and_no_temporary(tmp_path: Path, mo
 
 def test_sample_and_eval_default_to_the_best_device(trained: Path, tmp_path: Path,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    from flowscope import checkpoint, cli
-    from flowscope.flow import resolve_device
+    from flowscope.cli import commands as cli
+    from flowscope.flow.model import resolve_device
+    from flowscope.io import checkpoint
 
     for command in ("sample", "eval"):
         assert cli.build_parser().parse_args([command, "m.safetensors"]).device is None
@@ -204,7 +205,7 @@ def _train(*args: str) -> list[str]:
 def test_train_leaves_out_a_text_column_and_records_columns_and_data(iris_csv: tuple[Path, np.ndarray],
                                                                       tmp_path: Path,
                                                                       capsys: pytest.CaptureFixture[str]) -> None:
-    from flowscope import checkpoint
+    from flowscope.io import checkpoint
 
     path, values = iris_csv
     out = tmp_path / "iris.safetensors"
@@ -222,7 +223,7 @@ def test_train_leaves_out_a_text_column_and_records_columns_and_data(iris_csv: t
 
 def test_columns_by_name_and_by_index(iris_csv: tuple[Path, np.ndarray], tmp_path: Path,
                                       capsys: pytest.CaptureFixture[str]) -> None:
-    from flowscope import checkpoint
+    from flowscope.io import checkpoint
 
     path, values = iris_csv
     for spec in ("petal_length,sepal_length", "2,0", "petal_length, 0"):
@@ -266,8 +267,8 @@ def test_eval_and_sample_pick_the_models_columns_by_name(iris_csv: tuple[Path, n
 
 
 def test_every_built_in_dataset_is_accepted() -> None:
-    from flowscope.cli import build_parser
-    from flowscope.data import ALL_DATASETS
+    from flowscope.cli.commands import build_parser
+    from flowscope.data.datasets import ALL_DATASETS
 
     assert {"mixture8", "iris", "wine", "engel", "moons"} <= set(ALL_DATASETS)
     for name in ALL_DATASETS:
@@ -278,8 +279,8 @@ def test_every_built_in_dataset_is_accepted() -> None:
 def test_train_on_wine_records_its_columns_and_metrics_with_a_floor(tmp_path: Path,
                                                                     capsys: pytest.CaptureFixture[str]) -> None:
     pytest.importorskip("sklearn")
-    from flowscope import checkpoint
-    from flowscope.data import dataset_columns
+    from flowscope.data.datasets import dataset_columns
+    from flowscope.io import checkpoint
 
     out = tmp_path / "wine.safetensors"
     assert main(_train("--dataset", "wine", "--out", str(out))) == 0
@@ -297,7 +298,8 @@ def test_real_tables_are_judged_against_their_rows_and_others_against_fresh_draw
     """A sampler of a real table would give the same rows for every seed (a floor of 0): its rows are passed."""
     if fixed:
         pytest.importorskip("sklearn" if name == "iris" else "statsmodels")
-    from flowscope import checkpoint, cli
+    from flowscope.cli import commands as cli
+    from flowscope.io import checkpoint
 
     seen: list[object] = []
 

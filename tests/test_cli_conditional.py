@@ -9,8 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from flowscope import checkpoint, cli
-from flowscope.cli import main
+from flowscope.cli import commands as cli
+from flowscope.cli.commands import main
+from flowscope.io import checkpoint
 
 FAST = ["--method", "rk4", "--steps", "10"]
 

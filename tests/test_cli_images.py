@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from flowscope.checkpoint import load
-from flowscope.cli import main
+from flowscope.cli.commands import main
+from flowscope.io.checkpoint import load
 
 FAST = ["--steps", "3", "--batch-size", "8", "--quiet", "--base-channels", "8"]
 
@@ -115,7 +115,7 @@ def test_eval_against_a_file_of_held_out_images(digits_model: Path, tmp_path: Pa
                                                 capsys: pytest.CaptureFixture[str]) -> None:
     """--data: held-out images in a file, compared with the model's stored training images, judged by the zoo's
     digits classifier (the model records that it is a digits model)."""
-    from flowscope.images import digits, split
+    from flowscope.data.images import digits, split
 
     held = tmp_path / "held.npy"
     np.save(held, split(digits())[1].images[:30, 0].astype(np.int64))  # (n, H, W) integers, as a user saves them

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from flowscope import cli
-from flowscope.cli import main
+from flowscope.cli import commands as cli
+from flowscope.cli.commands import main
 
 pytest.importorskip("streamlit")
 pytest.importorskip("flowscope_ui")

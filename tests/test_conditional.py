@@ -8,15 +8,17 @@ import pytest
 import torch
 from torchdiffeq import odeint
 
-from flowscope import FlowModel, MLPConfig, SolverConfig, TrainConfig, fieldview, train
-from flowscope.checkpoint import CheckpointError, from_bytes, to_bytes
-from flowscope.couplings import pair
-from flowscope.data import make_dataset, make_labelled
-from flowscope.evaluation import class_posterior, evaluate_classes
-from flowscope.fields import MarginalVelocity, grid_2d, marginal_field
-from flowscope.metrics import label_accuracy
-from flowscope.sampling import VelocityODE
-from flowscope.training import check_labels
+from flowscope import FlowModel, MLPConfig, SolverConfig, TrainConfig, train
+from flowscope.data.datasets import make_dataset, make_labelled
+from flowscope.evaluation.metrics import label_accuracy
+from flowscope.evaluation.report import class_posterior, evaluate_classes
+from flowscope.fields import fieldview
+from flowscope.fields.exact import MarginalVelocity, marginal_field
+from flowscope.io.checkpoint import CheckpointError, from_bytes, to_bytes
+from flowscope.maths.couplings import pair
+from flowscope.maths.grid import grid_2d
+from flowscope.solver.sampling import VelocityODE
+from flowscope.training.loop import check_labels
 
 
 @pytest.fixture(scope="module")

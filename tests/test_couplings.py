@@ -7,7 +7,7 @@ import itertools
 import pytest
 import torch
 
-from flowscope.couplings import (
+from flowscope.maths.couplings import (
     blockwise_ot_permutation,
     exact_ot_permutation,
     pair,

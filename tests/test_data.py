@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 from scipy.spatial import cKDTree
 
-from flowscope.data import DATASETS, dataset_hash, distance_to_rings, make_dataset
-from flowscope.metrics import w2
+from flowscope.data.datasets import DATASETS, dataset_hash, distance_to_rings, make_dataset
+from flowscope.evaluation.metrics import w2
 
 N = 4000
 TWO_PI = 2.0 * np.pi

@@ -13,10 +13,11 @@ import numpy as np
 import pytest
 import torch
 
-from flowscope import MLPConfig, TrainConfig, checkpoint, train
-from flowscope.data import make_dataset
-from flowscope.evaluation import sample_quality
-from flowscope.sampling import SolverConfig
+from flowscope import MLPConfig, TrainConfig, train
+from flowscope.data.datasets import make_dataset
+from flowscope.evaluation.report import sample_quality
+from flowscope.io import checkpoint
+from flowscope.solver.sampling import SolverConfig
 
 WORKER = Path(__file__).with_name("distributed_worker.py")
 STEPS, BATCH = 300, 64

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from flowscope import FlowModel, SolverConfig
-from flowscope.evaluation import evaluate, recorded_metrics, reference_draws, sample_quality, w2_floor
-from flowscope.metrics import w2
+from flowscope.evaluation.metrics import w2
+from flowscope.evaluation.report import evaluate, recorded_metrics, reference_draws, sample_quality, w2_floor
 
 
 def _gaussian(n: int, seed: int) -> np.ndarray:

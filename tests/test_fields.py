@@ -11,20 +11,20 @@ import pytest
 import torch
 from torch import Tensor
 
-from flowscope.fields import (
+from flowscope.fields.exact import (
     MarginalField,
     MarginalVelocity,
     cfm_loss_by_t,
     conditional_field_grid,
     conditional_log_density,
     field_error,
-    grid_2d,
     irreducible_loss,
     marginal_field,
     marginal_field_pairs,
     posterior_topk,
 )
-from flowscope.paths import AffinePath, CosinePath, OTPath, VEPath, VPPath, make_path
+from flowscope.maths.grid import grid_2d
+from flowscope.maths.paths import AffinePath, CosinePath, OTPath, VEPath, VPPath, make_path
 
 GAUSSIAN_PATHS = {
     "ot": OTPath(sigma_min=1e-3),

@@ -14,10 +14,11 @@ import pytest
 import torch
 from torch import Tensor
 
-from flowscope import FlowModel, MLPConfig, TrainConfig, fieldview, make_path, train
-from flowscope.couplings import exact_ot_permutation, sinkhorn_permutation
-from flowscope.data import make_dataset
-from flowscope.fields import grid_2d
+from flowscope import FlowModel, MLPConfig, TrainConfig, make_path, train
+from flowscope.data.datasets import make_dataset
+from flowscope.fields import fieldview
+from flowscope.maths.couplings import exact_ot_permutation, sinkhorn_permutation
+from flowscope.maths.grid import grid_2d
 
 GRID = grid_2d((-2.5, 2.5), (-2.0, 2.0), 12).points
 

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from flowscope.image_loader import ImageLimits, is_image_upload, load_images, load_images_bytes
-from flowscope.loader import DataError
+from flowscope.data.image_loader import ImageLimits, is_image_upload, load_images, load_images_bytes
+from flowscope.data.loader import DataError
 
 RNG = np.random.default_rng(0)
 

@@ -11,16 +11,17 @@ import pytest
 import torch
 
 from flowscope import TrainConfig, train
-from flowscope.classifier import load_classifier, save_classifier, train_classifier
-from flowscope.image_quality import (
+from flowscope.data.images import ImageData, digits, split
+from flowscope.evaluation.classifier import load_classifier, save_classifier, train_classifier
+from flowscope.evaluation.image_quality import (
     bits_per_dim,
     evaluate_images,
     frechet_distance,
     leave_one_out_distances,
     nearest_neighbours,
 )
-from flowscope.images import ImageData, ImageSpec, digits, split
-from flowscope.unet import UNetConfig
+from flowscope.maths.imagespec import ImageSpec
+from flowscope.nets.unet import UNetConfig
 
 
 def test_frechet_distance_matches_the_gaussian_closed_form() -> None:
@@ -85,7 +86,7 @@ def test_the_report_compares_samples_with_held_out_images(digits_split: tuple[Im
     flow = train(torch.from_numpy(small_train.images), model=UNetConfig(1, 8, 8, base=8),
                  labels=torch.from_numpy(small_train.labels), label_names=small_train.names,
                  config=TrainConfig(steps=20, batch_size=32, lr=1e-3, device="cpu")).model
-    from flowscope.sampling import SolverConfig
+    from flowscope.solver.sampling import SolverConfig
     report = evaluate_images(flow, small_train, small_held, classifier, guidance=(0.0, 2.0),
                              solver=SolverConfig("euler", steps=4), nll_images=4)
     assert report["n"] == 60 and report["fd_floor"] > 0 and report["nn_held_out_median"] > 0

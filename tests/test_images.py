@@ -11,12 +11,13 @@ import pytest
 import torch
 
 from flowscope import FlowModel, SolverConfig, TrainConfig, train
-from flowscope.checkpoint import CheckpointError, config_of, from_bytes, load, save, to_bytes
-from flowscope.fields import MarginalVelocity
-from flowscope.images import ImageData, ImageSpec, digits, split
-from flowscope.paths import make_path
-from flowscope.sampling import integrate
-from flowscope.unet import UNetConfig, VelocityUNet
+from flowscope.data.images import ImageData, digits, split
+from flowscope.fields.exact import MarginalVelocity
+from flowscope.io.checkpoint import CheckpointError, config_of, from_bytes, load, save, to_bytes
+from flowscope.maths.imagespec import ImageSpec
+from flowscope.maths.paths import make_path
+from flowscope.nets.unet import UNetConfig, VelocityUNet
+from flowscope.solver.sampling import integrate
 
 
 @pytest.mark.parametrize("shape", [(1, 8, 8), (3, 7, 5), (1, 28, 28), (2, 1, 1), (4, 9, 16)])
@@ -170,7 +171,7 @@ def test_integrating_the_exact_field_of_images_reproduces_training_images(tiny_d
 
 def test_exact_samples_copy_training_images_where_the_learned_model_does_not(image_flow: FlowModel,
                                                                              tiny_digits: ImageData) -> None:
-    from flowscope.fieldview import exact_samples, field_support
+    from flowscope.fields.fieldview import exact_samples, field_support
 
     support = field_support(image_flow, tiny_digits.flat, labels=tiny_digits.labels)
     x0 = image_flow.draw_source(6, torch.Generator().manual_seed(0))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from flowscope.labels import LabelError, encode_labels
+from flowscope.data.labels import LabelError, encode_labels
 
 
 def test_text_and_numeric_labels() -> None:

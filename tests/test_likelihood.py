@@ -9,8 +9,9 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from flowscope import SolverConfig, gaussian
-from flowscope.likelihood import (
+from flowscope import SolverConfig
+from flowscope.maths import gaussian
+from flowscope.solver.likelihood import (
     exact_divergence,
     hutchinson_divergence,
     log_density_grid,

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from corpus_cases import CASES, CORPUS_DIR, CORPUS_LIMITS, GOOD_FILES, STATIC_CASES, Case, materialize_corpus
-from flowscope.loader import (
+from flowscope.data.loader import (
     SUPPORTED_SUFFIXES,
     DataError,
     DroppedColumn,

@@ -11,7 +11,7 @@ import torch
 from scipy.optimize import linear_sum_assignment
 
 from flowscope import SolverConfig
-from flowscope.metrics import energy_distance, median_distance, mmd, straightness, w2
+from flowscope.evaluation.metrics import energy_distance, median_distance, mmd, straightness, w2
 
 
 @pytest.fixture(scope="module")

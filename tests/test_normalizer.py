@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from flowscope import MLPConfig, Normalizer, SolverConfig, TrainConfig, fieldview, train
-from flowscope.checkpoint import CheckpointError, from_bytes, to_bytes
-from flowscope.fields import marginal_field
+from flowscope import MLPConfig, Normalizer, SolverConfig, TrainConfig, train
+from flowscope.fields import fieldview
+from flowscope.fields.exact import marginal_field
+from flowscope.io.checkpoint import CheckpointError, from_bytes, to_bytes
 
 RNG = np.random.default_rng(0)
 

@@ -16,11 +16,13 @@ import torch
 from torch import Tensor, nn
 from torchdiffeq import odeint
 
-from flowscope import SolverConfig, gaussian
-from flowscope.fields import MarginalField, MarginalVelocity, grid_2d, marginal_field, marginal_field_pairs
-from flowscope.likelihood import exact_divergence, log_likelihood
-from flowscope.paths import AffinePath, OTPath, VEPath, VPPath, make_path
-from flowscope.sampling import VelocityODE
+from flowscope import SolverConfig
+from flowscope.fields.exact import MarginalField, MarginalVelocity, marginal_field, marginal_field_pairs
+from flowscope.maths import gaussian
+from flowscope.maths.grid import grid_2d
+from flowscope.maths.paths import AffinePath, OTPath, VEPath, VPPath, make_path
+from flowscope.solver.likelihood import exact_divergence, log_likelihood
+from flowscope.solver.sampling import VelocityODE
 
 
 class TinyMLP(nn.Module):

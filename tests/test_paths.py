@@ -9,7 +9,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from flowscope.paths import SINGULAR_EPS, AffinePath, CosinePath, OTPath, VEPath, VPPath, make_path
+from flowscope.maths.paths import SINGULAR_EPS, AffinePath, CosinePath, OTPath, VEPath, VPPath, make_path
 
 PATHS: list[AffinePath] = [
     OTPath(sigma_min=1e-3),

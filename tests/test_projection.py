@@ -9,10 +9,12 @@ import numpy as np
 import pytest
 import torch
 
-from flowscope import FlowModel, MLPConfig, TrainConfig, fieldview, train
-from flowscope.data import make_dataset
-from flowscope.fields import grid_2d, marginal_field
-from flowscope.projection import coordinate_projection, pca_projection
+from flowscope import FlowModel, MLPConfig, TrainConfig, train
+from flowscope.data.datasets import make_dataset
+from flowscope.fields import fieldview
+from flowscope.fields.exact import marginal_field
+from flowscope.fields.projection import coordinate_projection, pca_projection
+from flowscope.maths.grid import grid_2d
 
 
 @pytest.fixture(scope="module")

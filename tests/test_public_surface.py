@@ -15,7 +15,8 @@ import pytest
 import flowscope
 
 ROOT = Path(__file__).resolve().parents[1]
-MODULES = sorted(m.name for m in pkgutil.iter_modules(flowscope.__path__) if m.name != "__main__")
+MODULES = sorted(m.name.removeprefix("flowscope.") for m in pkgutil.walk_packages(flowscope.__path__, "flowscope.")
+                 if not m.name.endswith("__main__"))
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-import flowscope.training
+import flowscope.training.loop
 from flowscope import FlowModel, MLPConfig, StepInfo, TrainConfig, TrainingDiverged, train
-from flowscope.readback import CUDA_CHECK_EVERY, check_every
+from flowscope.training.readback import CUDA_CHECK_EVERY, check_every
 
 TINY = MLPConfig(dim=2, width=32, depth=2)
 
@@ -26,7 +26,7 @@ def _same(a: list[torch.Tensor], b: list[torch.Tensor]) -> bool:
 @pytest.fixture()
 def nan_at_step_21(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """The 21st training step's loss is NaN."""
-    real, calls = flowscope.training.cfm_loss, [0]
+    real, calls = flowscope.training.loop.cfm_loss, [0]
 
     def poisoned(*args: object, **kwargs: object) -> torch.Tensor:
         calls[0] += 1

@@ -8,14 +8,15 @@ from pathlib import Path
 import pytest
 import torch
 
-from flowscope import FlowModel, MLPConfig, TrainConfig, VelocityMLP, checkpoint, train
-from flowscope.cli import main
-from flowscope.data import make_dataset, make_labelled
-from flowscope.fieldview import REFLOW_SUPPORT_SOLVER, field_support, fields_at
-from flowscope.models import Normalizer
-from flowscope.paths import make_path
-from flowscope.reflow import PAIR_CHUNK, pair_chunk, reflow, reflow_pairs, reflow_round, student_of
-from flowscope.sampling import SolverConfig
+from flowscope import FlowModel, MLPConfig, TrainConfig, VelocityMLP, train
+from flowscope.cli.commands import main
+from flowscope.data.datasets import make_dataset, make_labelled
+from flowscope.fields.fieldview import REFLOW_SUPPORT_SOLVER, field_support, fields_at
+from flowscope.io import checkpoint
+from flowscope.maths.normalizer import Normalizer
+from flowscope.maths.paths import make_path
+from flowscope.solver.sampling import SolverConfig
+from flowscope.training.reflow import PAIR_CHUNK, pair_chunk, reflow, reflow_pairs, reflow_round, student_of
 
 EULER = SolverConfig(method="euler", steps=8)
 SHIFT = torch.tensor([1.5, -0.75])

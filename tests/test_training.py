@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from flowscope import FlowModel, MLPConfig, SolverConfig, TrainConfig, TrainingDiverged, train
-from flowscope.data import make_dataset
-from flowscope.metrics import w2
-from flowscope.training import StepInfo
+from flowscope.data.datasets import make_dataset
+from flowscope.evaluation.metrics import w2
+from flowscope.training.loop import StepInfo
 
 TINY = MLPConfig(dim=2, width=32, depth=2)
 

@@ -10,13 +10,20 @@ from pathlib import Path
 import pytest
 import torch
 
-from flowscope import zoo
-from flowscope.data import DATASETS, dataset_columns, dataset_labels, distance_to_rings, make_dataset, make_labelled
-from flowscope.evaluation import QUALITY_DRAWS, evaluation_samples, sample_quality, w2_floor
-from flowscope.image_quality import evaluate_images
-from flowscope.images import IMAGE_DATASETS, digits, split
-from flowscope.metrics import label_accuracy
-from flowscope.unet import UNetConfig
+from flowscope.data.datasets import (
+    DATASETS,
+    dataset_columns,
+    dataset_labels,
+    distance_to_rings,
+    make_dataset,
+    make_labelled,
+)
+from flowscope.data.images import IMAGE_DATASETS, digits, split
+from flowscope.evaluation.image_quality import evaluate_images
+from flowscope.evaluation.metrics import label_accuracy
+from flowscope.evaluation.report import QUALITY_DRAWS, evaluation_samples, sample_quality, w2_floor
+from flowscope.nets.unet import UNetConfig
+from flowscope.zoo import registry as zoo
 
 ENTRIES = zoo.entries()
 #: The models of vectors (judged by W2 against its floor) and of images (by the Frechet distance against its).

@@ -16,12 +16,15 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from flowscope import FlowModel, SolverConfig, evaluation, fieldview, metrics
-from flowscope.fields import Grid2D, grid_2d
-from flowscope.fieldview import FIELD_POINTS, FieldSupport, FieldView
-from flowscope.metrics import straightness
-from flowscope.models import Normalizer
-from flowscope.projection import Projection, coordinate_projection, pca_projection
+from flowscope import FlowModel, SolverConfig
+from flowscope.evaluation import metrics
+from flowscope.evaluation import report as evaluation
+from flowscope.evaluation.metrics import straightness
+from flowscope.fields import fieldview
+from flowscope.fields.fieldview import FIELD_POINTS, FieldSupport, FieldView
+from flowscope.fields.projection import Projection, coordinate_projection, pca_projection
+from flowscope.maths.grid import Grid2D, grid_2d
+from flowscope.maths.normalizer import Normalizer
 
 from .plots import Bounds
 

@@ -16,9 +16,10 @@ import numpy as np
 import torch
 
 from flowscope import FlowModel, SolverConfig
-from flowscope.fieldview import FieldSupport, exact_samples
-from flowscope.image_quality import leave_one_out_distances, nearest_neighbours
-from flowscope.images import ImageData, ImageSpec, digits, split
+from flowscope.data.images import ImageData, digits, split
+from flowscope.evaluation.image_quality import leave_one_out_distances, nearest_neighbours
+from flowscope.fields.fieldview import FieldSupport, exact_samples
+from flowscope.maths.imagespec import ImageSpec
 
 from . import compute
 

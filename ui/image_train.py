@@ -14,11 +14,12 @@ import numpy as np
 import streamlit as st
 from streamlit.runtime.uploaded_file_manager import UploadedFile
 
-from flowscope import FlowModel, SolverConfig, StepInfo, checkpoint
-from flowscope.image_loader import load_images_bytes
-from flowscope.image_quality import image_samples
-from flowscope.images import ImageData
-from flowscope.loader import DataError
+from flowscope import FlowModel, SolverConfig, StepInfo
+from flowscope.data.image_loader import load_images_bytes
+from flowscope.data.images import ImageData
+from flowscope.data.loader import DataError
+from flowscope.evaluation.image_quality import image_samples
+from flowscope.io import checkpoint
 
 from . import image_compute, jobs, plots, state, trainer, uploads, widgets
 from .image_compute import VIEW_SOLVER

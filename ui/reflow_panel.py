@@ -12,7 +12,8 @@ from collections.abc import Callable
 import numpy as np
 import streamlit as st
 
-from flowscope.reflow import EULER_STEPS, FewStepReport, ReflowProgress, few_step_reports
+from flowscope.evaluation.fewstep import EULER_STEPS, FewStepReport, few_step_reports
+from flowscope.training.reflow import ReflowProgress
 
 from . import jobs, plots, reflower, state, widgets
 from .state import ModelView

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from flowscope import FlowModel, TrainConfig
-from flowscope.reflow import ReflowProgress, reflow
+from flowscope.training.reflow import ReflowProgress, reflow
 
 __all__ = ["PAIRS", "STEPS", "ReflowOutcome", "ReflowSettings", "run"]
 

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from flowscope import manifest
-from flowscope.files import write_atomic
+from flowscope.io.files import write_atomic
+from flowscope.zoo import manifest
 
 #: Bump when what is cached changes, so stale files are ignored.
 VERSION = "1"

@@ -18,10 +18,11 @@ from typing import Any, TypeVar
 import numpy as np
 import streamlit as st
 
-from flowscope import FlowModel, zoo
-from flowscope.classifier import ImageClassifier, load_classifier
-from flowscope.data import ALL_DATASETS, DATASETS, dataset_columns, dataset_labels, make_dataset, make_labelled
-from flowscope.images import IMAGE_DATASETS
+from flowscope import FlowModel
+from flowscope.data.datasets import ALL_DATASETS, DATASETS, dataset_columns, dataset_labels, make_dataset, make_labelled
+from flowscope.data.images import IMAGE_DATASETS
+from flowscope.evaluation.classifier import ImageClassifier, load_classifier
+from flowscope.zoo import registry as zoo
 
 from . import image_compute
 from .layout import MODEL_KEY

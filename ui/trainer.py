@@ -26,11 +26,11 @@ from flowscope import (
     make_path,
     train,
 )
-from flowscope.couplings import COUPLINGS
-from flowscope.data import dataset_hash
-from flowscope.images import ImageData, keep_training_images
-from flowscope.paths import PATH_NAMES as PATHS
-from flowscope.unet import UNetConfig
+from flowscope.data.datasets import dataset_hash
+from flowscope.data.images import ImageData, keep_training_images
+from flowscope.maths.couplings import COUPLINGS
+from flowscope.maths.paths import PATH_NAMES as PATHS
+from flowscope.nets.unet import UNetConfig
 
 __all__ = ["COUPLINGS", "DATA_SAMPLE_ROWS", "ICFM_SIGMA", "IMAGE_WIDTHS", "NORMALIZE", "PATHS", "WIDTHS",
            "ImageTrainSettings", "Report", "TrainOutcome", "TrainSettings", "run", "run_images"]

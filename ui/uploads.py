@@ -12,8 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from flowscope import FlowModel
-from flowscope.checkpoint import CheckpointError, from_bytes
-from flowscope.loader import DataError, Limits, Table, load_table_bytes
+from flowscope.data.loader import DataError, Limits, Table, load_table_bytes
+from flowscope.io.checkpoint import CheckpointError, from_bytes
 
 #: Largest upload, in MB; the same value is server.maxUploadSize in ui/.streamlit/config.toml.
 MAX_UPLOAD_MB = 50

@@ -12,9 +12,10 @@ import streamlit as st
 import torch
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
-from flowscope import SolverConfig, zoo
-from flowscope.fieldview import FieldSupport
-from flowscope.sampling import FIXED_STEP_METHODS, METHODS
+from flowscope import SolverConfig
+from flowscope.fields.fieldview import FieldSupport
+from flowscope.solver.sampling import FIXED_STEP_METHODS, METHODS
+from flowscope.zoo import registry as zoo
 
 from . import compute, jobs, state
 from .layout import header as header  # re-exported: pages use widgets.header; the start page, layout.header

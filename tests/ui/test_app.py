@@ -16,10 +16,11 @@ from streamlit.testing.v1 import AppTest
 from ui_support import APP, csv_bytes, finish_jobs, write_manifest
 
 from corpus_cases import IMAGE_ROUTE, materialize_corpus
-from flowscope import MLPConfig, TrainConfig, checkpoint, train
-from flowscope.data import dataset_columns, dataset_labels, make_dataset, make_labelled
-from flowscope.loader import DataError
-from flowscope.zoo import entries
+from flowscope import MLPConfig, TrainConfig, train
+from flowscope.data.datasets import dataset_columns, dataset_labels, make_dataset, make_labelled
+from flowscope.data.loader import DataError
+from flowscope.io import checkpoint
+from flowscope.zoo.registry import entries
 from flowscope_ui import startpage, state, uploads
 
 PAGES = ["gallery", "paths", "fields", "marginals", "train", "compare", "learn"]

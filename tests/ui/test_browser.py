@@ -25,7 +25,7 @@ import pytest
 from ui_support import APP
 
 from corpus_cases import CORPUS_DIR
-from flowscope.data import make_dataset
+from flowscope.data.datasets import make_dataset
 
 pytestmark = pytest.mark.browser
 

@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from flowscope import FlowModel, TrainConfig, train
-from flowscope.fieldview import field_support
-from flowscope.images import ImageSpec
-from flowscope.unet import UNetConfig
+from flowscope.fields.fieldview import field_support
+from flowscope.maths.imagespec import ImageSpec
+from flowscope.nets.unet import UNetConfig
 from flowscope_ui import image_compute, plots
 
 

@@ -15,7 +15,7 @@ from streamlit.testing.v1 import AppTest
 from test_image_loader import npy, png, zipped
 from ui_support import APP, finish_jobs
 
-from flowscope import checkpoint
+from flowscope.io import checkpoint
 from flowscope_ui import compute, plots, state
 
 TIMEOUT = 120

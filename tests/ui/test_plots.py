@@ -11,8 +11,10 @@ import plotly.graph_objects as go
 import pytest
 import torch
 
-from flowscope import FlowModel, MLPConfig, SolverConfig, TrainConfig, fieldview, make_path, metrics, train
-from flowscope.data import make_dataset, make_labelled
+from flowscope import FlowModel, MLPConfig, SolverConfig, TrainConfig, make_path, train
+from flowscope.data.datasets import make_dataset, make_labelled
+from flowscope.evaluation import metrics
+from flowscope.fields import fieldview
 from flowscope_ui import compute, plots, trainer, uploads
 
 RNG = np.random.default_rng(0)

@@ -8,7 +8,7 @@ import numpy as np
 from streamlit.testing.v1 import AppTest
 from ui_support import APP, finish_jobs
 
-from flowscope.reflow import EULER_STEPS
+from flowscope.evaluation.fewstep import EULER_STEPS
 from flowscope_ui import plots, reflow_panel, state
 
 TIMEOUT = 180

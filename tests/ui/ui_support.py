@@ -15,9 +15,10 @@ import numpy as np
 import torch
 from streamlit.testing.v1 import AppTest
 
-from flowscope import MLPConfig, TrainConfig, checkpoint, make_path, train
-from flowscope.data import dataset_hash, make_dataset
-from flowscope.zoo import MANIFEST, ZooEntry, entries
+from flowscope import MLPConfig, TrainConfig, make_path, train
+from flowscope.data.datasets import dataset_hash, make_dataset
+from flowscope.io import checkpoint
+from flowscope.zoo.registry import MANIFEST, ZooEntry, entries
 from flowscope_ui import jobs
 
 APP = Path(__file__).resolve().parents[2] / "ui" / "app.py"
@@ -85,10 +86,10 @@ TINY_UNET = {"base": 8, "attention": False}
 def build_image_zoo(folder: Path, tiny_zoo: Path, steps: int = 30) -> list[ZooEntry]:
     """The tiny zoo's models plus tiny digits-ot and digits-cond (trained on the digits' training split, with their
     training images in the file, as `flowscope zoo build` writes them) and a quickly trained digits classifier."""
-    from flowscope.classifier import save_classifier, train_classifier
-    from flowscope.images import digits, split
-    from flowscope.unet import UNetConfig
-    from flowscope.zoo import CLASSIFIERS
+    from flowscope.data.images import digits, split
+    from flowscope.evaluation.classifier import save_classifier, train_classifier
+    from flowscope.nets.unet import UNetConfig
+    from flowscope.zoo.registry import CLASSIFIERS
 
     rows = entries(tiny_zoo)
     for row in rows:

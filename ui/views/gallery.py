@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from flowscope import zoo
-from flowscope.image_quality import image_samples
+from flowscope.evaluation.image_quality import image_samples
+from flowscope.zoo import registry as zoo
 from flowscope_ui import compute, plots, state, widgets
 from flowscope_ui.image_compute import VIEW_SOLVER
 

@@ -8,9 +8,9 @@ from typing import Any
 import numpy as np
 import streamlit as st
 
-from flowscope import zoo
-from flowscope.image_quality import DEQUANTISATION, evaluate_images, nearest_neighbours
-from flowscope.images import ImageData
+from flowscope.data.images import ImageData
+from flowscope.evaluation.image_quality import DEQUANTISATION, evaluate_images, nearest_neighbours
+from flowscope.zoo import registry as zoo
 from flowscope_ui import image_compute, plots, state, uploads, widgets
 from flowscope_ui.image_compute import VIEW_SOLVER
 

@@ -10,11 +10,12 @@ import numpy as np
 import streamlit as st
 from streamlit.runtime.uploaded_file_manager import UploadedFile
 
-from flowscope import FlowModel, MLPConfig, StepInfo, checkpoint
-from flowscope.data import ALL_DATASETS, DATASETS, dataset_columns, dataset_labels
-from flowscope.image_loader import is_image_upload
-from flowscope.labels import LabelError, Labels, encode_labels
-from flowscope.loader import DataError, Table
+from flowscope import FlowModel, MLPConfig, StepInfo
+from flowscope.data.datasets import ALL_DATASETS, DATASETS, dataset_columns, dataset_labels
+from flowscope.data.image_loader import is_image_upload
+from flowscope.data.labels import LabelError, Labels, encode_labels
+from flowscope.data.loader import DataError, Table
+from flowscope.io import checkpoint
 from flowscope_ui import compute, image_train, jobs, plots, reflow_panel, state, trainer, uploads, widgets
 from flowscope_ui.image_train import ChosenImages
 

@@ -1,0 +1,41 @@
+"""Layer 8, evaluation: metrics, the report of a model, image quality, the digits classifier, few-step."""
+
+from .report import (  # the report of a model, as `flowscope.evaluation.NAME`
+    ENERGY_NOTE,
+    QUALITY_DRAWS,
+    REFERENCE_SOLVER,
+    DataSampler,
+    Reference,
+    class_log_likelihoods,
+    class_posterior,
+    evaluate,
+    evaluate_classes,
+    evaluation_samples,
+    held_out_nll,
+    nll_estimator,
+    recorded_metrics,
+    reference_draws,
+    sample_quality,
+    w2_floor,
+    w2_to_reference,
+)
+
+__all__ = [
+    "ENERGY_NOTE",
+    "QUALITY_DRAWS",
+    "REFERENCE_SOLVER",
+    "DataSampler",
+    "Reference",
+    "class_log_likelihoods",
+    "class_posterior",
+    "evaluate",
+    "evaluate_classes",
+    "evaluation_samples",
+    "held_out_nll",
+    "nll_estimator",
+    "recorded_metrics",
+    "reference_draws",
+    "sample_quality",
+    "w2_floor",
+    "w2_to_reference",
+]

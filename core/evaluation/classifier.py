@@ -1,0 +1,143 @@
+"""A small image classifier that flowscope trains itself: the judge of image flows' samples.
+
+Image generators are judged by a classifier's features (the Frechet distance; Heusel et al. 2017 use an
+Inception net) and by whether a class-conditional sample is recognised as its class. Nothing may be
+downloaded here, so the feature network is a small CNN trained on the labelled training images (for the
+digits, the training split): three convolutions and a global average pool give the 64 features, a linear
+layer the class. It never sees the generator's samples in training, and the flows never see it.
+Checkpoints are safetensors (weights + a JSON config), like models'.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load as load_tensors_from_bytes
+from safetensors.torch import save as save_tensors_to_bytes
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from ..data.images import ImageData
+from ..io.checkpoint import safetensors_metadata
+from ..io.files import write_bytes_atomic
+from ..maths.imagespec import ImageSpec
+
+__all__ = ["CLASSIFIER_FORMAT", "ClassifierConfig", "ImageClassifier", "load_classifier", "save_classifier",
+           "train_classifier"]
+
+CLASSIFIER_FORMAT = "flowscope-classifier"
+
+
+@dataclass(frozen=True)
+class ClassifierConfig:
+    """Architecture and data of an `ImageClassifier`: the images it reads and the classes it tells apart."""
+
+    spec: ImageSpec
+    classes: tuple[str, ...]
+    width: int = 32
+
+    def to_dict(self) -> dict[str, object]:
+        """Plain dict for JSON."""
+        return {"spec": self.spec.to_dict(), "classes": list(self.classes), "width": self.width}
+
+
+class ImageClassifier(nn.Module):
+    """conv(C -> w) / conv(w -> 2w, stride 2) / conv(2w -> 2w, stride 2), SiLU after each, global average pool:
+    `features` (2w values per image); a linear layer on them: `forward` (class logits)."""
+
+    def __init__(self, config: ClassifierConfig) -> None:
+        super().__init__()
+        self.config = config
+        c, w = config.spec.channels, config.width
+        self.body = nn.Sequential(nn.Conv2d(c, w, 3, padding=1), nn.SiLU(),
+                                  nn.Conv2d(w, 2 * w, 3, stride=2, padding=1), nn.SiLU(),
+                                  nn.Conv2d(2 * w, 2 * w, 3, stride=2, padding=1), nn.SiLU())
+        self.head = nn.Linear(2 * w, len(config.classes))
+
+    def _scaled(self, images: Tensor) -> Tensor:
+        """Images [n, C, H, W] (or flat) in data units -> [-1, 1], as the flows see them."""
+        centre, half_range = self.config.spec.unit_map
+        return (images.reshape(-1, *self.config.spec.shape).float() - centre) / half_range
+
+    def features(self, images: Tensor) -> Tensor:
+        """The 2w pooled features of each image [n, 2w] (the Frechet distance's embedding)."""
+        return self.body(self._scaled(images)).mean(dim=(2, 3))
+
+    def forward(self, images: Tensor) -> Tensor:
+        """Class logits [n, classes]."""
+        return self.head(self.features(images))
+
+    def embed(self, images: np.ndarray | Tensor, batch: int = 1024) -> np.ndarray:
+        """Features of images in data units, float64 [n, 2w], in evaluation mode, batch by batch."""
+        return self._batched(lambda chunk: self.features(chunk).double(), images, batch).numpy()
+
+    def predict(self, images: np.ndarray | Tensor, batch: int = 1024) -> np.ndarray:
+        """The most likely class index of each image [n]."""
+        return self._batched(lambda chunk: self(chunk).argmax(1), images, batch).numpy()
+
+    @torch.no_grad()
+    def _batched(self, fn: Callable[[Tensor], Tensor], images: np.ndarray | Tensor, batch: int) -> Tensor:
+        """`fn` of images (numpy or torch, flat or not) a batch at a time in evaluation mode, concatenated."""
+        was = self.training
+        self.eval()
+        x = torch.as_tensor(np.asarray(images, dtype=np.float32)) if isinstance(images, np.ndarray) else images
+        out = [fn(chunk) for chunk in x.reshape(-1, *self.config.spec.shape).split(batch)]
+        self.train(was)
+        return torch.cat(out)
+
+
+def train_classifier(data: ImageData, *, steps: int = 3000, batch_size: int = 128, lr: float = 2e-3,
+                     seed: int = 0, width: int = 32) -> ImageClassifier:
+    """Train a classifier on labelled images (seeded: the same data and seed give the same weights on one
+    machine). Random shifts of up to one pixel augment the images, so that it judges shapes, not positions."""
+    if data.labels is None or len(data.names) < 2:
+        raise ValueError(f"{data.name}: a classifier needs images with labels of at least 2 classes")
+    generator = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    model = ImageClassifier(ClassifierConfig(data.spec, data.names, width))
+    images = torch.from_numpy(np.ascontiguousarray(data.images, dtype=np.float32))
+    labels = torch.from_numpy(data.labels)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps)
+    for _ in range(steps):
+        index = torch.randint(len(images), (batch_size,), generator=generator)
+        dx, dy = torch.randint(-1, 2, (2,), generator=generator).tolist()
+        batch = torch.roll(images[index], shifts=(dy, dx), dims=(2, 3))
+        loss = F.cross_entropy(model(batch), labels[index])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        schedule.step()
+    return model.eval()
+
+
+def save_classifier(model: ImageClassifier, path: str | os.PathLike[str]) -> Path:
+    """Write a classifier as safetensors (weights; its config as JSON metadata), atomically."""
+    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    metadata = {"format": CLASSIFIER_FORMAT, "config": json.dumps(model.config.to_dict())}
+    return write_bytes_atomic(path, save_tensors_to_bytes(tensors, metadata=metadata))
+
+
+def load_classifier(path: str | os.PathLike[str]) -> ImageClassifier:
+    """Read a classifier written by `save_classifier` (never unpickles); ValueError naming the file otherwise."""
+    file = Path(path)
+    try:
+        data = file.read_bytes()
+        tensors = load_tensors_from_bytes(data)
+        metadata = safetensors_metadata(data, file.name)
+        if metadata.get("format") != CLASSIFIER_FORMAT:
+            raise ValueError(f"not a {CLASSIFIER_FORMAT} file")
+        fields = json.loads(metadata["config"])
+        config = ClassifierConfig(ImageSpec.from_dict(fields["spec"]), tuple(fields["classes"]), int(fields["width"]))
+        model = ImageClassifier(config)
+        model.load_state_dict(tensors)
+    except (OSError, SafetensorError, ValueError, KeyError, TypeError, RuntimeError) as err:
+        raise ValueError(f"{file.name}: not a readable flowscope classifier ({err})") from None
+    return model.eval()

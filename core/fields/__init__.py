@@ -1,0 +1,43 @@
+"""Layer 5, exact fields: the conditional and marginal fields of a dataset, and views of them in data coordinates."""
+
+from .exact import (  # the exact fields, as `flowscope.fields.NAME`
+    LOGITS_BUDGET_BYTES,
+    Coefficients,
+    FieldError,
+    MarginalField,
+    MarginalVelocity,
+    Posterior,
+    cfm_loss_by_t,
+    coefficients,
+    conditional_field_grid,
+    conditional_log_density,
+    exact_field,
+    field_error,
+    irreducible_loss,
+    marginal_field,
+    marginal_field_pairs,
+    mixture_log_density,
+    pair_posterior_topk,
+    posterior_topk,
+)
+
+__all__ = [
+    "LOGITS_BUDGET_BYTES",
+    "Coefficients",
+    "FieldError",
+    "MarginalField",
+    "MarginalVelocity",
+    "Posterior",
+    "cfm_loss_by_t",
+    "coefficients",
+    "exact_field",
+    "conditional_field_grid",
+    "conditional_log_density",
+    "field_error",
+    "irreducible_loss",
+    "marginal_field",
+    "marginal_field_pairs",
+    "mixture_log_density",
+    "pair_posterior_topk",
+    "posterior_topk",
+]
