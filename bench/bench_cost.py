@@ -99,7 +99,7 @@ def section_default(datasets: list[str], folder: Path, save: Any) -> list[dict[s
     rows: list[dict[str, Any]] = []
     for i, dataset in enumerate(datasets):
         out = folder / f"{dataset}.safetensors"
-        flowscope_cmd = [sys.executable, "-c", "import sys; from flowscope.cli import main; sys.exit(main())",
+        flowscope_cmd = [sys.executable, "-c", "import sys; from flowscope.cli.commands import main; sys.exit(main())",
                          "train", "--dataset", dataset, "--path", "ot", "--quiet", "--out", str(out)]
         weights = str(folder / f"{dataset}-torchcfm.safetensors")
         torchcfm_cmd = [sys.executable, str(Path(__file__).resolve()), CHILD, dataset, weights]
@@ -185,7 +185,7 @@ def _fields_before() -> Any:
                             capture_output=True, text=True).stdout
     import flowscope
 
-    file = Path(flowscope.__path__[0]) / "fields.py"
+    file = Path(flowscope.__path__[0]) / "fields" / "exact.py"
     spec = importlib.util.spec_from_loader("flowscope.fields_before_issue18", loader=None, origin=str(file))
     assert spec is not None
     module = importlib.util.module_from_spec(spec)
@@ -198,11 +198,12 @@ def _fields_before() -> Any:
 def section_field(rounds: int) -> list[dict[str, Any]]:
     """Median ms of the marginal field (10,000 points, 40 x 40 grid) now and before, per t."""
     from flowscope.fields import exact as fields
+    from flowscope.maths.grid import grid_2d
     from flowscope.maths.paths import OTPath
 
     before = _fields_before()
     data = torch.randn(10000, 2, generator=torch.Generator().manual_seed(0))
-    grid = fields.grid_2d((-3.0, 3.0), (-3.0, 3.0), 40).points
+    grid = grid_2d((-3.0, 3.0), (-3.0, 3.0), 40).points
     path = OTPath()
     rows = []
     default_threads = torch.get_num_threads()

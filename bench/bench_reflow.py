@@ -1,9 +1,9 @@
 """Issue "Reflow": what straight paths buy in few-step sampling, teacher against its 1-reflowed student.
 
 For moons and checkerboard, the teacher is the zoo's OT-path model (`<dataset>-ot`); the student is trained
-here by `flowscope.reflow.reflow` with the zoo's settings by default (50,000 pairs by dopri5 at 1e-5, 10,000
+here by `flowscope.training.reflow.reflow` with the zoo's settings by default (50,000 pairs by dopri5 at 1e-5, 10,000
 steps from the teacher's weights, seed 0: the same call as `flowscope zoo build --only <dataset>-reflow`).
-Both are then measured side by side from the same noise by `flowscope.reflow.few_step_reports`: straightness
+Both are then measured side by side from the same noise by `flowscope.evaluation.fewstep.few_step_reports`: straightness
 (rk4, 64 steps, 1000 trajectories) and W2 / floor of Euler samples at 1, 2 and 4 steps (3 draws of 2000
 points against fresh data). The bars of the issue: student straightness at least 5x lower, and its 2-step
 W2 / floor better than the teacher's.

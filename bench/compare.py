@@ -149,7 +149,7 @@ def make_task(name: str, device: torch.device) -> Any:
 
 @functools.cache
 def floor_w2(name: str, draws: int) -> float:
-    """Noise floor of a task's data: `flowscope.evaluation.w2_floor` of N_EVAL points over `draws` draws."""
+    """Noise floor of a task's data: `flowscope.evaluation.report.w2_floor` of N_EVAL points over `draws` draws."""
     from flowscope.evaluation.report import w2_floor
 
     floor = w2_floor(data_sampler(name), n=N_EVAL, repeats=draws)
@@ -636,7 +636,8 @@ def details(results: dict[str, Any]) -> list[str]:
             "Same MLP as above, batch 256, Adam lr 1e-3 constant; steps = {steps}. flowscope keeps its EMA (0.999) "
             "and data normalisation; TorchCFM sigma = 0. 20,000 training points; W2 = exact EMD between 2,000 samples "
             "(dopri5, atol = rtol = 1e-5) and 2,000 fresh data points, mean ± std over {seeds} independent draws of "
-            "both (`flowscope.evaluation`'s draws); floor = `flowscope.evaluation.w2_floor`, the mean W2 between "
+            "both (`flowscope.evaluation`'s draws); floor = `flowscope.evaluation.report.w2_floor`, the mean W2 "
+            "between "
             "{seeds} pairs of independent 2,000-point draws of the data.",
         ),
         (

@@ -245,8 +245,9 @@ def test_memory_stays_flat_for_a_million_points() -> None:
     script = textwrap.dedent(
         """
         import json, resource, time, torch
-        from flowscope.fields import marginal_field, grid_2d
-        from flowscope.paths import OTPath
+        from flowscope.fields import marginal_field
+        from flowscope.maths.grid import grid_2d
+        from flowscope.maths.paths import OTPath
         torch.set_num_threads(1)  # memory is the point here; one thread is robust to a busy machine
         data = torch.randn(1_000_000, 2, generator=torch.Generator().manual_seed(0))
         grid = grid_2d((-3.0, 3.0), (-3.0, 3.0), 40).points

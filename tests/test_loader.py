@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import pickle
 import re
-import time
 import tracemalloc
 import zipfile
 from pathlib import Path
@@ -253,21 +252,22 @@ def test_long_bad_cell_is_shortened() -> None:
 
 
 def test_too_many_rows_is_found_before_the_whole_text_is_split() -> None:
-    text = b"0,1\n" * 3_000_000  # 12 MB of one-short-line rows
-    start = time.perf_counter()
-    assert "too many rows: more than 1,000 data rows" in refused(text, "many.csv", Limits(max_rows=1000))
-    assert time.perf_counter() - start < 1.0
+    text = b"0,1\n" * 3_000_000  # 12 MB of one-short-line rows: split whole, 3 million strings (~200 MB)
+    tracemalloc.start()
+    try:
+        assert "too many rows: more than 1,000 data rows" in refused(text, "many.csv", Limits(max_rows=1000))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 * 2**20, f"{peak / 2**20:.1f} MB"
 
 
-def test_million_rows_load_in_a_few_seconds() -> None:
+def test_million_rows_load_exactly() -> None:
     rng = np.random.default_rng(0)
     x = rng.standard_normal((1_000_000, 2)).astype(np.float32)
     text = "x,y\n" + "\n".join(map("{:.7g},{:.7g}".format, x[:, 0].tolist(), x[:, 1].tolist())) + "\n"
-    start = time.perf_counter()
-    y = load_bytes(text.encode(), "big.csv")
-    elapsed = time.perf_counter() - start
+    y = load_bytes(text.encode(), "big.csv")  # about 1 s on an idle laptop core (a speed for bench/, not a test)
     np.testing.assert_allclose(y, x, rtol=1e-6)
-    assert elapsed < 6.0, f"{elapsed:.1f} s"  # about 1 s on an idle laptop core
 
 
 # --- text columns ---------------------------------------------------------------------------------------
@@ -356,9 +356,7 @@ def test_text_columns_over_many_chunks() -> None:
     rows = 300_000  # more rows than one chunk converts at a time
     labels = [f"id{i % 7}" for i in range(rows)]
     text = "x,label,date\n" + "".join(f"{i},{label},2021-03-04\n" for i, label in enumerate(labels))
-    start = time.perf_counter()
     table = load_table_bytes(text.encode(), "long.csv", limits=Limits())
-    assert time.perf_counter() - start < 6.0
     assert table.values.shape == (rows, 1) and table.text["label"] == tuple(labels)
     assert table.dropped[1].reason == "not numeric: '2021-03-04'; 1 distinct value"
     bad = text.replace("\n280000,id0,", "\n280000,5,")

@@ -1,6 +1,6 @@
 """What the views compute, by calling the core: trajectories, fields on the view's grid, losses, sweeps.
 
-No Streamlit and no maths here: the exact and learned fields come from `flowscope.fieldview` (in data
+No Streamlit and no maths here: the exact and learned fields come from `flowscope.fields.fieldview` (in data
 coordinates), quality from `flowscope.evaluation`, paths metrics from `flowscope.metrics`, 2-D views of
 D-dimensional models from `flowscope.projection`; this module lays them on the views' grid (for D > 2, a
 plane through a chosen point, spanned by the projection's axes) and hands numpy arrays to the pages, which

@@ -2,9 +2,9 @@
 beside the model's prediction of x1, nearest training images with their yardstick, the exact marginal field's
 samples from the same noise, and the quality report.
 
-No Streamlit and no maths here (`flowscope.image_quality`, `flowscope.fieldview` and `FlowModel` do the work);
-the page calls these through the caches of `state` and draws numpy arrays with `plots`. Every image comes back
-as [n, C, H, W] in the data's own units.
+No Streamlit and no maths here (`flowscope.evaluation.image_quality`, `flowscope.fields.fieldview` and `FlowModel`
+do the work); the page calls these through the caches of `state` and draws numpy arrays with `plots`. Every image
+comes back as [n, C, H, W] in the data's own units.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Reflow on the explorer's pages: teacher against its reflowed student (Compare), and "Reflow this model" (Train).
 
-The figures are one core call (`flowscope.reflow.few_step_reports`: straightness and W2 / floor of Euler
+The figures are one core call (`flowscope.evaluation.fewstep.few_step_reports`: straightness and W2 / floor of Euler
 samples from the same noise); the reflow itself is `reflower.run`. This module only wires widgets and plots.
 """
 

@@ -1,4 +1,5 @@
-"""Reflow from the page: the core's `flowscope.reflow.reflow` on one thread, with live reports and Stop handled.
+"""Reflow from the page: the core's `flowscope.training.reflow.reflow` on one thread, with live reports and Stop
+handled.
 
 No Streamlit import, as `trainer`: it runs in a background job's worker thread (`jobs`); `report` feeds the
 job's progress and `should_stop` is the job's Stop.
