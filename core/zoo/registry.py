@@ -199,7 +199,8 @@ def build(only: list[str] | None = None, out: Path | None = None, seed: int = 0,
                 kept[entry.name] = entry
                 write_manifest(folder, [kept[s.name] for s in specs() if s.name in kept], asdict(REFERENCE_SOLVER))
                 report = stored_report(entry.metrics)
-                print(f"{entry.name:32s} {report.headline() if report else ''}  NFE {report and report.nfe or 0:4d}  "
+                nfe = None if report is None else report.nfe
+                print(f"{entry.name:32s} {report.headline() if report else ''}  NFE {'-' if nfe is None else nfe:>4}  "
                       f"{entry.build_seconds:5.1f} s", flush=True)
     return [kept[s.name] for s in specs() if s.name in kept]
 
