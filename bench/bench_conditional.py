@@ -40,9 +40,11 @@ def main() -> None:
         held_out = held_out_labelled(dataset, zoo.N_TRAIN, 0, train)
         seconds, report = clock(lambda f=flow, h=held_out, tr=train: evaluate_classes(
             f, h.x, h.y, tr.x, tr.y, guidance=GUIDANCE))
-        for name, row in report.items():
-            lines.append(f"| {dataset}-cond | {name} | {row['held_out']:,} | {row['w2_ratio']:.2f} | "
-                         f"{row['accuracy_w0']:.3f} | {row['accuracy_w1']:.3f} | {row['accuracy_w3']:.3f} |")
+        for row in report.classes:
+            ratio = row.quality.w2_ratio if row.quality is not None else None
+            lines.append(f"| {dataset}-cond | {row.name} | {row.held_out:,} | "
+                         f"{'n/a' if ratio is None else f'{ratio:.2f}'} | {row.accuracy[0.0]:.3f} | "
+                         f"{row.accuracy[1.0]:.3f} | {row.accuracy[3.0]:.3f} |")
         print(f"{dataset}-cond: {seconds:.0f} s", flush=True)
     lines += ["", "Held-out points: fresh labelled draws (seed 10,001) for the toys; iris has no fresh draws, so its "
               "classes are judged against their own rows (a model that stays near them can score below 1)."]

@@ -170,10 +170,9 @@ def section_ot_quality(options: list[str]) -> list[dict[str, Any]]:
             result = flowscope.train(data, path=path, config=config, source=source, coupling=coupling)
             report = evaluate(result.model, reference, seed=0, nll_points=0)
             rows.append({"task": task, "coupling": name, "train_s": result.seconds,
-                         "straightness": report["straightness"], "nfe": report["nfe"],
-                         "w2_ratio": report["w2_ratio"]})
-            print(f"  {task} {name}: S {report['straightness']:.3f} NFE {report['nfe']} "
-                  f"W2/floor {report['w2_ratio']:.3f} ({result.seconds:.0f} s)", flush=True)
+                         "straightness": report.straightness, "nfe": report.nfe, "w2_ratio": report.w2_ratio})
+            print(f"  {task} {name}: S {report.straightness:.3f} NFE {report.nfe} "
+                  f"W2/floor {report.w2_ratio:.3f} ({result.seconds:.0f} s)", flush=True)
     return rows
 
 

@@ -31,7 +31,7 @@ from measure import clock, machine_info, median, time_cli_training
 
 from flowscope import TrainConfig, train
 from flowscope.data.images import digits, split
-from flowscope.evaluation.image_quality import IMAGE_SOLVER, evaluate_images, image_samples
+from flowscope.evaluation.image_quality import DEQUANTISATION, IMAGE_SOLVER, evaluate_images, image_samples
 from flowscope.io import checkpoint
 from flowscope.nets.unet import UNetConfig
 from flowscope.zoo import registry as zoo
@@ -82,22 +82,21 @@ def quality(folder: Path) -> list[str]:
              f"{flow.info['train']['steps']:,} steps of batch {flow.info['train']['batch_size']}, "
              f"{sum(p.numel() for p in flow.net.parameters()):,} parameters; {len(trained):,} training digits, "
              f"{len(held_out):,} held out (20% of each class).", "",
-             f"Judges: flowscope's CNN (held-out accuracy {report['classifier_accuracy_held_out']:.3f}) and "
-             f"scikit-learn's SVC (held-out accuracy {svc_held_out:.3f}); {report['n']} samples per guidance scale "
+             f"Judges: flowscope's CNN (held-out accuracy {report.classifier_accuracy_held_out:.3f}) and "
+             f"scikit-learn's SVC (held-out accuracy {svc_held_out:.3f}); {report.n} samples per guidance scale "
              "in the classes' training proportions (CNN), 50 per class (SVC); dopri5 at 1e-5.", "",
              "| guidance w | CNN accuracy | worst class | SVC accuracy | worst class | FD | FD / held-out FD | "
              "NN distance / held-out's | NFE |",
              "|---|---|---|---|---|---|---|---|---|"]
-    for w in GUIDANCE:
+    for w, s in zip(GUIDANCE, report.samples, strict=True):  # one sample set per guidance scale, in order
         svc_mean, svc_worst = _svc_accuracy(svc, flow, 50, w)
-        key = f"w{w:g}"
-        lines.append(f"| {w:g} | {report['accuracy_' + key]:.3f} | {report['min_class_accuracy_' + key]:.3f} | "
-                     f"{svc_mean:.3f} | {svc_worst:.3f} | {report['fd_' + key]:.2f} | "
-                     f"{report['fd_ratio_' + key]:.2f} | {report['nn_ratio_' + key]:.2f} | {report['nfe_' + key]} |")
-    lines += ["", f"Held-out real digits: FD to the training digits {report['fd_floor']:.2f} (the floor); median "
-              f"distance to the nearest training digit {report['nn_held_out_median']:.2f} (pixel units 0..16). "
-              f"Bits per dimension of 200 held-out digits: {report['bits_per_dim']:.3f} "
-              f"({report['bits_per_dim_note']}; 17 levels, bins of width 1)."]
+        lines.append(f"| {w:g} | {s.accuracy:.3f} | {s.min_class_accuracy:.3f} | "
+                     f"{svc_mean:.3f} | {svc_worst:.3f} | {s.fd:.2f} | "
+                     f"{s.fd_ratio:.2f} | {s.nn_ratio:.2f} | {s.nfe} |")
+    lines += ["", f"Held-out real digits: FD to the training digits {report.fd_floor:.2f} (the floor); median "
+              f"distance to the nearest training digit {report.nn_held_out_median:.2f} (pixel units 0..16). "
+              f"Bits per dimension of 200 held-out digits: {report.bits_per_dim:.3f} "
+              f"({DEQUANTISATION}; 17 levels, bins of width 1)."]
     return lines
 
 
@@ -115,8 +114,9 @@ def paths(folder: Path) -> list[str]:
         seconds = time_cli_training("digits", model, 0, "--path", path)
         flow = checkpoint.load(model)
         report = evaluate_images(flow, trained, held_out, judge, guidance=(0.0,))
-        lines.append(f"| {path} | {seconds:.0f} | {report['nfe']} | {report['fd_ratio']:.2f} | "
-                     f"{report['nn_ratio']:.2f} | {report['bits_per_dim']:.3f} |")
+        (s,) = report.samples
+        lines.append(f"| {path} | {seconds:.0f} | {s.nfe} | {s.fd_ratio:.2f} | "
+                     f"{s.nn_ratio:.2f} | {report.bits_per_dim:.3f} |")
     return lines
 
 

@@ -17,7 +17,7 @@ import torch
 from measure import median, time_cli_training
 
 from flowscope.data.datasets import make_dataset
-from flowscope.evaluation.report import evaluate, recorded_metrics
+from flowscope.evaluation.report import evaluate
 from flowscope.io import checkpoint
 
 
@@ -25,10 +25,10 @@ def run(seed: int, folder: Path) -> dict[str, float]:
     """Time the CLI's default training for one seed and measure W2 to fresh data and the floor."""
     out = folder / f"moons-{seed}.safetensors"
     seconds = time_cli_training("moons", out, seed)
-    report = recorded_metrics(evaluate(checkpoint.load(out), lambda n, s: make_dataset("moons", n, s), seed=seed,
-                                       nll_points=0))
-    return {"seed": seed, "seconds": seconds, "w2": report["w2"], "floor": report["w2_floor"],
-            "ratio": report["w2_ratio"], "nfe": report["nfe_dopri5"]}
+    report = evaluate(checkpoint.load(out), lambda n, s: make_dataset("moons", n, s), seed=seed,
+                      nll_points=0).recorded()
+    return {"seed": seed, "seconds": seconds, "w2": report.w2, "floor": report.w2_floor,
+            "ratio": report.w2_ratio, "nfe": report.nfe}
 
 
 def main() -> None:

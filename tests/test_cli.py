@@ -12,6 +12,7 @@ import pytest
 
 from flowscope.cli.commands import main
 from flowscope.data.datasets import make_dataset
+from flowscope.evaluation.records import QualityReport
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:
@@ -25,7 +26,8 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
     result = _run("train", "--dataset", "moons", "--path", "ot", "--steps", "200", "--n", "2000",
                   "--width", "32", "--out", str(out))
     assert result.returncode == 0, result.stderr
-    assert "wrote" in result.stdout and "w2_ratio" in result.stdout
+    assert "wrote" in result.stdout and "w2_ratio" in result.stdout.splitlines()[-1]  # the stored JSON, last
+    assert "W2 / floor" in result.stdout and "straightness" in result.stdout  # the report's rows, before it
     return out
 
 
@@ -303,9 +305,9 @@ def test_real_tables_are_judged_against_their_rows_and_others_against_fresh_draw
 
     seen: list[object] = []
 
-    def evaluate(flow: object, data: object, **kwargs: object) -> dict[str, object]:
+    def evaluate(flow: object, data: object, **kwargs: object) -> QualityReport:
         seen.append(data)
-        return {"w2": 1.0, "w2_floor": 0.5, "w2_ratio": 2.0, "solver": "dopri5", "nfe": 8}
+        return QualityReport(w2=1.0, w2_floor=0.5, w2_ratio=2.0, nfe=8)
 
     monkeypatch.setattr(cli, "evaluate", evaluate)
     out = tmp_path / "m.safetensors"

@@ -11,6 +11,7 @@ import pytest
 
 from flowscope.cli import commands as cli
 from flowscope.cli.commands import main
+from flowscope.evaluation.records import ClassesReport, ClassReport, QualityReport
 from flowscope.io import checkpoint
 
 FAST = ["--method", "rk4", "--steps", "10"]
@@ -192,9 +193,9 @@ def test_label_options_fit_together(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert train["label_dropout"] == 0.3 and train["pair_within_class"] is True
 
 
-def _plain_metrics(flow: object, data: object, **kwargs: object) -> dict[str, object]:
+def _plain_metrics(flow: object, data: object, **kwargs: object) -> QualityReport:
     """A stand-in for `evaluate` (the plain metrics are tested in test_cli.py), to keep these tests quick."""
-    return {"w2": 1.0, "w2_floor": 0.5, "w2_ratio": 2.0, "solver": "dopri5", "nfe": 8}
+    return QualityReport(w2=1.0, w2_floor=0.5, w2_ratio=2.0, nfe=8)
 
 
 def test_built_in_dataset_conditional_records_class_metrics(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
@@ -228,10 +229,10 @@ def test_real_table_class_metrics_use_the_training_rows(tmp_path: Path, monkeypa
     seen: list[tuple[np.ndarray, np.ndarray]] = []
 
     def evaluate_classes(flow: object, held_out: np.ndarray, held_out_labels: np.ndarray, train: np.ndarray,
-                         train_labels: np.ndarray, **kwargs: object) -> dict[str, object]:
+                         train_labels: np.ndarray, **kwargs: object) -> ClassesReport:
         seen.append((held_out, train))
         assert kwargs["n"] == 500 and kwargs["guidance"] == (0.0, 1.0, 3.0)
-        return {"setosa": {"held_out": 50}}
+        return ClassesReport((ClassReport("setosa", held_out=50),))
 
     monkeypatch.setattr(cli, "evaluate_classes", evaluate_classes)
     monkeypatch.setattr(cli, "evaluate", _plain_metrics)

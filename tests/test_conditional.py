@@ -151,9 +151,10 @@ def test_per_class_report(gaussians: FlowModel) -> None:
     held_out = make_labelled("8gaussians", 4000, 10_001)
     report = evaluate_classes(gaussians, held_out.x, held_out.y, train_data.x, train_data.y, guidance=(0.0, 1.0),
                               n=200, solver=SolverConfig("rk4", steps=16))
-    assert set(report) == set(gaussians.labels)
-    for row in report.values():
-        assert row["accuracy_w1"] >= 0.9 and row["w2_ratio"] is not None and row["w2_ratio"] < 3
+    assert [c.name for c in report.classes] == list(gaussians.labels)
+    for row in report.classes:
+        assert row.accuracy[1.0] >= 0.9 and row.quality is not None
+        assert row.quality.w2_ratio is not None and row.quality.w2_ratio < 3
 
 
 def test_minibatch_ot_can_pair_within_each_class() -> None:

@@ -8,7 +8,8 @@ import pytest
 
 from flowscope import FlowModel, SolverConfig
 from flowscope.evaluation.metrics import w2
-from flowscope.evaluation.report import evaluate, recorded_metrics, reference_draws, sample_quality, w2_floor
+from flowscope.evaluation.records import ENERGY_NOTE
+from flowscope.evaluation.report import evaluate, reference_draws, sample_quality, w2_floor
 
 
 def _gaussian(n: int, seed: int) -> np.ndarray:
@@ -45,12 +46,14 @@ def test_array_draws_are_disjoint_and_small_arrays_have_no_floor() -> None:
 def test_report_of_a_model(small_flow: FlowModel, moons: np.ndarray) -> None:
     solver = SolverConfig("rk4", steps=8)
     report = evaluate(small_flow, moons, n=300, repeats=2, solver=solver, nll_points=50, trajectory_points=50)
-    for key in ("w2", "w2_floor", "w2_ratio", "mmd", "energy_distance", "straightness", "path_energy", "nll"):
-        assert np.isfinite(report[key]), key
-    assert len(report["w1_per_dim"]) == 2 and report["nll_divergence"] == "exact divergence"
-    assert "unbiased" in report["energy_distance_note"]  # it can read below 0: the report says what it is
-    assert report["nfe"] == 32 and report["draws"] == 2 and report["n"] == 300
-    recorded = recorded_metrics(report)
+    for value in (report.w2, report.w2_floor, report.w2_ratio, report.mmd, report.energy_distance,
+                  report.straightness, report.path_energy, report.nll):
+        assert value is not None and np.isfinite(value)
+    assert report.w1_per_dim is not None and len(report.w1_per_dim) == 2
+    assert report.nll_divergence == "exact divergence"
+    assert "unbiased" in ENERGY_NOTE and report.to_dict()["energy_distance_note"] == ENERGY_NOTE  # it can read < 0
+    assert report.nfe == 32 and report.draws == 2 and report.n == 300
+    recorded = report.stored()
     assert recorded["nfe_rk4"] == 32 and set(recorded) >= {"w2", "w2_floor", "w2_ratio", "nll"}
 
 

@@ -89,11 +89,13 @@ def test_the_report_compares_samples_with_held_out_images(digits_split: tuple[Im
     from flowscope.solver.sampling import SolverConfig
     report = evaluate_images(flow, small_train, small_held, classifier, guidance=(0.0, 2.0),
                              solver=SolverConfig("euler", steps=4), nll_images=4)
-    assert report["n"] == 60 and report["fd_floor"] > 0 and report["nn_held_out_median"] > 0
-    for w in ("0", "2"):
-        assert report[f"fd_ratio_w{w}"] == pytest.approx(report[f"fd_w{w}"] / report["fd_floor"])
-        assert 0.0 <= report[f"accuracy_w{w}"] <= 1.0 and report[f"nfe_w{w}"] == 4
-    assert np.isfinite(report["bits_per_dim"]) and "dequantisation" in report["bits_per_dim_note"]
+    assert report.n == 60 and report.fd_floor is not None and report.fd_floor > 0 and report.nn_held_out_median > 0
+    assert [s.guidance for s in report.samples] == [0.0, 2.0]
+    for s in report.samples:
+        assert s.fd is not None and s.fd_ratio == pytest.approx(s.fd / report.fd_floor)
+        assert s.accuracy is not None and 0.0 <= s.accuracy <= 1.0 and s.nfe == 4
+    assert report.bits_per_dim is not None and np.isfinite(report.bits_per_dim)
+    assert "dequantisation" in report.to_dict()["bits_per_dim_note"]
     # a model that draws training images exactly is a copier: its nearest-neighbour ratio is 0
     copies = small_train.images[:60]
     assert nearest_neighbours(copies, small_train.images)[0].max() == 0.0

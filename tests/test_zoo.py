@@ -210,9 +210,10 @@ def test_digits_figures_reproduce() -> None:
     trained, held_out = split(digits())
     assert torch.equal(flow.data, torch.from_numpy(trained.flat))  # the file carries its training images
     report = evaluate_images(flow, trained, held_out, zoo.classifier("digits"), guidance=(0.0,), nll_images=0)
-    assert report["fd_floor"] == pytest.approx(entry.metrics["fd_floor"], rel=1e-3)
-    assert report["fd"] == pytest.approx(entry.metrics["fd"], rel=0.05)
-    assert report["nfe"] == pytest.approx(entry.metrics["nfe_dopri5"], abs=12)
+    (unguided,) = report.samples
+    assert report.fd_floor == pytest.approx(entry.metrics["fd_floor"], rel=1e-3)
+    assert unguided.fd == pytest.approx(entry.metrics["fd"], rel=0.05)
+    assert unguided.nfe == pytest.approx(entry.metrics["nfe_dopri5"], abs=12)
 
 
 TRAINED_SPECS = [s for s in zoo.specs() if s.teacher is None and s.dataset not in IMAGE_DATASETS]

@@ -1,6 +1,6 @@
 """What the Images page computes for an image model, by calling the core: samples and their trajectories, x_t
 beside the model's prediction of x1, nearest training images with their yardstick, the exact marginal field's
-samples from the same noise, and the quality report.
+samples from the same noise (the quality report's rows are `flowscope.evaluation.records.ImageReport.rows`).
 
 No Streamlit and no maths here (`flowscope.evaluation.image_quality`, `flowscope.fields.fieldview` and `FlowModel`
 do the work); the page calls these through the caches of `state` and draws numpy arrays with `plots`. Every image
@@ -10,7 +10,6 @@ comes back as [n, C, H, W] in the data's own units.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import torch
@@ -24,7 +23,7 @@ from flowscope.maths.imagespec import ImageSpec
 from . import compute
 
 __all__ = ["STRIP_TIMES", "VIEW_SOLVER", "ImageRun", "Yardstick", "exact_images", "grid_count",
-           "held_out_digits", "is_digits", "report_rows", "run_images", "training_images",
+           "held_out_digits", "is_digits", "run_images", "training_images",
            "yardstick"]
 
 #: The solver of every image view: fixed steps, so that a view costs the same for every model (2 x 20 = 40
@@ -149,33 +148,4 @@ def yardstick(training: np.ndarray, held_out: np.ndarray | None) -> Yardstick:
     return Yardstick(leave_one_out_distances(training, n=count),
                      f"{count:,} training images to their nearest other training image (no held-out images)",
                      "training images to each other")
-
-
-def report_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
-    """The rows of a quality report (`image_quality.evaluate_images`, live or recorded in a zoo manifest), one
-    per guidance scale of a conditional model (one row for an unconditional one), each figure beside its
-    yardstick: FD with its held-out floor, class accuracy with the classifier's on real held-out images (where a
-    classifier judged the samples), the median nearest-training distance against the held-out images'."""
-    suffixes = sorted({key.removeprefix("nn_ratio") for key in report if key.startswith("nn_ratio")})
-    rows = []
-    for suffix in suffixes:
-        row: dict[str, Any] = {"samples": f"guidance w = {suffix.removeprefix('_w')}" if suffix else "unconditional"}
-        if f"fd{suffix}" in report:
-            row["FD"] = _rounded(report.get(f"fd{suffix}"))
-            row["FD floor"] = _rounded(report.get("fd_floor"))
-            row["FD / floor"] = _rounded(report.get(f"fd_ratio{suffix}"))
-        if f"accuracy{suffix}" in report:
-            row["class accuracy"] = _rounded(report.get(f"accuracy{suffix}"))
-            row["worst class"] = _rounded(report.get(f"min_class_accuracy{suffix}"))
-            row["real accuracy"] = _rounded(report.get("classifier_accuracy_held_out"))
-        row["NN distance"] = _rounded(report.get(f"nn_median{suffix}"))
-        row["held-out NN"] = _rounded(report.get("nn_held_out_median"))
-        row["NN / held-out"] = _rounded(report.get(f"nn_ratio{suffix}"))
-        rows.append(row)
-    return rows
-
-
-def _rounded(value: Any) -> float | None:
-    """A figure to 3 decimals for a table, or None when missing."""
-    return None if value is None else round(float(value), 3)
 

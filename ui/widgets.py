@@ -13,6 +13,7 @@ import torch
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from flowscope import SolverConfig
+from flowscope.evaluation.records import ImageReport, QualityReport, Row, stored_report
 from flowscope.fields.fieldview import FieldSupport
 from flowscope.solver.sampling import FIXED_STEP_METHODS, METHODS
 from flowscope.zoo import registry as zoo
@@ -202,19 +203,28 @@ def caption_text(view: ModelView) -> str:
     flow = view.flow
     parts = [f"**{view.label}**", f"data: {view.dataset}", f"path: {flow.path!r}", f"coupling: {flow.coupling}",
              "source: " + ("N(0, I)" if flow.source is None else "samples")]
-    metrics: dict[str, Any] = view.info.get("metrics") or {}
-    if "w2_ratio" in metrics:
-        parts.append(recorded_quality(metrics))
+    report = recorded_report(view)
+    if isinstance(report, QualityReport):
+        parts.append(f"{report.headline()} (recorded: dopri5, 2,000 samples vs fresh data, mean of 10 draws)")
     if "note" in view.info:
         parts.append(str(view.info["note"]))
     return " · ".join(parts)
 
 
-def recorded_quality(metrics: dict[str, Any]) -> str:
-    """A zoo model's recorded W2 with its floor and how they were measured (the zoo's one definition)."""
-    both = f"W2 {metrics['w2']:.3f} / floor {metrics['w2_floor']:.3f} = " if "w2" in metrics and "w2_floor" in \
-        metrics else "W2/floor "
-    return f"{both}{metrics['w2_ratio']:.2f} (recorded: dopri5, 2,000 samples vs fresh data, mean of 10 draws)"
+def recorded_report(view: ModelView) -> QualityReport | ImageReport | None:
+    """The quality recorded with a model (the zoo's manifest row, else its file), typed; None if none was."""
+    return stored_report(view.info.get("metrics") or view.flow.info.get("metrics"))
+
+
+def report_table(rows: list[Row]) -> list[dict[str, str]]:
+    """A report's display rows (`rows()`, as the CLI prints them) as a table for st.dataframe."""
+    return [{"figure": r.label, "value": r.value, "note": r.note} for r in rows]
+
+
+def report_caption(rows: list[Row]) -> tuple[str, str]:
+    """A report's display rows as one caption line (label and value of each) and its help (each row's note)."""
+    return (" · ".join(f"{r.label} {r.value}" for r in rows),
+            "\n\n".join(f"{r.label}: {r.note}" for r in rows if r.note))
 
 
 def solver_picker(key: str, default_method: str = "rk4", default_steps: int = 20) -> SolverConfig:

@@ -10,7 +10,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +29,8 @@ from ..data.datasets import (
 from ..data.images import IMAGE_DATASETS
 from ..data.labels import Labels, encode_labels
 from ..data.loader import DEFAULT_LIMITS, DataError, Table, load_table
-from ..evaluation.report import QUALITY_DRAWS, Reference, evaluate, evaluate_classes, recorded_metrics
+from ..evaluation.records import ClassesReport, stored_report
+from ..evaluation.report import QUALITY_DRAWS, Reference, evaluate, evaluate_classes
 from ..flow.model import FlowModel, resolve_device
 from ..io import checkpoint
 from ..io.arrays import save_array, save_images
@@ -44,6 +45,7 @@ from ..training.batches import open_npy
 from ..training.loop import PRECISIONS, StepInfo, TrainConfig, TrainingDiverged, path_for_data, train
 from ..zoo.registry import DATA_SAMPLE_ROWS
 from .images import IMAGE_DEFAULTS, eval_images, is_image_args, train_images
+from .recorded import print_recorded
 
 __all__ = ["CLIError", "build_parser", "load_data", "main", "streamlit_command"]
 
@@ -537,9 +539,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         dataset = args.dataset or "moons"
         if source is None:
             report = evaluate(flow, _reference(dataset, index, data), seed=args.seed, nll_points=0)
-            flow.info["metrics"] = recorded_metrics(report)
+            flow.info["metrics"] = report.stored()
         if labels is not None:
-            flow.info["class_metrics"] = _class_metrics(flow, dataset, index, data, labels, args.n, args.seed)
+            flow.info["class_metrics"] = _class_metrics(flow, dataset, index, data, labels, args.n,
+                                                        args.seed).to_dict()
     trained_on = flow.device
     out = checkpoint.save(flow.to("cpu"), _out_path(args, name))
     print(f"trained {result.seconds:.1f} s on {trained_on}, final loss {np.mean(result.losses[-100:]):.4f}; "
@@ -548,10 +551,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"conditional on {len(labels.names)} classes"
               + (f" of column {chosen.label_column!r}" if chosen.label_column else "")
               + f": {', '.join(map(repr, labels.names))}")
-    if "metrics" in flow.info:
-        print(json.dumps(flow.info["metrics"]))
-    if "class_metrics" in flow.info:
-        print(json.dumps(flow.info["class_metrics"]))
+    print_recorded(flow.info)
     return 0
 
 
@@ -570,7 +570,7 @@ def _record(flow: FlowModel, chosen: _Chosen, data: np.ndarray | None) -> FlowMo
 
 
 def _class_metrics(flow: FlowModel, dataset: str, index: list[int], data: np.ndarray, labels: Labels, n: int,
-                   seed: int) -> dict[str, object]:
+                   seed: int) -> ClassesReport:
     """Per-class W2/floor (guidance 0) and label accuracy by guidance of a model of built-in `dataset`: held out
     are fresh labelled draws (seed + 10,001), or, for a real table (no fresh draws), its training rows."""
     fresh = fresh_draws(dataset)
@@ -581,7 +581,7 @@ def _class_metrics(flow: FlowModel, dataset: str, index: list[int], data: np.nda
         held_out, held_out_labels = data, labels.indices
     classes = evaluate_classes(flow, held_out, held_out_labels, data, labels.indices, guidance=CLASS_GUIDANCE,
                                n=CLASS_SAMPLES, seed=seed)
-    return {"held_out": "fresh draws" if fresh else "training rows", "classes": classes}
+    return replace(classes, held_out="fresh draws" if fresh else "training rows")
 
 
 def _path_with(name: str, params: dict[str, float], data: np.ndarray, normalize: str) -> AffinePath:
@@ -710,6 +710,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         print(f"flowscope eval: {name} has no labels, so no per-class figures"
               + (" (give --labels COLUMN)" if args.data is not None else ""), file=sys.stderr)
     report = evaluate(flow, reference, n=args.samples, repeats=args.draws, solver=_solver(args), seed=args.seed)
+    printed = report.to_dict()
     if labelled is not None:
         held_out, held_out_labels = labelled
         if flow.data is not None and flow.data_labels is not None:
@@ -718,10 +719,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
         else:
             train_points, train_labels = held_out, held_out_labels
             against = "the data given"
-        report["classes"] = evaluate_classes(flow, held_out, held_out_labels, train_points, train_labels,
-                                             guidance=guidance, n=args.samples, seed=args.seed, solver=_solver(args))
-        report["label_accuracy_against"] = against
-    print(json.dumps(report, indent=2))
+        classes = evaluate_classes(flow, held_out, held_out_labels, train_points, train_labels,
+                                   guidance=guidance, n=args.samples, seed=args.seed, solver=_solver(args))
+        printed.update(replace(classes, accuracy_against=against).to_dict())
+    print(json.dumps(printed, indent=2))
     return 0
 
 
@@ -767,7 +768,9 @@ def cmd_zoo_list(args: argparse.Namespace) -> int:
     from ..zoo import registry as zoo
 
     for entry in zoo.entries():
-        print(f"{entry.name:32s} {entry.dataset:24s} {entry.path:4s} {entry.coupling:12s} {zoo.headline(entry)}")
+        report = stored_report(entry.metrics)
+        print(f"{entry.name:32s} {entry.dataset:24s} {entry.path:4s} {entry.coupling:12s} "
+              f"{report.headline() if report is not None else 'no recorded quality'}")
     return 0
 
 

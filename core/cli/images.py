@@ -34,6 +34,7 @@ from ..solver.sampling import SolverConfig
 from ..training import distributed
 from ..training.loop import StepInfo, TrainConfig, TrainingDiverged, train
 from ..zoo import registry as zoo
+from .recorded import print_recorded
 
 if TYPE_CHECKING:
     pass
@@ -127,14 +128,13 @@ def train_images(args: argparse.Namespace, progress: Progress) -> int:
     if held_out is not None and not args.no_eval:
         report = evaluate_images(flow, trained, held_out, classifier_for(trained), seed=args.seed,
                                  guidance=(0.0, 1.0) if flow.conditional else (0.0,), nll_images=0)
-        flow.info["metrics"] = {k: round(v, 4) if isinstance(v, float) else v for k, v in report.items()}
+        flow.info["metrics"] = report.stored()
     checkpoint.save(flow.to("cpu"), out)
     print(f"trained {result.seconds:.1f} s on {trained_on}, final loss {np.mean(result.losses[-100:]):.4f}; "
           f"wrote {out}")
     if flow.conditional:
         print(f"conditional on {len(flow.labels)} classes: {', '.join(map(repr, flow.labels))}")
-    if "metrics" in flow.info:
-        print(json.dumps(flow.info["metrics"]))
+    print_recorded(flow.info)
     return 0
 
 
@@ -183,5 +183,5 @@ def eval_images(args: argparse.Namespace, flow: FlowModel, solver: SolverConfig,
     dataset = str(flow.info.get("dataset", ""))
     report = evaluate_images(flow, trained, held_out, classifier_for(trained, dataset), n=args.samples,
                              guidance=guidance, seed=args.seed, solver=solver)
-    print(json.dumps(report, indent=2))
+    print(json.dumps(report.to_dict(), indent=2))
     return 0

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import math
 from pathlib import Path
 from typing import Any
@@ -13,12 +12,13 @@ import torch
 
 from ..data.datasets import ALL_DATASETS
 from ..evaluation.metrics import straightness
-from ..evaluation.report import evaluate, recorded_metrics
+from ..evaluation.report import evaluate
 from ..flow.model import FlowModel, resolve_device
 from ..io import checkpoint
 from ..solver.sampling import METHODS, SolverConfig
 from ..training.loop import TrainConfig
 from ..training.reflow import PAIR_SOLVER, ReflowProgress, reflow
+from .recorded import print_recorded
 
 __all__ = ["DEFAULT_STEPS", "add_reflow", "cmd_reflow", "load_teacher"]
 
@@ -161,13 +161,11 @@ def cmd_reflow(args: argparse.Namespace) -> int:
         elif dataset is not None:
             from ..zoo.registry import reference
 
-            student.info["metrics"] = recorded_metrics(evaluate(student, reference(dataset), seed=args.seed,
-                                                                nll_points=0))
+            student.info["metrics"] = evaluate(student, reference(dataset), seed=args.seed, nll_points=0).stored()
     out = args.out or Path(f"{name}-reflow{args.rounds if args.rounds > 1 else ''}.safetensors")
     checkpoint.save(student.to("cpu"), out)
     losses = result.rounds[-1].losses
     print(f"reflowed {name} ({args.rounds} round{'s' if args.rounds > 1 else ''}, {args.pairs} pairs each) in "
           f"{result.seconds:.1f} s, final loss {np.mean(losses[-100:]):.4f}; wrote {out}")
-    if "metrics" in student.info:
-        print(json.dumps(student.info["metrics"]))
+    print_recorded(student.info)
     return 0

@@ -1,5 +1,15 @@
 """Layer 8, evaluation: metrics, the report of a model, image quality, the digits classifier, few-step."""
 
+from .records import (  # the typed reports, their stored form and display rows
+    ClassesReport,
+    ClassReport,
+    ImageReport,
+    ImageSamples,
+    QualityReport,
+    Row,
+    format_rows,
+    stored_report,
+)
 from .report import (  # the report of a model, as `flowscope.evaluation.NAME`
     ENERGY_NOTE,
     QUALITY_DRAWS,
@@ -13,7 +23,6 @@ from .report import (  # the report of a model, as `flowscope.evaluation.NAME`
     evaluation_samples,
     held_out_nll,
     nll_estimator,
-    recorded_metrics,
     reference_draws,
     sample_quality,
     w2_floor,
@@ -21,6 +30,14 @@ from .report import (  # the report of a model, as `flowscope.evaluation.NAME`
 )
 
 __all__ = [
+    "ClassReport",
+    "ClassesReport",
+    "ImageReport",
+    "ImageSamples",
+    "QualityReport",
+    "Row",
+    "format_rows",
+    "stored_report",
     "ENERGY_NOTE",
     "QUALITY_DRAWS",
     "REFERENCE_SOLVER",
@@ -33,7 +50,6 @@ __all__ = [
     "evaluation_samples",
     "held_out_nll",
     "nll_estimator",
-    "recorded_metrics",
     "reference_draws",
     "sample_quality",
     "w2_floor",

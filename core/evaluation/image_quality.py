@@ -11,7 +11,6 @@ and a sample much closer to a training image than that is a copy (the exact marg
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import numpy as np
 import scipy.linalg
@@ -21,6 +20,7 @@ from ..data.images import ImageData
 from ..flow.model import FlowModel
 from ..solver.sampling import SolverConfig
 from .classifier import ImageClassifier
+from .records import DEQUANTISATION, ImageReport, ImageSamples
 from .report import held_out_nll
 
 __all__ = ["DEQUANTISATION", "IMAGE_SOLVER", "bits_per_dim", "evaluate_images", "frechet_distance",
@@ -28,10 +28,6 @@ __all__ = ["DEQUANTISATION", "IMAGE_SOLVER", "bits_per_dim", "evaluate_images", 
 
 #: The solver of image samples in reports: dopri5 at the tolerance of the 2-D reports.
 IMAGE_SOLVER = SolverConfig(method="dopri5", atol=1e-5, rtol=1e-5)
-#: How `bits_per_dim` dequantises, for reports.
-DEQUANTISATION = ("uniform dequantisation: each pixel value x of L levels, spacing b, is replaced by x + u, "
-                  "u ~ U(-b/2, b/2), so that -log2 p(x + u) / D bounds the model's discrete NLL in bits per "
-                  "dimension from above (Theis et al. 2016); Hutchinson's divergence estimator, 1 probe")
 
 
 def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
@@ -110,7 +106,7 @@ def _class_counts(flow: FlowModel, n: int) -> list[int]:
 
 def evaluate_images(flow: FlowModel, train: ImageData, held_out: ImageData, classifier: ImageClassifier | None, *,
                     n: int | None = None, guidance: tuple[float, ...] = (0.0, 1.0, 3.0), seed: int = 0,
-                    solver: SolverConfig = IMAGE_SOLVER, nll_images: int = 200) -> dict[str, Any]:
+                    solver: SolverConfig = IMAGE_SOLVER, nll_images: int = 200) -> ImageReport:
     """The report of an image model against its training images and held-out real images.
 
     Samples: n (default: as many as held-out images, so that the two Frechet distances are comparable)
@@ -124,27 +120,27 @@ def evaluate_images(flow: FlowModel, train: ImageData, held_out: ImageData, clas
     """
     n = n or len(held_out)
     held_nn, _ = nearest_neighbours(held_out.images, train.images)
-    report: dict[str, Any] = {"n": n, "solver": solver.method, "nn_held_out_median": float(np.median(held_nn))}
+    held_median = float(np.median(held_nn))
+    floor, real_accuracy = None, None
     if classifier is not None:
         train_features = classifier.embed(train.images)
         floor = frechet_distance(classifier.embed(held_out.images), train_features)
-        report["fd_floor"] = floor
         if held_out.labels is not None and classifier.config.classes == held_out.names:
             predicted = classifier.predict(held_out.images)
-            report["classifier_accuracy_held_out"] = float((predicted == held_out.labels).mean())
+            real_accuracy = float((predicted == held_out.labels).mean())
 
-    def judge(samples: np.ndarray, suffix: str) -> None:
-        nn_dist, _ = nearest_neighbours(samples, train.images)
-        report.update({f"nn_median{suffix}": float(np.median(nn_dist)),
-                       f"nn_ratio{suffix}": float(np.median(nn_dist) / max(np.median(held_nn), 1e-12))})
-        if classifier is not None:
-            fd = frechet_distance(classifier.embed(samples), train_features)
-            report.update({f"fd{suffix}": fd, f"fd_ratio{suffix}": fd / floor if floor > 0 else None})
+    def judge(samples: np.ndarray, guidance: float | None, nfe: int, hits: list[np.ndarray]) -> ImageSamples:
+        nn_median = float(np.median(nearest_neighbours(samples, train.images)[0]))
+        fd = None if classifier is None else frechet_distance(classifier.embed(samples), train_features)
+        return ImageSamples(guidance=guidance, nn_median=nn_median, nn_ratio=nn_median / max(held_median, 1e-12),
+                            fd=fd, fd_ratio=None if fd is None or not floor else fd / floor,
+                            accuracy=float(np.concatenate(hits).mean()) if hits else None,
+                            min_class_accuracy=min(float(h.mean()) for h in hits) if hits else None, nfe=nfe)
 
+    sets = []
     if not flow.conditional:
         samples, nfe = image_samples(flow, n, seed=seed, solver=solver)
-        report["nfe"] = nfe
-        judge(samples, "")
+        sets.append(judge(samples, None, nfe, []))
     else:
         same_classes = classifier is not None and classifier.config.classes == flow.labels
         for w in guidance:
@@ -157,13 +153,9 @@ def evaluate_images(flow: FlowModel, train: ImageData, held_out: ImageData, clas
                 nfes.append(nfe)
                 if same_classes and classifier is not None:
                     correct.append(classifier.predict(samples) == k)
-            judge(np.concatenate(parts), f"_w{w:g}")
-            report[f"nfe_w{w:g}"] = int(np.mean(nfes))
-            if correct:
-                hits = [float(c.mean()) for c in correct]
-                report[f"accuracy_w{w:g}"] = float(np.concatenate(correct).mean())
-                report[f"min_class_accuracy_w{w:g}"] = min(hits)
+            sets.append(judge(np.concatenate(parts), float(w), int(np.mean(nfes)), correct))
+    bits = None
     if nll_images > 0 and flow.source is None:
-        report["bits_per_dim"] = bits_per_dim(flow, held_out.images[:nll_images], seed=seed, solver=solver)
-        report["bits_per_dim_note"] = DEQUANTISATION
-    return report
+        bits = bits_per_dim(flow, held_out.images[:nll_images], seed=seed, solver=solver)
+    return ImageReport(n=n, nn_held_out_median=held_median, samples=tuple(sets), solver=solver.method,
+                       fd_floor=floor, classifier_accuracy_held_out=real_accuracy, bits_per_dim=bits)

@@ -21,6 +21,7 @@ from ..flow.model import FlowModel
 from ..solver.likelihood import EXACT_DIVERGENCE_MAX_DIM, log_likelihood
 from ..solver.sampling import SampleResult, SolverConfig
 from .metrics import energy_distance, label_accuracy, mmd, per_dimension_w1, straightness, w2
+from .records import ENERGY_NOTE, ClassesReport, ClassReport, QualityReport
 
 __all__ = [
     "ENERGY_NOTE",
@@ -35,7 +36,6 @@ __all__ = [
     "evaluation_samples",
     "held_out_nll",
     "nll_estimator",
-    "recorded_metrics",
     "reference_draws",
     "sample_quality",
     "w2_floor",
@@ -52,9 +52,6 @@ REFERENCE_SOLVER = SolverConfig(method="dopri5", atol=1e-5, rtol=1e-5)
 #: draw to draw on the toy sets, mostly with how the points split between modes; 10 draws bring the
 #: ratio's noise to a few percent, so a model's figure says more about the model than about luck.
 QUALITY_DRAWS = 10
-#: What `energy_distance` in a report is: an unbiased estimate, so it can read a little below 0 for equal laws.
-ENERGY_NOTE = ("squared energy distance, unbiased U-statistic estimate: about 0 (and possibly slightly negative) "
-               "when samples and data have the same law")
 #: Seed offsets that keep evaluation draws apart from training data (seed) and from each other.
 _DRAW_SEED, _NLL_SEED = 10_001, 20_001
 
@@ -181,43 +178,31 @@ def evaluation_samples(flow: FlowModel, count: int, *, solver: SolverConfig = RE
 
 def evaluate(flow: FlowModel, data: Reference, *, n: int = 2000, repeats: int = QUALITY_DRAWS,
              solver: SolverConfig = REFERENCE_SOLVER, seed: int = 0, floor: float | None = None,
-             nll_points: int = 1000, trajectory_points: int = 1000) -> dict[str, Any]:
+             nll_points: int = 1000, trajectory_points: int = 1000) -> QualityReport:
     """Every figure of a model against data: the one report the CLI, the zoo and the benchmarks print.
 
     W2 (mean over `repeats` draws of n points, the samples from one solve of n * repeats points) with its
     floor and ratio; MMD and energy distance (first draw); the solver's NFE; straightness and path energy
     of `trajectory_points` trajectories; the W1 distance of each column's marginal (first draw); and, for a
     Gaussian-source model, the held-out NLL of `nll_points` points (nats per point, data coordinates) with
-    the divergence estimator named.
+    the divergence estimator named. `QualityReport.stored()` is what a model file keeps of it.
     """
     n = _size(data, n)
     result = evaluation_samples(flow, n * repeats, solver=solver, seed=seed)
     samples = result.samples.cpu().numpy()
-    report: dict[str, Any] = {"solver": solver.method, "nfe": result.nfe}
-    report.update(sample_quality(samples, data, n=n, repeats=repeats, seed=seed, floor=floor))
+    quality = sample_quality(samples, data, n=n, repeats=repeats, seed=seed, floor=floor)
     first = reference_draws(data, n, 0, seed)[0]
-    report.update(mmd=mmd(samples[:n], first), energy_distance=energy_distance(samples[:n], first),
-                  energy_distance_note=ENERGY_NOTE,
-                  w1_per_dim=per_dimension_w1(samples[:n], first).tolist())
     x0 = flow.draw_source(trajectory_points, torch.Generator().manual_seed(seed))
     traj = straightness(flow.velocity, x0, t1=flow.path.t_max)
-    report.update(straightness=traj.straightness, path_energy=traj.path_energy)
+    nll = None
     if flow.source is None and nll_points > 0:
-        report["nll"] = held_out_nll(flow, _nll_points(data, nll_points, seed), seed=seed)
-        report["nll_divergence"] = nll_estimator(flow)
-    return report
-
-
-#: The report's figures that a model file (and the zoo's manifest) records, with their rounding.
-_RECORDED = {"w2": 5, "w2_floor": 5, "w2_ratio": 4, "straightness": 5, "path_energy": 5, "nll": 4}
-
-
-def recorded_metrics(report: dict[str, Any]) -> dict[str, float]:
-    """The figures of an `evaluate` report that a checkpoint stores, rounded; NFE as `nfe_<solver>`."""
-    metrics: dict[str, float] = {key: round(float(report[key]), digits) for key, digits in _RECORDED.items()
-                                 if report.get(key) is not None}
-    metrics[f"nfe_{report['solver']}"] = int(report["nfe"])
-    return metrics
+        nll = held_out_nll(flow, _nll_points(data, nll_points, seed), seed=seed)
+    return QualityReport(w2=quality["w2"], w2_floor=quality["w2_floor"], w2_ratio=quality["w2_ratio"],
+                         solver=solver.method, nfe=result.nfe, n=quality["n"], draws=quality["draws"],
+                         mmd=mmd(samples[:n], first), energy_distance=energy_distance(samples[:n], first),
+                         w1_per_dim=tuple(per_dimension_w1(samples[:n], first).tolist()),
+                         straightness=traj.straightness, path_energy=traj.path_energy, nll=nll,
+                         nll_divergence=None if nll is None else nll_estimator(flow))
 
 
 def class_log_likelihoods(flow: FlowModel, points: np.ndarray, *, solver: SolverConfig = REFERENCE_SOLVER,
@@ -250,21 +235,24 @@ def class_posterior(flow: FlowModel, points: np.ndarray, *, solver: SolverConfig
 
 def evaluate_classes(flow: FlowModel, held_out: np.ndarray, held_out_labels: np.ndarray, train: np.ndarray,
                      train_labels: np.ndarray, *, guidance: tuple[float, ...] = (0.0, 1.0, 3.0), n: int = 1000,
-                     seed: int = 0, solver: SolverConfig = REFERENCE_SOLVER) -> dict[str, Any]:
+                     seed: int = 0, solver: SolverConfig = REFERENCE_SOLVER) -> ClassesReport:
     """Per class of a conditional model: W2 / floor of its samples (guidance 0) against the class's held-out
     points, and the label accuracy (`metrics.label_accuracy` on the training data) at each guidance scale."""
     if not flow.conditional:
         raise ValueError("per-class figures need a conditional model")
-    report: dict[str, Any] = {}
+    classes = []
     for y, name in enumerate(flow.labels):
         reference = held_out[np.asarray(held_out_labels) == y]
-        row: dict[str, Any] = {"held_out": int(len(reference))}
+        accuracy: dict[float, float] = {}
+        quality = None
         for w in guidance:
             result = flow.sample(n, label=y, guidance=w, solver=solver,
                                  generator=torch.Generator().manual_seed(_base(seed, y)))
             samples = result.samples.cpu().numpy()
-            row[f"accuracy_w{w:g}"] = label_accuracy(samples, y, train, train_labels)
+            accuracy[float(w)] = label_accuracy(samples, y, train, train_labels)
             if w == 0 and len(reference) >= 4:
-                row.update(sample_quality(samples, reference, n=n, repeats=1, seed=seed))
-        report[name] = row
-    return report
+                figures = sample_quality(samples, reference, n=n, repeats=1, seed=seed)
+                quality = QualityReport(w2=figures["w2"], w2_floor=figures["w2_floor"], w2_ratio=figures["w2_ratio"],
+                                        solver=solver.method, n=figures["n"], draws=figures["draws"])
+        classes.append(ClassReport(name=name, held_out=int(len(reference)), accuracy=accuracy, quality=quality))
+    return ClassesReport(tuple(classes))

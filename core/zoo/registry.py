@@ -29,7 +29,8 @@ from ..data.datasets import (
 from ..data.images import IMAGE_DATASETS, image_dataset, keep_training_images, split
 from ..evaluation.classifier import ImageClassifier, load_classifier, save_classifier, train_classifier
 from ..evaluation.image_quality import evaluate_images
-from ..evaluation.report import REFERENCE_SOLVER, Reference, evaluate, evaluate_classes, recorded_metrics
+from ..evaluation.records import ClassesReport, stored_report
+from ..evaluation.report import REFERENCE_SOLVER, Reference, evaluate, evaluate_classes
 from ..flow.model import FlowModel
 from ..io import checkpoint
 from ..maths.couplings import REFLOW
@@ -42,7 +43,7 @@ from .manifest import MANIFEST, ZooEntry, ZooError, directory, entries
 from .manifest import write as write_manifest
 
 __all__ = [
-    "CLASSIFIERS", "IMAGE_MODELS", "IMAGE_RECIPE", "build_classifier", "classifier", "headline",
+    "CLASSIFIERS", "IMAGE_MODELS", "IMAGE_RECIPE", "build_classifier", "classifier",
     "CONDITIONAL_MODELS", "DATA_SAMPLE_ROWS", "RECORDED_GUIDANCE", "GAUSSIAN_PATHS", "MANIFEST", "N_TRAIN",
     "REFLOW_MODELS", "REFLOW_STEPS", "STEPS", "TABLE_MODELS", "ZooEntry", "ZooError", "ZooSpec", "build", "build_one",
     "directory", "entries", "load", "recipe", "reference", "specs"
@@ -115,15 +116,6 @@ def specs() -> list[ZooSpec]:
     models += [ZooSpec(name, dataset, "ot", conditional=conditional, steps=IMAGE_RECIPE.steps)
                for name, dataset, conditional in IMAGE_MODELS]
     return models
-
-
-def headline(entry: ZooEntry) -> str:
-    """A model's recorded quality in one figure with its yardstick: W2 / floor, or for an image model the Frechet
-    distance / held-out digits' (unguided samples)."""
-    metrics = entry.metrics
-    if "w2_ratio" in metrics:
-        return f"W2/floor {metrics['w2_ratio']:.2f}"
-    return f"FD/floor {metrics.get('fd_ratio', metrics.get('fd_ratio_w0', float('nan'))):.2f}"
 
 
 def classifier(dataset: str, folder: Path | None = None) -> ImageClassifier:
@@ -206,13 +198,15 @@ def build(only: list[str] | None = None, out: Path | None = None, seed: int = 0,
                 entry = future.result()
                 kept[entry.name] = entry
                 write_manifest(folder, [kept[s.name] for s in specs() if s.name in kept], asdict(REFERENCE_SOLVER))
-                print(f"{entry.name:32s} {headline(entry)}  NFE {entry.metrics['nfe_dopri5']:4d}  "
+                report = stored_report(entry.metrics)
+                nfe = None if report is None else report.nfe
+                print(f"{entry.name:32s} {report.headline() if report else ''}  NFE {'-' if nfe is None else nfe:>4}  "
                       f"{entry.build_seconds:5.1f} s", flush=True)
     return [kept[s.name] for s in specs() if s.name in kept]
 
 
-def _class_summary(flow: FlowModel, dataset: str, labelled: Labelled, seed: int) -> dict[str, float]:
-    """Per-class W2/floor and label accuracy by guidance, kept in the file; their worst cases for the manifest.
+def _class_summary(flow: FlowModel, dataset: str, labelled: Labelled, seed: int) -> ClassesReport:
+    """Per-class W2/floor and label accuracy by guidance, kept in the file (their worst cases go in the summary).
 
     Held-out points are fresh labelled draws, or, for a real table (no fresh draws), its rows themselves.
     """
@@ -220,11 +214,9 @@ def _class_summary(flow: FlowModel, dataset: str, labelled: Labelled, seed: int)
     held_out = held_out_labelled(dataset, N_TRAIN, seed, labelled)
     classes = evaluate_classes(flow, held_out.x, held_out.y, labelled.x, labelled.y, guidance=RECORDED_GUIDANCE,
                                seed=seed)
-    flow.info["class_metrics"] = {"held_out": "fresh draws" if fresh else "training rows", "classes": classes}
-    summary = {f"min_class_accuracy_w{w:g}": round(min(row[f"accuracy_w{w:g}"] for row in classes.values()), 4)
-               for w in RECORDED_GUIDANCE}
-    summary["max_class_w2_ratio"] = round(max(float(row["w2_ratio"]) for row in classes.values()), 4)
-    return summary
+    classes = replace(classes, held_out="fresh draws" if fresh else "training rows")
+    flow.info["class_metrics"] = classes.to_dict()
+    return classes
 
 
 def _build_in_worker(spec: ZooSpec, folder: Path, seed: int) -> ZooEntry:
@@ -250,8 +242,8 @@ def _build_reflow(spec: ZooSpec, folder: Path, seed: int) -> ZooEntry:
     config = TrainConfig(steps=spec.steps or REFLOW_STEPS, seed=seed, device="cpu", ot_block=0)
     result = reflow(teacher, pairs=spec.pairs, seed=seed, config=config, teacher_name=spec.teacher)
     flow = result.model
-    flow.info["metrics"] = metrics = recorded_metrics(evaluate(flow, reference(spec.dataset), seed=seed,
-                                                               nll_points=1000 if flow.source is None else 0))
+    flow.info["metrics"] = metrics = evaluate(flow, reference(spec.dataset), seed=seed,
+                                              nll_points=1000 if flow.source is None else 0).stored()
     flow.info["zoo_name"] = spec.name
     file = f"{spec.name}.safetensors"
     checkpoint.save(flow, folder / file)
@@ -274,10 +266,7 @@ def _build_image(spec: ZooSpec, folder: Path, seed: int) -> ZooEntry:
     flow = keep_training_images(result.model, trained)
     report = evaluate_images(flow, trained, held_out, classifier(spec.dataset, folder), seed=seed,
                              guidance=RECORDED_GUIDANCE if spec.conditional else (0.0,))
-    metrics = {k: v if isinstance(v, int) else round(float(v), 4) for k, v in report.items()
-               if isinstance(v, int | float) and not isinstance(v, bool) and not k.startswith("nfe")}
-    metrics["nfe_dopri5"] = int(report.get("nfe", report.get("nfe_w0", 0)))
-    flow.info["metrics"] = metrics
+    flow.info["metrics"] = metrics = report.stored()
     flow.info["zoo_name"] = spec.name
     file = f"{spec.name}.safetensors"
     checkpoint.save(flow, folder / file)
@@ -311,11 +300,12 @@ def build_one(spec: ZooSpec, folder: Path, seed: int = 0) -> ZooEntry:
     if spec.dataset in tables.TABLES or labelled is not None:
         flow.data = torch.from_numpy(data[:DATA_SAMPLE_ROWS]).float()
         flow.info["columns"] = list(dataset_columns(spec.dataset))
-    metrics = recorded_metrics(evaluate(flow, reference(spec.dataset), seed=seed))
+    quality = evaluate(flow, reference(spec.dataset), seed=seed)
     if labelled is not None:
         flow.data_labels = torch.from_numpy(labelled.y[:DATA_SAMPLE_ROWS])
-        metrics.update(_class_summary(flow, spec.dataset, labelled, seed))
-    flow.info["metrics"] = metrics
+        accuracy, worst_ratio = _class_summary(flow, spec.dataset, labelled, seed).worst()
+        quality = replace(quality, min_class_accuracy=accuracy, max_class_w2_ratio=worst_ratio)
+    flow.info["metrics"] = metrics = quality.stored()
     flow.info["zoo_name"] = spec.name
     file = f"{spec.name}.safetensors"
     checkpoint.save(flow, folder / file)

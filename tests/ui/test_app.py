@@ -19,9 +19,10 @@ from corpus_cases import IMAGE_ROUTE, materialize_corpus
 from flowscope import MLPConfig, TrainConfig, train
 from flowscope.data.datasets import dataset_columns, dataset_labels, make_dataset, make_labelled
 from flowscope.data.loader import DataError
+from flowscope.evaluation.records import format_rows, stored_report
 from flowscope.io import checkpoint
 from flowscope.zoo.registry import entries
-from flowscope_ui import startpage, state, uploads
+from flowscope_ui import startpage, state, uploads, widgets
 
 PAGES = ["gallery", "paths", "fields", "marginals", "train", "compare", "learn"]
 TIMEOUT = 120
@@ -175,6 +176,20 @@ def test_gallery_open_selects_the_model_and_opens_paths(zoo_env: Path) -> None:
     assert_clean(at)
     assert at.session_state[state.MODEL_KEY] == "zoo:moons-vp"
     assert at.title[0].value == "Paths"
+
+
+def test_gallery_cards_show_the_rows_the_cli_prints(zoo_env: Path) -> None:
+    """Each card's figures are its report's rows (`QualityReport.rows`, what `flowscope train` prints), with the
+    rows' notes as the caption's help."""
+    at = start("gallery")
+    rows = [r for e in entries(zoo_env) if (report := stored_report(e.metrics)) is not None for r in [report.rows()]]
+    assert len(rows) == 3
+    for shown_rows in rows:
+        text, notes = widgets.report_caption(shown_rows)
+        assert "W2 / floor 2.50" in text and "NFE 100" in text and "straightness 0.500" in text
+        assert sum(c.value == text and c.help == notes for c in at.caption) == 3  # the tiny zoo's three cards
+        printed = format_rows(shown_rows).splitlines()  # the CLI's lines: the same labels and values
+        assert [line.split("  ")[1] for line in printed] == [r.label for r in shown_rows]
 
 
 def test_gallery_filters(zoo_env: Path) -> None:

@@ -8,10 +8,11 @@ import pytest
 import torch
 
 from flowscope import FlowModel, TrainConfig, train
+from flowscope.evaluation.records import ImageReport
 from flowscope.fields.fieldview import field_support
 from flowscope.maths.imagespec import ImageSpec
 from flowscope.nets.unet import UNetConfig
-from flowscope_ui import image_compute, plots
+from flowscope_ui import image_compute, plots, widgets
 
 
 def test_grey_mosaic_places_each_image_with_transparent_gaps_and_clips() -> None:
@@ -101,18 +102,18 @@ def test_exact_field_copies_training_images_and_yardsticks(tiny_image_flow: tupl
     assert "leave" not in alone.what and "nearest other training image" in alone.what and len(alone.distances) == 40
 
 
-def test_report_rows_put_each_figure_beside_its_yardstick() -> None:
-    report = {"fd_floor": 8.0, "nn_held_out_median": 16.0, "classifier_accuracy_held_out": 0.98,
-              "fd_w0": 12.0, "fd_ratio_w0": 1.5, "nn_median_w0": 17.0, "nn_ratio_w0": 1.06, "accuracy_w0": 0.9,
-              "min_class_accuracy_w0": 0.7, "fd_w1": 16.0, "fd_ratio_w1": 2.0, "nn_median_w1": 18.0,
-              "nn_ratio_w1": 1.125, "accuracy_w1": 0.97, "min_class_accuracy_w1": 0.9}
-    rows = image_compute.report_rows(report)
-    assert [r["samples"] for r in rows] == ["guidance w = 0", "guidance w = 1"]
-    assert rows[1]["FD / floor"] == 2.0 and rows[1]["FD floor"] == 8.0 and rows[1]["worst class"] == 0.9
-    assert rows[0]["real accuracy"] == 0.98 and rows[0]["held-out NN"] == 16.0
-    plain = image_compute.report_rows({"fd": 3.0, "fd_floor": 2.0, "fd_ratio": 1.5, "nn_ratio": 1.0})
-    assert plain == [{"samples": "unconditional", "FD": 3.0, "FD floor": 2.0, "FD / floor": 1.5,
-                      "NN distance": None, "held-out NN": None, "NN / held-out": 1.0}]
-    unjudged = image_compute.report_rows({"nn_median": 3.0, "nn_held_out_median": 2.0, "nn_ratio": 1.5})
-    assert unjudged == [{"samples": "unconditional", "NN distance": 3.0, "held-out NN": 2.0,
-                         "NN / held-out": 1.5}]  # no classifier judged these samples: no FD, no accuracy
+def test_image_report_rows_put_each_figure_beside_its_yardstick() -> None:
+    report = ImageReport.from_dict({
+        "fd_floor": 8.0, "nn_held_out_median": 16.0, "classifier_accuracy_held_out": 0.98, "fd_w0": 12.0,
+        "fd_ratio_w0": 1.5, "nn_median_w0": 17.0, "nn_ratio_w0": 1.06, "accuracy_w0": 0.9,
+        "min_class_accuracy_w0": 0.7, "fd_w1": 16.0, "fd_ratio_w1": 2.0, "nn_median_w1": 18.0, "nn_ratio_w1": 1.125,
+        "accuracy_w1": 0.97, "min_class_accuracy_w1": 0.9})
+    rows = {r.label: r for r in report.rows()}
+    assert rows["FD / floor, w = 1"].value == "2.00" and "floor 8.000" in rows["FD / floor, w = 1"].note
+    assert "worst class 0.90" in rows["class accuracy, w = 1"].note and "0.98" in rows["class accuracy, w = 0"].note
+    assert "16.00" in rows["NN / held-out, w = 0"].note
+    table = widgets.report_table(report.rows())  # what the Images page shows: the same rows
+    assert [t["figure"] for t in table] == [r.label for r in report.rows()]
+    unjudged = ImageReport.from_dict({"nn_median": 3.0, "nn_held_out_median": 2.0, "nn_ratio": 1.5})
+    assert [r.label for r in unjudged.rows()] == ["NN / held-out"]  # no classifier judged them: no FD, no accuracy
+    assert unjudged.headline() == "NN/held-out 1.50"

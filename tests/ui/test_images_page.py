@@ -94,7 +94,8 @@ def test_images_page_draws_samples_strips_x1_predictions_and_the_memorisation_ch
     labels = [m.label for m in at.metric]
     assert "yardstick: median distance of real new images" in labels
     assert any("held-out real images" in c.value for c in at.caption)
-    assert at.dataframe and at.dataframe[0].value["FD / floor"].tolist() == [2.5]  # the recorded report
+    recorded = at.dataframe[0].value  # the recorded report, as `ImageReport.rows` gives it
+    assert dict(zip(recorded["figure"], recorded["value"], strict=True))["FD / floor"] == "2.50"
     assert at.get("download_button")  # the grid's samples as .npy
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from flowscope.evaluation.image_quality import image_samples
+from flowscope.evaluation.records import stored_report
 from flowscope.zoo import registry as zoo
 from flowscope_ui import compute, plots, state, widgets
 from flowscope_ui.image_compute import VIEW_SOLVER
@@ -20,9 +21,10 @@ datasets = left.multiselect("Dataset", sorted({e.dataset for e in entries}), key
                             placeholder="all datasets")
 paths = right.multiselect("Path", sorted({e.path for e in entries}), key="gallery_path", placeholder="all paths")
 chosen = [e for e in entries if (not datasets or e.dataset in datasets) and (not paths or e.path in paths)]
-st.caption(f"{len(chosen)} of {len(entries)} models. W2/floor: distance of 2,000 samples to fresh data, divided by "
+st.caption(f"{len(chosen)} of {len(entries)} models. W2 / floor: distance of 2,000 samples to fresh data, divided by "
            "that of two fresh draws of the data (1 is as good as it gets); NFE: velocity evaluations of dopri5 at "
-           "tolerance 1e-5; S: straightness of the trajectories (0 = straight).")
+           "tolerance 1e-5; straightness: of the trajectories (0 = straight). Each card's figures are those "
+           "`flowscope train` prints; hover them for what each means.")
 
 
 def card(entry: zoo.ZooEntry) -> None:
@@ -51,20 +53,22 @@ def card(entry: zoo.ZooEntry) -> None:
     source = f" · source {entry.source}" if entry.source else ""
     dims = f" · {view.flow.dim}-D, drawn on its principal axes" if view.flow.dim > 2 else ""
     st.caption(f"data **{entry.dataset}** · path **{entry.path}** · coupling {entry.coupling}{source}{dims}")
-    m = entry.metrics
-    facts = [(f"W2 {m['w2']:.3f} / floor {m['w2_floor']:.3f} = {m['w2_ratio']:.2f}" if "w2" in m and "w2_floor" in m
-              else f"W2/floor {m['w2_ratio']:.2f}") if "w2_ratio" in m else "",
-             f"NFE {m['nfe_dopri5']}" if "nfe_dopri5" in m else "",
-             f"S {m['straightness']:.3f}" if "straightness" in m else "",
-             f"NLL {m['nll']:.2f}" if "nll" in m else ""]
-    st.caption(" · ".join(f for f in facts if f) + f" · {entry.steps:,} steps")
-    if view.flow.conditional:
-        accuracy = m.get("min_class_accuracy_w1")
-        st.caption(f":material/label: **conditional**: {len(view.flow.labels)} classes, classifier-free guidance"
-                   + (f" · worst class's label accuracy at w = 1: {accuracy:.2f}" if accuracy is not None else ""))
+    recorded_caption(entry)
+    st.caption(f"{entry.steps:,} steps" + (f" · :material/label: **conditional**: {len(view.flow.labels)} classes, "
+                                           "classifier-free guidance" if view.flow.conditional else ""))
     if st.button("Open", key=f"gallery_open_{entry.name}", on_click=state.select, args=(f"zoo:{entry.name}",),
                  icon=":material/open_in_new:"):
         st.switch_page("views/paths.py")
+
+
+def recorded_caption(entry: zoo.ZooEntry) -> None:
+    """The model's recorded quality: its report's rows (as `flowscope train` prints them), notes on hover."""
+    report = stored_report(entry.metrics)
+    if report is None:
+        st.caption("no recorded quality")
+        return
+    text, notes = widgets.report_caption(report.rows())
+    st.caption(text, help=notes or None)
 
 
 #: Samples on an image model's card (a 4 x 4 grid).
@@ -83,13 +87,7 @@ def image_card(entry: zoo.ZooEntry, view: state.ModelView) -> None:
     kind = f"conditional on {len(view.flow.labels)} classes, " if view.flow.conditional else ""
     st.caption(f"data **{entry.dataset}** · images of {spec.channels} × {spec.height} × {spec.width} · {kind}path "
                f"**{entry.path}** · {entry.steps:,} steps")
-    m = entry.metrics
-    fd = next((k.removeprefix("fd_ratio") for k in ("fd_ratio", "fd_ratio_w0") if k in m), None)
-    accuracy = next((k.removeprefix("accuracy") for k in ("accuracy_w1", "accuracy_w0") if k in m), None)
-    facts = ["" if fd is None else f"FD / floor {m['fd_ratio' + fd]:.2f}" + (f" at w = {fd[2:]}" if fd else ""),
-             "" if accuracy is None else f"class accuracy {m['accuracy' + accuracy]:.2f} at w = {accuracy[2:]}",
-             f"NN / held-out {m['nn_ratio' + (fd or '')]:.2f}" if f"nn_ratio{fd or ''}" in m else ""]
-    st.caption(" · ".join(f for f in facts if f) or "no recorded quality")
+    recorded_caption(entry)
     if st.button("Open", key=f"gallery_open_{entry.name}", on_click=state.select, args=(f"zoo:{entry.name}",),
                  icon=":material/open_in_new:"):
         st.switch_page(widgets.IMAGES_PAGE)

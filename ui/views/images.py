@@ -3,13 +3,12 @@ check, the exact marginal field's samples beside the learned model's from the sa
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import streamlit as st
 
 from flowscope.data.images import ImageData
 from flowscope.evaluation.image_quality import DEQUANTISATION, evaluate_images, nearest_neighbours
+from flowscope.evaluation.records import ImageReport
 from flowscope.zoo import registry as zoo
 from flowscope_ui import image_compute, plots, state, uploads, widgets
 from flowscope_ui.image_compute import VIEW_SOLVER
@@ -171,7 +170,7 @@ def live_accuracy() -> None:
                         "is right on real digits it never saw: the best a sampler can expect.")
 
 
-def measured_report(w: float) -> dict[str, Any]:
+def measured_report(w: float) -> ImageReport:
     """evaluate_images on as many samples as held-out digits, with the page's solver (about ten seconds)."""
     images, labels = state.held_out_digits()
     train = ImageData(training, spec, view.data_labels, view.flow.labels if labelled else (), "training images")
@@ -182,13 +181,13 @@ def measured_report(w: float) -> dict[str, Any]:
 
 if digits:
     live_accuracy()
-    recorded: dict[str, Any] = view.info.get("metrics") or view.flow.info.get("metrics") or {}
-    if "fd_floor" in recorded:
+    recorded = widgets.recorded_report(view)
+    if isinstance(recorded, ImageReport) and recorded.fd_floor is not None:
         st.markdown("**Recorded when the model was built** (dopri5 at tolerance 1e-5, as many samples as held-out "
                     "digits, seed 0)")
-        st.dataframe(image_compute.report_rows(recorded), hide_index=True)
-        if "bits_per_dim" in recorded:
-            st.caption(f"Held-out likelihood: {recorded['bits_per_dim']:.2f} bits per dimension ({DEQUANTISATION}).")
+        st.dataframe(widgets.report_table(recorded.rows()), hide_index=True)
+        if recorded.bits_per_dim is not None:
+            st.caption(f"Held-out likelihood: {recorded.bits_per_dim:.2f} bits per dimension ({DEQUANTISATION}).")
     w = guide.w if guide.label is not None else 0.0
     measured_key = f"_images_measured_{view.key}_{w}"
     if st.button(f"Measure now ({VIEW_SOLVER.method}, {VIEW_SOLVER.steps} steps"
@@ -201,7 +200,7 @@ if digits:
         with st.spinner("Sampling and measuring (the digits classifier is trained first if the zoo lacks it) ..."):
             report = state.memo("image_report", view, (w,), lambda: measured_report(w))
         st.markdown(f"**Measured now** ({SOLVER_TEXT})")
-        st.dataframe(image_compute.report_rows(report), hide_index=True)
+        st.dataframe(widgets.report_table(report.rows()), hide_index=True)
     st.caption("FD: Frechet distance between the features of samples and of the training images, in the project's "
                "own digits classifier (no downloaded network); its floor is the FD of real held-out digits to the "
                "training images, so FD / floor near 1 is as good as real data. Class accuracy: how often the "

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
+from flowscope.evaluation.records import QualityReport
 from flowscope_ui import compute, plots, state, widgets
 
 widgets.header("Paths", "Particles moving from the source (t = 0) to the data (t = 1) along the learned field, "
@@ -37,7 +38,8 @@ cols[2].metric(f"W2 floor ({quality.n:,} vs {quality.n:,} data points)",
                "n/a" if quality.floor is None else f"{quality.floor:.3f}", help=quality.floor_text() + ".")
 cols[3].metric("W2 / floor", "n/a" if quality.ratio is None else f"{quality.ratio:.2f}",
                help="Near 1: as close to the data as a fresh draw of the data itself.")
-recorded = (view.info.get("metrics") or {}).get("w2_ratio")
+report = widgets.recorded_report(view)
+recorded = report.w2_ratio if isinstance(report, QualityReport) else None
 st.caption(f"W2: exact optimal transport between {quality.n:,} particles of the solver above and {quality.n:,} of "
            f"the {quality.rows:,} data points; floor: {quality.floor_text()} (the same draw)."
            + (f" The header's W2/floor {recorded:.2f} is the zoo's record, measured once with dopri5 at tolerance "
