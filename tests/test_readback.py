@@ -33,7 +33,7 @@ def nan_at_step_21(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         loss = real(*args, **kwargs)  # type: ignore[arg-type]
         return loss * float("nan") if calls[0] == 21 else loss
 
-    monkeypatch.setattr(flowscope.training, "cfm_loss", poisoned)
+    monkeypatch.setattr(flowscope.training.loop, "cfm_loss", poisoned)
     yield
 
 
