@@ -42,7 +42,7 @@ def test_streaming_from_a_memory_map_trains_like_rows_on_the_device(tmp_path: Pa
     data = open_npy(path)
     assert isinstance(rows_for(data, None, Normalizer.identity(2), 64, 0, None, SINGLE, torch.Generator(),
                                torch.device("cpu")), StreamedRows)  # an array streams by default
-    config = TrainConfig(steps=300, batch_size=128, seed=0, device="cpu", threads=1)
+    config = TrainConfig(steps=300, batch_size=128, seed=0, device="cpu")
     streamed = train(data, model=MLPConfig(dim=2, width=64, depth=2), config=config)
     on_device = train(torch.from_numpy(moons), model=MLPConfig(dim=2, width=64, depth=2), config=config)
     first, last = np.mean(streamed.losses[:30]), np.mean(streamed.losses[-30:])

@@ -27,7 +27,7 @@ def gaussians() -> FlowModel:
     data = make_labelled("8gaussians", 4000, 0)
     return train(torch.from_numpy(data.x), labels=torch.from_numpy(data.y), label_names=data.names,
                  model=MLPConfig(dim=2, width=64, depth=2),
-                 config=TrainConfig(steps=1500, batch_size=256, device="cpu", threads=1)).model
+                 config=TrainConfig(steps=1500, batch_size=256, device="cpu")).model
 
 
 def test_natural_labels_are_the_parts_of_the_same_points() -> None:

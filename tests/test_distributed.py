@@ -96,7 +96,7 @@ def test_ranks_hold_identical_weights_and_a_rerun_reproduces_them(two_ranks: Pat
 def test_two_ranks_match_one_process_at_the_doubled_batch(two_ranks: Path) -> None:
     data = make_dataset("moons", 4000, seed=0)
     single = train(torch.from_numpy(data), model=MLPConfig(dim=2, width=64, depth=2),
-                   config=TrainConfig(steps=STEPS, batch_size=2 * BATCH, seed=0, device="cpu", threads=1)).model
+                   config=TrainConfig(steps=STEPS, batch_size=2 * BATCH, seed=0, device="cpu")).model
     held_out = make_dataset("moons", 4000, seed=7)
     two, one = _w2_ratio(checkpoint.load(two_ranks / "rank0.safetensors"), held_out), _w2_ratio(single, held_out)
     # Measured: see the print; an untrained or one-rank-only model is far worse.

@@ -28,7 +28,7 @@ def gaussian_flow() -> FlowModel:
     """A small OT model of moons (the exact fields do not need a good one)."""
     data = torch.from_numpy(make_dataset("moons", 800, seed=0))
     return train(data, model=MLPConfig(dim=2, width=16, depth=1),
-                 config=TrainConfig(steps=50, device="cpu", threads=1)).model
+                 config=TrainConfig(steps=50, device="cpu")).model
 
 
 def _stored_source_flow(coupling: str) -> FlowModel:
@@ -36,7 +36,7 @@ def _stored_source_flow(coupling: str) -> FlowModel:
     data = torch.from_numpy(make_dataset("moons", 600, seed=0))
     source = torch.from_numpy(make_dataset("8gaussians", 600, seed=1))
     return train(data, path=make_path("icfm", sigma=0.1), source=source, coupling=coupling,
-                 model=MLPConfig(dim=2, width=16, depth=1), config=TrainConfig(steps=20, device="cpu", threads=1)).model
+                 model=MLPConfig(dim=2, width=16, depth=1), config=TrainConfig(steps=20, device="cpu")).model
 
 
 def _coefficients(flow: FlowModel, t: float) -> tuple[float, float, float, float]:

@@ -55,7 +55,7 @@ def test_trajectories_decode_with_their_leading_axes() -> None:
 def test_a_model_of_a_table_restores_its_constant_column_and_scales() -> None:
     x = _table(2000).float()
     flow = train(x, model=MLPConfig(dim=4, width=32, depth=2),
-                 config=TrainConfig(steps=300, batch_size=256, device="cpu", threads=1)).model
+                 config=TrainConfig(steps=300, batch_size=256, device="cpu")).model
     assert flow.dim == 4 and flow.latent_dim == 3
     samples = flow.sample(1000, solver=SolverConfig("rk4", steps=10), generator=torch.Generator().manual_seed(0))
     assert bool((samples.samples[:, 3] == 7.0).all())

@@ -23,7 +23,7 @@ def flow5() -> FlowModel:
     rng = np.random.default_rng(1)
     x = rng.normal(size=(600, 5)) @ rng.normal(size=(5, 5)) * np.array([1.0, 10.0, 0.1, 1.0, 3.0])
     return train(torch.from_numpy(x).float(), model=MLPConfig(dim=5, width=16, depth=1),
-                 config=TrainConfig(steps=30, device="cpu", threads=1)).model
+                 config=TrainConfig(steps=30, device="cpu")).model
 
 
 def test_coordinates_of_a_2d_model_are_todays_view() -> None:

@@ -55,7 +55,7 @@ def run(teacher: FlowModel, settings: ReflowSettings, *, teacher_name: str,
             report(progress)
         return False
 
-    config = TrainConfig(steps=settings.steps, seed=settings.seed, device="cpu", threads=1)
+    config = TrainConfig(steps=settings.steps, seed=settings.seed, device="cpu")
     result = reflow(teacher, pairs=settings.pairs, seed=settings.seed, config=config, teacher_name=teacher_name,
                     callback=callback)
     losses = result.rounds[-1].losses if result.rounds else []

@@ -1,4 +1,4 @@
-"""Training from the page: the core trainer with bounded threads, live reports, Stop and divergence handled.
+"""Training from the page: the core trainer with live reports, Stop and divergence handled.
 
 No Streamlit import: the page passes a `report` function that draws progress. Streamlit interrupts a running
 script (a click on Stop, or any other widget) by raising a control exception at the next element update,
@@ -96,7 +96,7 @@ def run(data: np.ndarray, settings: TrainSettings, *, dataset: str = "upload", c
     `should_stop` (asked at each report, e.g. a background job's Stop) ends training there, status "stopped".
     """
     config = TrainConfig(steps=settings.steps, batch_size=settings.batch_size, lr=settings.lr, seed=settings.seed,
-                         device="cpu", threads=1, normalize=settings.normalize, label_dropout=settings.label_dropout)
+                         device="cpu", normalize=settings.normalize, label_dropout=settings.label_dropout)
     path: str | AffinePath = make_path("icfm", sigma=ICFM_SIGMA) if settings.path == "icfm" else settings.path
     points = torch.from_numpy(np.ascontiguousarray(data, dtype=np.float32))
     classes = None if labels is None else torch.from_numpy(np.ascontiguousarray(labels, dtype=np.int64))
@@ -178,12 +178,12 @@ IMAGE_WIDTHS = (16, 32, 64)
 def run_images(images: ImageData, settings: ImageTrainSettings, *, report: Report | None = None, every: int = 20,
                should_stop: Callable[[], bool] | None = None) -> TrainOutcome:
     """Train an image model (a U-Net flow on images [n, C, H, W], their pixel range mapped to [-1, 1] and kept
-    with the model) on one torch thread, with reports, Stop and divergence as in `run`; conditional on the
+    with the model), with reports, Stop and divergence as in `run`; conditional on the
     images' classes when asked and they have some. The model keeps its training images (up to
     `images.IMAGE_SAMPLE_VALUES` pixel values) and their labels, so that its file opens with them."""
     conditional = settings.conditional and images.labels is not None
     config = TrainConfig(steps=settings.steps, batch_size=min(settings.batch_size, len(images)), lr=settings.lr,
-                         warmup_steps=min(200, settings.steps // 10), seed=settings.seed, device="cpu", threads=1,
+                         warmup_steps=min(200, settings.steps // 10), seed=settings.seed, device="cpu",
                          label_dropout=settings.label_dropout)
     classes = torch.from_numpy(images.labels) if conditional and images.labels is not None else None
 

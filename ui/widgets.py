@@ -23,6 +23,12 @@ from .layout import header as header  # re-exported: pages use widgets.header; t
 from .plots import Bounds
 from .state import ModelView
 
+#: torch threads of the whole server, set once when the explorer first loads this module (once per process):
+#: the views' tensors are small, one thread per session's work is fastest, and on a small machine it keeps
+#: sessions (and the trainings in job threads, which never set it themselves) from fighting over cores.
+SERVER_THREADS = 1
+torch.set_num_threads(SERVER_THREADS)
+
 _PICKER = "_model_picker"
 NO_MODEL = (
     "No model to show yet. Build the pretrained models with `flowscope zoo build` "
@@ -31,12 +37,8 @@ NO_MODEL = (
 
 
 def sidebar() -> None:
-    """Every run, before a page draws: one torch thread, an interrupted training settled, the model menu.
-
-    The views' tensors are small: one thread per session's work is fastest, and on a small machine it keeps
-    sessions (and a training running in another session) from fighting over cores.
-    """
-    torch.set_num_threads(1)
+    """Every run, before a page draws: an interrupted training settled, the model menu (the server's torch
+    threads were set once, `SERVER_THREADS`)."""
     training_status()  # a training of this session: its progress, or its finished model selected
     model_picker()
 

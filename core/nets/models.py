@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, replace
 import torch
 from torch import Tensor, nn
 
+from .init import fresh
 from .unet import UNetConfig, VelocityUNet
 
 __all__ = ["ACTIVATIONS", "MAX_CLASSES", "FourierFeatures", "MLPConfig", "NetConfig", "SinusoidalTimeEmbedding",
@@ -75,8 +76,14 @@ class SinusoidalTimeEmbedding(nn.Module):
 
     def __init__(self, n_frequencies: int) -> None:
         super().__init__()
-        freqs = 2.0 * math.pi * (2.0 ** torch.arange(n_frequencies, dtype=torch.float32)) / 2.0
-        self.register_buffer("freqs", freqs, persistent=False)
+        self.register_buffer("freqs", torch.empty(n_frequencies), persistent=False)
+        self.init_weights(None)
+
+    def init_weights(self, generator: torch.Generator | None) -> None:
+        """Set the fixed frequencies f_k (nothing is drawn: `generator` is not used)."""
+        n = int(self.freqs.numel())
+        with torch.no_grad():
+            self.freqs.copy_(2.0 * math.pi * (2.0 ** torch.arange(n, dtype=torch.float32)) / 2.0)
 
     @property
     def out_features(self) -> int:
@@ -103,7 +110,13 @@ class FourierFeatures(nn.Module):
 
     def __init__(self, dim: int, count: int, scale: float) -> None:
         super().__init__()
-        self.register_buffer("frequencies", torch.randn(dim, count) * scale)
+        self.scale = scale
+        self.register_buffer("frequencies", torch.empty(dim, count))
+        self.init_weights(None)
+
+    def init_weights(self, generator: torch.Generator | None) -> None:
+        """Draw B ~ N(0, scale^2) from `generator` (None: torch's global one)."""
+        nn.init.normal_(self.frequencies, std=self.scale, generator=generator)
 
     @property
     def out_features(self) -> int:
@@ -139,8 +152,13 @@ class VelocityMLP(nn.Module):
         layers.append(nn.Linear(config.width, config.dim))
         self.net = nn.Sequential(*layers)
         self.label_embedding = nn.Embedding(config.num_classes + 1, config.width) if config.num_classes else None
+        self.init_weights(None)
+
+    def init_weights(self, generator: torch.Generator | None) -> None:
+        """Draw the label embedding from N(0, 0.1^2) with `generator` (None: torch's global one); its layers keep
+        PyTorch's default initialisation."""
         if self.label_embedding is not None:
-            nn.init.normal_(self.label_embedding.weight, std=0.1)
+            nn.init.normal_(self.label_embedding.weight, std=0.1, generator=generator)
 
     @property
     def null_label(self) -> int:
@@ -172,9 +190,12 @@ VelocityNet = VelocityMLP | VelocityUNet
 NetConfig = MLPConfig | UNetConfig
 
 
-def build_net(config: NetConfig) -> VelocityNet:
-    """A fresh network of the architecture `config` describes."""
-    return VelocityUNet(config) if isinstance(config, UNetConfig) else VelocityMLP(config)
+def build_net(config: NetConfig, generator: torch.Generator | None = None) -> VelocityNet:
+    """A fresh network of the architecture `config` describes, its initial weights drawn from `generator` alone
+    (a training's own: nothing is drawn from torch's global generator then); None draws them from the global one."""
+    if isinstance(config, UNetConfig):
+        return fresh(lambda: VelocityUNet(config), generator)
+    return fresh(lambda: VelocityMLP(config), generator)
 
 
 def sized(config: NetConfig, dim: int, num_classes: int) -> NetConfig:

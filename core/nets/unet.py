@@ -18,7 +18,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-__all__ = ["MAX_IMAGE_SIDE", "UNetConfig", "VelocityUNet"]
+__all__ = ["MAX_IMAGE_SIDE", "Dropout", "UNetConfig", "VelocityUNet", "use_generator"]
 
 #: Largest image side (pixels) a U-Net is built for here: flowscope trains on CPUs too.
 MAX_IMAGE_SIDE = 256
@@ -90,11 +90,36 @@ def _groups(channels: int, most: int) -> int:
     return max(g for g in range(1, min(channels, most) + 1) if channels % g == 0)
 
 
-def _zero(module: nn.Module) -> nn.Module:
-    """The module with its parameters set to 0 (residual branches and the output start as identity / zero)."""
+def _zero(module: nn.Module) -> None:
+    """Set the module's parameters to 0 (residual branches and the output start as identity / zero)."""
     for parameter in module.parameters():
         nn.init.zeros_(parameter)
-    return module
+
+
+class Dropout(nn.Module):
+    """Dropout whose masks are drawn from `generator` when one is set (a training sets its own, `use_generator`,
+    so that trainings running at once do not share torch's global generator); from the global one otherwise."""
+
+    def __init__(self, p: float) -> None:
+        super().__init__()
+        self.p = p
+        self.generator: torch.Generator | None = None
+
+    def forward(self, x: Tensor) -> Tensor:
+        """x with each value zeroed with probability p and the rest scaled by 1 / (1 - p) (training only)."""
+        if not self.training or self.p == 0.0:
+            return x
+        if self.generator is None:
+            return F.dropout(x, self.p, training=True)
+        keep = torch.rand(x.shape, generator=self.generator, device=self.generator.device) >= self.p
+        return x * keep.to(x.device, x.dtype) / (1.0 - self.p)
+
+
+def use_generator(net: nn.Module, generator: torch.Generator | None) -> None:
+    """Draw the dropout masks of `net` from `generator` (None: torch's global generator again)."""
+    for module in net.modules():
+        if isinstance(module, Dropout):
+            module.generator = generator
 
 
 class TimeEmbedding(nn.Module):
@@ -106,9 +131,15 @@ class TimeEmbedding(nn.Module):
     def __init__(self, features: int, out: int) -> None:
         super().__init__()
         half = max(1, features // 2)
-        self.register_buffer("frequencies", torch.exp(-math.log(10_000.0) * torch.arange(half) / half),
-                             persistent=False)
+        self.register_buffer("frequencies", torch.empty(half), persistent=False)
         self.mlp = nn.Sequential(nn.Linear(2 * half, out), nn.SiLU(), nn.Linear(out, out))
+        self.init_weights(None)
+
+    def init_weights(self, generator: torch.Generator | None) -> None:
+        """Set the fixed geometric frequencies (nothing is drawn: `generator` is not used)."""
+        half = int(self.frequencies.numel())
+        with torch.no_grad():
+            self.frequencies.copy_(torch.exp(-math.log(10_000.0) * torch.arange(half) / half))
 
     def forward(self, t: Tensor) -> Tensor:
         """Embed times [B] into [B, out]."""
@@ -125,9 +156,15 @@ class ResidualBlock(nn.Module):
         self.conv1 = nn.Conv2d(cin, cout, 3, padding=1)
         self.embed = nn.Linear(embed, cout)
         self.norm2 = nn.GroupNorm(_groups(cout, groups), cout)
-        self.dropout = nn.Dropout(dropout)
-        self.conv2 = _zero(nn.Conv2d(cout, cout, 3, padding=1))
+        self.dropout = Dropout(dropout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, padding=1)
         self.skip = nn.Conv2d(cin, cout, 1) if cin != cout else nn.Identity()
+        self.init_weights(None)
+
+    def init_weights(self, generator: torch.Generator | None) -> None:
+        """Zero the residual branch's last convolution (the block starts as its skip); the rest keeps PyTorch's
+        default initialisation."""
+        _zero(self.conv2)
 
     def forward(self, x: Tensor, emb: Tensor) -> Tensor:
         """x [B, cin, H, W], emb [B, embed] -> [B, cout, H, W]."""
@@ -145,7 +182,12 @@ class SelfAttention(nn.Module):
         self.heads = _groups(channels, heads)
         self.norm = nn.GroupNorm(_groups(channels, groups), channels)
         self.qkv = nn.Conv2d(channels, 3 * channels, 1)
-        self.out = _zero(nn.Conv2d(channels, channels, 1))
+        self.out = nn.Conv2d(channels, channels, 1)
+        self.init_weights(None)
+
+    def init_weights(self, generator: torch.Generator | None) -> None:
+        """Zero the output projection (the block starts as the identity)."""
+        _zero(self.out)
 
     def forward(self, x: Tensor) -> Tensor:
         """x [B, C, H, W] -> [B, C, H, W]."""
@@ -194,7 +236,12 @@ class VelocityUNet(nn.Module):
             if level > 0:
                 self.upsample.append(nn.Conv2d(channels, channels, 3, padding=1))
         self.head = nn.Sequential(nn.GroupNorm(_groups(channels, groups), channels), nn.SiLU(),
-                                  _zero(nn.Conv2d(channels, config.channels, 3, padding=1)))
+                                  nn.Conv2d(channels, config.channels, 3, padding=1))
+        self.init_weights(None)
+
+    def init_weights(self, generator: torch.Generator | None) -> None:
+        """Zero the output convolution (a fresh model is the zero field); the rest keeps PyTorch's defaults."""
+        _zero(self.head[-1])
 
     @property
     def null_label(self) -> int:

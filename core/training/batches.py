@@ -120,7 +120,9 @@ class StreamedRows:
         table = _Table(data, labels)
         self.sampler: DistributedSampler[int] = DistributedSampler(
             table, num_replicas=group.world_size, rank=group.rank, shuffle=True, seed=seed, drop_last=True)
-        self.loader = DataLoader(table, sampler=BatchSampler(self.sampler, batch, drop_last=True), batch_size=None)
+        # its own generator: a DataLoader otherwise draws its base seed from torch's global one at every epoch
+        self.loader = DataLoader(table, sampler=BatchSampler(self.sampler, batch, drop_last=True), batch_size=None,
+                                 generator=torch.Generator().manual_seed(seed))
         self.normalizer, self.device, self.epoch = normalizer, device, 0
         self.batches: Iterator[tuple[Tensor, Tensor | None]] = iter(self.loader)
 

@@ -6,9 +6,8 @@ import copy
 import math
 import os
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -23,14 +22,14 @@ from ..maths.imagespec import ImageSpec
 from ..maths.normalizer import Normalizer
 from ..maths.paths import AffinePath, make_path, ve_smax_for
 from ..nets.models import MAX_CLASSES, MLPConfig, NetConfig, build_net, sized
-from ..nets.unet import UNetConfig
+from ..nets.unet import UNetConfig, use_generator
 from . import distributed
 from .batches import DataLike, DeviceRows, Rows, fit_rows, rows_for
 from .distributed import Group
 from .readback import Checked, EmaSnapshot, LossReadback, check_every
 
 __all__ = ["PRECISIONS", "RANDOM_BLOCK", "Callback", "StepInfo", "TrainConfig", "TrainResult", "TrainingDiverged",
-           "cfm_loss", "check_labels", "fit_pairs", "path_for_data", "train"]
+           "cfm_loss", "check_labels", "fit_pairs", "path_for_data", "seed_generator", "train"]
 
 #: Steps whose randomness is drawn at once.
 RANDOM_BLOCK = 64
@@ -83,7 +82,6 @@ class TrainConfig:
     ema_decay: float = 0.999
     seed: int = 0
     device: str | None = None
-    threads: int | None = None
     normalize: str = "column"
     label_dropout: float = 0.1
     pair_within_class: bool = False
@@ -102,7 +100,6 @@ class TrainConfig:
             "schedule must be 'constant' or 'cosine'": self.schedule in ("constant", "cosine"),
             "ema_decay must lie in [0, 1)": 0.0 <= self.ema_decay < 1.0,
             "grad_clip must be >= 0": self.grad_clip >= 0,
-            "threads must be >= 1": self.threads is None or self.threads >= 1,
             "normalize must be 'column' or 'global'": self.normalize in ("column", "global"),
             "label_dropout must lie in [0, 1)": 0.0 <= self.label_dropout < 1.0,
             "ot_block must be >= 0": self.ot_block >= 0,
@@ -227,6 +224,11 @@ def train(
     cuda:LOCAL_RANK each), each drawing its own batches, and all return the same weights. A minibatch-OT
     coupling is solved per rank on its local batch.
 
+    A training sets no process-wide torch state: every draw (initial weights, batches, noise, times, label
+    dropout) comes from generators seeded by `config.seed`, so trainings running at once in one process (the
+    explorer's worker threads) give each the weights it gives alone; torch's thread count is the program's to
+    set, once (the explorer does at start-up), never a training's.
+
     Raises:
         TrainingDiverged: on a non-finite loss (on any rank: then on all), carrying the last good model.
     """
@@ -239,20 +241,23 @@ def train(
         raise ValueError(f"source must have shape (m, {data.shape[1]}), got {tuple(source.shape)}")
     names = check_labels(labels, tuple(label_names), int(data.shape[0]))
     group, device = distributed.start_group(config.device)
-    with _seeded_threads(config):
-        flow = _initial_flow(data, path, model, source, coupling, resume, config.normalize, len(names),
-                             image).to(device)
-        flow.labels = names
-        flow.info.update(
-            dataset=dataset, dataset_hash=dataset_hash, n_train=int(data.shape[0]), train=config.to_dict()
-        )
-        if names:
-            assert labels is not None
-            flow.info["class_counts"] = torch.bincount(labels.long(), minlength=len(names)).tolist()
-        if group.active:
-            flow.info["distributed"] = {"world_size": group.world_size, "backend": group.backend,
-                                        "global_batch_size": group.world_size * config.batch_size}
-        return _fit(flow, data, config, device, callback, None if labels is None else labels.long(), group)
+    flow = _initial_flow(data, path, model, source, coupling, resume, config.normalize, len(names), image,
+                         seed_generator(config.seed)).to(device)
+    flow.labels = names
+    flow.info.update(dataset=dataset, dataset_hash=dataset_hash, n_train=int(data.shape[0]), train=config.to_dict())
+    if names:
+        assert labels is not None
+        flow.info["class_counts"] = torch.bincount(labels.long(), minlength=len(names)).tolist()
+    if group.active:
+        flow.info["distributed"] = {"world_size": group.world_size, "backend": group.backend,
+                                    "global_batch_size": group.world_size * config.batch_size}
+    return _fit(flow, data, config, device, callback, None if labels is None else labels.long(), group)
+
+
+def seed_generator(seed: int) -> torch.Generator:
+    """A CPU generator seeded with `seed`: a training's network initialisation draws from one of these (the same
+    on every rank), never from torch's global generator, which other trainings in the process share."""
+    return torch.Generator(device="cpu").manual_seed(seed)
 
 
 def _flat_images(data: DataLike, image: ImageSpec | None) -> tuple[DataLike, ImageSpec | None]:
@@ -279,8 +284,10 @@ def _initial_flow(
     normalize: str = "column",
     num_classes: int = 0,
     image: ImageSpec | None = None,
+    generator: torch.Generator | None = None,
 ) -> FlowModel:
-    """A fresh FlowModel fitted to `data`, or a copy of `resume` to continue training.
+    """A fresh FlowModel fitted to `data` (its network's initial weights drawn from `generator`), or a copy of
+    `resume` to continue training.
 
     Constant data columns are constants of the model (with a Gaussian source): the network sees only the
     varying ones, so `model.dim` may be the data's dimension or that of its varying columns. Images keep
@@ -311,7 +318,7 @@ def _initial_flow(
     if isinstance(config, UNetConfig) and (image is None or config.shape != image.shape):
         raise ValueError(f"a U-Net of image shape {config.shape} needs images of that shape, got "
                          f"{'flat rows' if image is None else image.shape}")
-    net = build_net(sized(config, normalizer.dim, num_classes))
+    net = build_net(sized(config, normalizer.dim, num_classes), generator)
     return FlowModel(net=net, path=built, normalizer=normalizer, source=source, coupling=coupling, image=image)
 
 
@@ -356,24 +363,10 @@ def fit_pairs(flow: FlowModel, x0: Tensor, x1: Tensor, *, config: TrainConfig = 
                          f"{tuple(x0.shape)} and {tuple(x1.shape)}")
     check_labels(labels, flow.labels if labels is not None else (), int(x1.shape[0]))
     group, device = distributed.start_group(config.device)
-    with _seeded_threads(config):
-        flow = flow.to(device)
-        flow.info.update(n_train=int(x1.shape[0]), train=config.to_dict())
-        return _fit(flow, x1, config, device, callback, None if labels is None else labels.long(), group,
-                    paired_source=x0)
-
-
-@contextmanager
-def _seeded_threads(config: TrainConfig) -> Iterator[None]:
-    """torch's global seed set to config.seed and its threads to config.threads (if given), restored after."""
-    previous_threads = torch.get_num_threads()
-    if config.threads:
-        torch.set_num_threads(config.threads)
-    try:
-        torch.manual_seed(config.seed)
-        yield
-    finally:
-        torch.set_num_threads(previous_threads)
+    flow = flow.to(device)
+    flow.info.update(n_train=int(x1.shape[0]), train=config.to_dict())
+    return _fit(flow, x1, config, device, callback, None if labels is None else labels.long(), group,
+                paired_source=x0)
 
 
 def _fit(
@@ -385,9 +378,9 @@ def _fit(
     The EMA absorbs a step's weights only after their loss was seen finite (with check_every = K > 1: it is
     rolled back to the last checked block boundary), so on a NaN/inf loss the EMA holds the last good weights.
     Randomness (data indices, source noise, times) is drawn in blocks of RANDOM_BLOCK steps from one seeded
-    generator on the training device (CPU: the same draws as ever); rank r of a distributed run seeds it with
-    seed + r * RANK_SEED_STRIDE. With labels, each batch's labels are dropped to the "no label" token with
-    probability label_dropout.
+    generator on the training device (CPU: the same draws as ever), as are a U-Net's dropout masks, never from
+    torch's global one; rank r of a distributed run seeds it with seed + r * RANK_SEED_STRIDE. With labels, each
+    batch's labels are dropped to the "no label" token with probability label_dropout.
     With `paired_source` [N, D] (data coordinates), row i is the source partner of data row i: a batch's
     sources are taken by its data indices (a fixed, index-aligned coupling; no minibatch pairing).
     """
@@ -406,6 +399,7 @@ def _fit(
     net = flow.net.train().requires_grad_(True)
     ema = copy.deepcopy(net).eval().requires_grad_(False)
     ema_flow = replace(flow, net=ema)
+    use_generator(net, generator)  # a U-Net's dropout masks: this training's draws too
     step_net: nn.Module = distributed.wrap(net, group, device)
     if config.compile_step:
         step_net = torch.compile(step_net)  # type: ignore[assignment]
@@ -476,6 +470,7 @@ def _fit(
                 result.stopped_early = True
                 break
     finally:
+        use_generator(net, None)
         if solver is not None:
             solver.shutdown(wait=False, cancel_futures=True)
     if not distributed.in_sync(ema_params, group):

@@ -30,7 +30,7 @@ from ..maths.normalizer import Normalizer
 from ..maths.paths import make_path
 from ..nets.models import MLPConfig, build_net, sized
 from ..solver.sampling import SolverConfig, integrate
-from .loop import StepInfo, TrainConfig, TrainResult, fit_pairs
+from .loop import StepInfo, TrainConfig, TrainResult, fit_pairs, seed_generator
 
 __all__ = ["PAIR_CHUNK", "PAIR_SOLVER", "ReflowPairs", "ReflowProgress", "ReflowResult", "pair_chunk", "reflow",
            "reflow_pairs", "reflow_round", "student_of"]
@@ -181,18 +181,20 @@ def _student_normalizer(teacher: FlowModel) -> Normalizer:
     return Normalizer(mean=norm.mean, scale=scale, constant=norm.constant)
 
 
-def student_of(teacher: FlowModel, model: MLPConfig | None = None, *, warm_start: bool = True) -> FlowModel:
+def student_of(teacher: FlowModel, model: MLPConfig | None = None, *, warm_start: bool = True,
+               seed: int = 0) -> FlowModel:
     """A student for `teacher`: the straight interpolant (OT path, sigma_min = 0; with a stored source, the
     teacher's interpolant noise, else none), the teacher's
     prior and source, labels and data sample; its network a copy of the teacher's (`warm_start`, where the
     coordinates agree and no other architecture is asked for) or a fresh one of `model` (default: the
-    teacher's architecture)."""
+    teacher's architecture), its initial weights drawn from a generator seeded with `seed`."""
     normalizer = _student_normalizer(teacher)
     same = model is None or model == teacher.net.config
     if warm_start and same and normalizer == teacher.normalizer:
         net = copy.deepcopy(teacher.net).cpu()
     else:
-        net = build_net(sized(model or teacher.net.config, teacher.latent_dim, len(teacher.labels)))
+        net = build_net(sized(model or teacher.net.config, teacher.latent_dim, len(teacher.labels)),
+                        seed_generator(seed))
     keep = ("dataset", "dataset_hash", "columns", "label_column", "class_counts")
     # a stored source keeps the teacher's interpolant noise (I-CFM's sigma): the exact fields over pairs need it
     noise = teacher.path.noise_std if teacher.source is not None else 0.0
@@ -213,7 +215,7 @@ def reflow_round(teacher: FlowModel, pairs: ReflowPairs, *, config: TrainConfig 
     """One reflow round: a student of `teacher` trained by CFM on `pairs`, index-aligned, with the straight
     interpolant. Its info records the teacher's name, the pairs' solver, seed, count and guidance, and the round
     (the teacher's round + 1)."""
-    student = student_of(teacher, model, warm_start=warm_start)
+    student = student_of(teacher, model, warm_start=warm_start, seed=config.seed)
     previous = teacher.info.get("reflow") or {}
     student.info["reflow"] = {
         "teacher": teacher_name or _teacher_name(teacher),

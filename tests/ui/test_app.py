@@ -274,7 +274,7 @@ def test_diverging_training_keeps_the_last_good_weights(zoo_env: Path) -> None:
 def _model_bytes(dim: int, with_data: bool = False) -> bytes:
     """A tiny trained model of dimension `dim`, as checkpoint bytes (carrying its data if asked)."""
     data = torch.randn(200, dim)
-    config = TrainConfig(steps=5, device="cpu", threads=1)
+    config = TrainConfig(steps=5, device="cpu")
     flow = train(data, model=MLPConfig(dim=dim, width=16, depth=1), config=config,
                  dataset="moons" if dim == 2 else "custom").model
     if with_data:
@@ -387,7 +387,7 @@ def test_upload_limit_in_config_matches_the_code() -> None:
 def _session_view(key: str, data: np.ndarray, dataset: str, steps: int = 60) -> state.ModelView:
     """A tiny model of `data` as one of a session's own models (seconds to train)."""
     flow = train(torch.from_numpy(data), model=MLPConfig(dim=data.shape[1], width=32, depth=2),
-                 config=TrainConfig(steps=steps, device="cpu", threads=1), dataset=dataset).model
+                 config=TrainConfig(steps=steps, device="cpu"), dataset=dataset).model
     return state.ModelView(key=key, label=f"{dataset} (this session)", flow=flow, data=data, dataset=dataset,
                            cache_id=key)
 
@@ -554,7 +554,7 @@ def _conditional_view(key: str, name: str, n: int, steps: int = 80) -> state.Mod
     """A tiny conditional model of a built-in dataset's natural labels, as one of a session's own models."""
     labelled = make_labelled(name, n, seed=0)
     flow = train(torch.from_numpy(labelled.x), model=MLPConfig(dim=labelled.x.shape[1], width=32, depth=2),
-                 config=TrainConfig(steps=steps, device="cpu", threads=1), dataset=name,
+                 config=TrainConfig(steps=steps, device="cpu"), dataset=name,
                  labels=torch.from_numpy(labelled.y), label_names=labelled.names).model
     return state.ModelView(key=key, label=f"{name} by class (this session)", flow=flow, data=labelled.x,
                            dataset=name, cache_id=key, data_labels=labelled.y)
@@ -766,7 +766,7 @@ def test_a_conditional_zoo_model_is_shown_with_its_datasets_natural_labels(
         (tmp_path / row.file).write_bytes((tiny_zoo / row.file).read_bytes())
     labelled = make_labelled("moons", 2000, seed=0)
     flow = train(torch.from_numpy(labelled.x), model=MLPConfig(dim=2, width=32, depth=2),
-                 config=TrainConfig(steps=100, device="cpu", threads=1), dataset="moons",
+                 config=TrainConfig(steps=100, device="cpu"), dataset="moons",
                  labels=torch.from_numpy(labelled.y), label_names=labelled.names).model
     checkpoint.save(flow, tmp_path / "moons-cond.safetensors")
     write_manifest(tmp_path, [*rows, dataclasses.replace(rows[0], name="moons-cond", file="moons-cond.safetensors")])

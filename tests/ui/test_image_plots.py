@@ -75,7 +75,7 @@ def tiny_image_flow() -> tuple[FlowModel, np.ndarray]:
     images = rng.integers(0, 16, (40, 1, 4, 4)).astype(np.float32)
     spec = ImageSpec(1, 4, 4, 0.0, 15.0, 16)
     result = train(torch.from_numpy(images), model=UNetConfig(1, 4, 4, base=8, attention=False),
-                   config=TrainConfig(steps=20, batch_size=16, device="cpu", threads=1), image=spec)
+                   config=TrainConfig(steps=20, batch_size=16, device="cpu"), image=spec)
     return result.model, images
 
 

@@ -25,7 +25,7 @@ BOUNDS: plots.Bounds = ((-2.0, 2.0), (-2.0, 2.0))
 def flow() -> FlowModel:
     """A tiny OT model on moons (seconds)."""
     data = torch.from_numpy(make_dataset("moons", 1000, seed=0))
-    config = TrainConfig(steps=200, device="cpu", threads=1)
+    config = TrainConfig(steps=200, device="cpu")
     return train(data, model=MLPConfig(dim=2, width=32, depth=2), config=config).model
 
 
@@ -35,7 +35,7 @@ def pair_flow() -> FlowModel:
     data = torch.from_numpy(make_dataset("moons", 1000, seed=0))
     source = torch.from_numpy(make_dataset("8gaussians", 1000, seed=1))
     return train(data, path=make_path("icfm", sigma=0.1), model=MLPConfig(dim=2, width=32, depth=2), source=source,
-                 coupling="ot", config=TrainConfig(steps=100, batch_size=128, device="cpu", threads=1)).model
+                 coupling="ot", config=TrainConfig(steps=100, batch_size=128, device="cpu")).model
 
 
 def test_quiver_segments_are_arrows_separated_by_gaps() -> None:
@@ -149,7 +149,7 @@ def test_pairs_fields_and_losses_for_a_stored_source(pair_flow: FlowModel) -> No
 
 def test_source_points_are_shared_between_models(flow: FlowModel) -> None:
     other = train(torch.from_numpy(make_dataset("rings", 500)), path="vp", model=MLPConfig(dim=2, width=8, depth=1),
-                  config=TrainConfig(steps=2, device="cpu", threads=1)).model
+                  config=TrainConfig(steps=2, device="cpu")).model
     eps_a = flow.normalizer.encode(compute.source_points(flow, 50, 1)) / flow.path.prior_std
     eps_b = other.normalizer.encode(compute.source_points(other, 50, 1)) / other.path.prior_std
     assert torch.allclose(eps_a, eps_b, atol=1e-4)
@@ -298,7 +298,7 @@ def test_solver_failures_are_handled(flow: FlowModel) -> None:
 def wine_flow() -> tuple[FlowModel, np.ndarray]:
     """A tiny OT model of the 13-column wine table, and the table (seconds)."""
     data = make_dataset("wine", 500, seed=0)
-    config = TrainConfig(steps=60, device="cpu", threads=1)
+    config = TrainConfig(steps=60, device="cpu")
     return train(torch.from_numpy(data), model=MLPConfig(dim=13, width=32, depth=2), config=config).model, data
 
 
@@ -416,7 +416,7 @@ def test_arrows_and_axes_of_columns_at_different_scales() -> None:
 def cond_flow() -> tuple[FlowModel, np.ndarray, np.ndarray]:
     """A tiny conditional OT model of 8gaussians' eight components, its data and their labels (seconds)."""
     labelled = make_labelled("8gaussians", 1600, seed=0)
-    config = TrainConfig(steps=200, device="cpu", threads=1)
+    config = TrainConfig(steps=200, device="cpu")
     flow = train(torch.from_numpy(labelled.x), model=MLPConfig(dim=2, width=32, depth=2), config=config,
                  labels=torch.from_numpy(labelled.y), label_names=labelled.names).model
     return flow, labelled.x, labelled.y
@@ -450,7 +450,7 @@ def test_class_fields_on_the_grid_are_the_cores(cond_flow: tuple[FlowModel, np.n
 def test_class_fields_on_a_slice_of_a_13d_model() -> None:
     labelled = make_labelled("wine", 400, seed=0)
     flow = train(torch.from_numpy(labelled.x), model=MLPConfig(dim=13, width=32, depth=2),
-                 config=TrainConfig(steps=40, device="cpu", threads=1), labels=torch.from_numpy(labelled.y),
+                 config=TrainConfig(steps=40, device="cpu"), labels=torch.from_numpy(labelled.y),
                  label_names=labelled.names).model
     support = compute.field_support(flow, labelled.x, labelled.y)
     axes = compute.view_axes(flow, labelled.x, None)

@@ -40,7 +40,7 @@ def build_tiny_zoo(folder: Path, steps: int = 400) -> list[ZooEntry]:
         source = None if source_name is None else torch.from_numpy(make_dataset(source_name, 4000, seed=1))
         path = make_path("icfm", sigma=0.05) if path_name == "icfm" else path_name
         result = train(torch.from_numpy(data), path=path, model=MLPConfig(dim=2, width=48, depth=2),
-                       config=TrainConfig(steps=steps, batch_size=256, device="cpu", threads=1), source=source,
+                       config=TrainConfig(steps=steps, batch_size=256, device="cpu"), source=source,
                        coupling=coupling, dataset=dataset, dataset_hash=dataset_hash(data))
         flow = result.model
         if flow.source is not None:
@@ -99,8 +99,7 @@ def build_image_zoo(folder: Path, tiny_zoo: Path, steps: int = 30) -> list[ZooEn
     for name, conditional in TINY_IMAGE_ZOO:
         labels = torch.from_numpy(trained.labels) if conditional and trained.labels is not None else None
         result = train(torch.from_numpy(trained.images), path="ot", model=UNetConfig(1, 8, 8, **TINY_UNET),
-                       config=TrainConfig(steps=steps, batch_size=64, lr=2e-3, warmup_steps=5, device="cpu",
-                                          threads=1),
+                       config=TrainConfig(steps=steps, batch_size=64, lr=2e-3, warmup_steps=5, device="cpu"),
                        dataset="digits", dataset_hash=dataset_hash(trained.flat), labels=labels,
                        label_names=trained.names if labels is not None else (), image=trained.spec)
         flow = result.model
