@@ -31,8 +31,8 @@ from ..io.files import write_bytes_atomic
 from ..maths.imagespec import ImageSpec
 from ..nets.unet import MAX_IMAGE_SIDE
 
-__all__ = ["CLASSIFIER_FORMAT", "ClassifierConfig", "ImageClassifier", "classifier_config", "load_classifier",
-           "save_classifier", "train_classifier"]
+__all__ = ["CLASSIFIER_FORMAT", "ClassifierConfig", "ImageClassifier", "classifier_config", "classifier_info",
+           "load_classifier", "save_classifier", "train_classifier"]
 
 CLASSIFIER_FORMAT = "flowscope-classifier"
 
@@ -162,6 +162,14 @@ def load_classifier(path: str | os.PathLike[str]) -> ImageClassifier:
     model = ImageClassifier(config)
     model.load_state_dict({k: v.float() for k, v in tensors.items()})
     return model.eval()
+
+
+def classifier_info(model: ImageClassifier) -> dict[str, object]:
+    """What a classifier file holds, for `flowscope info`: its kind, architecture, images and classes."""
+    return {"kind": f"image classifier ({CLASSIFIER_FORMAT}): the judge of image flows' samples",
+            "architecture": f"3 convolutions of width {model.config.width}, {2 * model.config.width} pooled features, "
+                            f"a linear layer to {len(model.config.classes)} classes",
+            "parameters": sum(p.numel() for p in model.parameters()), **model.config.to_dict()}
 
 
 def classifier_config(metadata: dict[str, str], name: str) -> ClassifierConfig:
