@@ -621,6 +621,8 @@ def cmd_sample(args: argparse.Namespace) -> int:
         save_images(np.asarray(flow.image.unflatten(flow.image.to_pixels(result.samples.cpu().numpy()))), args.out)
     else:
         save_array(result.samples.cpu().numpy(), args.out)
+    if result.fallback is not None:
+        print(f"flowscope sample: {result.fallback}", file=sys.stderr)
     of = "" if label is None else f" of label {flow.labels[label]!r} (w = {guidance:g})"
     print(f"wrote {len(result.samples)} samples{of} to {args.out} (NFE {result.nfe})")
     return 0
