@@ -321,3 +321,20 @@ def test_real_tables_are_judged_against_their_rows_and_others_against_fresh_draw
     else:
         assert callable(data) and data(7, 1).shape == (7, flow.dim)
         assert not np.array_equal(data(7, 1), data(7, 2))
+
+
+def test_info_names_a_classifier_and_refuses_other_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`info` on the zoo's digits classifier says what it is (it said "not a flowscope model"); any other
+    safetensors file is named as neither, in one line."""
+    from safetensors.numpy import save_file
+
+    from flowscope.zoo import registry as zoo
+
+    assert main(["info", str(zoo.directory() / "digits-classifier.safetensors")]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["kind"].startswith("image classifier") and shown["classes"] == [str(d) for d in range(10)]
+    assert shown["spec"]["height"] == 8 and shown["parameters"] > 0
+    save_file({"a": np.zeros(2, dtype=np.float32)}, str(tmp_path / "other.safetensors"))
+    assert main(["info", str(tmp_path / "other.safetensors")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "other.safetensors: neither a flowscope model nor a flowscope classifier" in err

@@ -57,3 +57,46 @@ def test_bad_solver_settings() -> None:
         SolverConfig("leapfrog")
     with pytest.raises(ValueError, match="increasing"):
         integrate(linear, torch.ones(1, 1), times=[0.0, 0.0])
+
+
+def _wild_flow() -> FlowModel:
+    """A tiny MLP flow whose weights are 1000x too large: its field blows up, and dopri5's step underflows."""
+    from flowscope.maths.normalizer import Normalizer
+    from flowscope.maths.paths import make_path
+    from flowscope.nets.models import MLPConfig, build_net
+
+    torch.manual_seed(0)
+    net = build_net(MLPConfig(dim=2, width=8, depth=1, fourier_features=0, time_features=0))
+    with torch.no_grad():
+        for parameter in net.parameters():
+            parameter.mul_(1e3)
+    return FlowModel(net=net, path=make_path("ot"), normalizer=Normalizer(mean=(0.0, 0.0), scale=(1.0, 1.0)))
+
+
+def test_a_failing_adaptive_solve_falls_back_to_fixed_steps() -> None:
+    """dopri5 on a wild field raised torchdiffeq's "underflow in dt" assertion (a traceback in `flowscope sample`);
+    now the core redoes the solve with rk4 and says so, and a solve that works says nothing."""
+    wild = _wild_flow()
+    result = wild.sample(20, solver=SolverConfig("dopri5"), generator=torch.Generator().manual_seed(0))
+    assert result.fallback is not None and "dopri5 failed" in result.fallback and "rk4" in result.fallback
+    assert result.samples.shape == (20, 2) and result.nfe == 4 * 50
+    tame = integrate(linear, torch.ones(3, 1), solver=SolverConfig("dopri5"))
+    assert tame.fallback is None
+    fixed = wild.sample(5, solver=SolverConfig("euler", steps=3))
+    assert fixed.fallback is None  # fixed steps were asked for: nothing to fall back from
+
+
+def test_the_cli_says_in_one_line_that_it_fell_back(tmp_path: pytest.TempPathFactory,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    from pathlib import Path
+
+    from flowscope.cli.commands import main
+    from flowscope.io.checkpoint import save
+
+    folder = Path(str(tmp_path))
+    model = save(_wild_flow(), folder / "wild.safetensors")
+    assert main(["sample", str(model), "-n", "10", "--out", str(folder / "s.npy")]) == 0
+    captured = capsys.readouterr()
+    assert captured.err.count("\n") == 1 and captured.err.startswith("flowscope sample: dopri5 failed")
+    assert "rk4" in captured.err and "Traceback" not in captured.err
+    assert (folder / "s.npy").is_file() and "wrote 10 samples" in captured.out

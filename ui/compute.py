@@ -53,17 +53,15 @@ def nearest_frame(times: np.ndarray, t: float) -> int:
     return int(np.argmin(np.abs(np.asarray(times) - t)))
 
 
-class SolverFailed(RuntimeError):
-    """The ODE solver could not integrate a model (e.g. dopri5's step size underflowed on a wild field)."""
-
-
 @dataclass(frozen=True)
 class Trajectories:
-    """Particles integrated from the source: positions [T, n, 2] at `times` [T], and the solver's NFE."""
+    """Particles integrated from the source: positions [T, n, 2] at `times` [T], the solver's NFE, and why it fell
+    back to fixed steps, if it did (`SampleResult.fallback`)."""
 
     points: np.ndarray
     times: np.ndarray
     nfe: int
+    fallback: str | None = None
 
 
 @dataclass(frozen=True)
@@ -147,12 +145,9 @@ def trajectories(flow: FlowModel, n: int, solver: SolverConfig, n_frames: int = 
     conditional model, of class `label` at guidance scale w (None: its unconditional field)."""
     x0 = source_points(flow, n, seed)
     times = torch.linspace(0.0, flow.path.t_max, n_frames)
-    try:
-        result = flow.sample(x0=x0, solver=solver, times=times, label=label, guidance=guidance)
-    except (AssertionError, RuntimeError) as err:  # torchdiffeq asserts on step-size underflow
-        raise SolverFailed(f"{solver.method} could not integrate this model ({err}); its field is too stiff or "
-                           "not finite here: try a fixed-step solver") from None
-    return Trajectories(points=_numpy(result.trajectory), times=_numpy(result.times), nfe=result.nfe)
+    result = flow.sample(x0=x0, solver=solver, times=times, label=label, guidance=guidance)
+    return Trajectories(points=_numpy(result.trajectory), times=_numpy(result.times), nfe=result.nfe,
+                        fallback=result.fallback)
 
 
 # --- 2-D views of a D-dimensional model ------------------------------------------------------------------
@@ -423,10 +418,8 @@ def sweep(flow: FlowModel, data: np.ndarray, method: str, steps: tuple[int, ...]
 
 def nfe_or_none(flow: FlowModel, solver: SolverConfig, n: int = 500, seed: int = 0) -> int | None:
     """The solver's NFE on n particles from the shared noise, or None when it cannot integrate the model."""
-    try:
-        return trajectories(flow, n, solver, n_frames=2, seed=seed).nfe
-    except SolverFailed:
-        return None
+    result = trajectories(flow, n, solver, n_frames=2, seed=seed)
+    return None if result.fallback is not None else result.nfe
 
 
 def straightness_of(flow: FlowModel, n: int = 500, seed: int = 0) -> tuple[float, float]:
@@ -436,26 +429,17 @@ def straightness_of(flow: FlowModel, n: int = 500, seed: int = 0) -> tuple[float
 
 
 def preview_samples(flow: FlowModel, n: int = 600, seed: int = 0) -> np.ndarray:
-    """A quick sample of the model (dopri5 at tolerance 1e-3, else rk4) for thumbnails and live previews."""
-    x0 = source_points(flow, n, seed)
-    with torch.no_grad():
-        try:
-            return _numpy(flow.sample(x0=x0, solver=PREVIEW_SOLVER).samples)
-        except (AssertionError, RuntimeError):  # a wild field (e.g. after divergence): fixed steps never fail
-            return _numpy(flow.sample(x0=x0, solver=SolverConfig(method="rk4", steps=50)).samples)
+    """A quick sample of the model (dopri5 at tolerance 1e-3, else the core's fixed-step fallback) for thumbnails
+    and live previews."""
+    return _numpy(flow.sample(x0=source_points(flow, n, seed), solver=PREVIEW_SOLVER).samples)
 
 
 def class_samples(flow: FlowModel, n: int, label: int, guidance: float, seed: int = 0) -> np.ndarray:
     """n samples of class `label` of a conditional model at guidance scale w [n, D], from the seeded noise of
     `source_points` (the same noise for every w, so that side by side only the guidance differs); the
-    solver of the previews (dopri5 at tolerance 1e-3, else rk4)."""
+    solver of the previews (dopri5 at tolerance 1e-3, else the core's fixed-step fallback)."""
     x0 = source_points(flow, n, seed)
-    with torch.no_grad():
-        try:
-            return _numpy(flow.sample(x0=x0, solver=PREVIEW_SOLVER, label=label, guidance=guidance).samples)
-        except (AssertionError, RuntimeError):
-            return _numpy(flow.sample(x0=x0, solver=SolverConfig(method="rk4", steps=50), label=label,
-                                      guidance=guidance).samples)
+    return _numpy(flow.sample(x0=x0, solver=PREVIEW_SOLVER, label=label, guidance=guidance).samples)
 
 
 def label_accuracy(flow: FlowModel, samples: np.ndarray, label: int, data: np.ndarray, labels: np.ndarray) -> float:

@@ -329,15 +329,14 @@ def class_data(view: ModelView, label: int) -> np.ndarray:
 def trajectories(view: ModelView, solver: SolverConfig, n: int, frames: int = 41,
                  guide: Guide = UNCONDITIONAL) -> compute.Trajectories:
     """Cached particle trajectories of the model from seeded noise (see compute.trajectories), for a
-    conditional model of the guide's class at its w."""
+    conditional model of the guide's class at its w; says so when the solver fell back to fixed steps."""
     settings = (solver.method, solver.steps, n, frames, *guide.key)
-    try:
-        return state.memo("trajectories", view, settings,
-                          lambda: compute.trajectories(view.flow, n, solver, n_frames=frames, label=guide.label,
-                                                       guidance=guide.w))
-    except compute.SolverFailed as err:
-        st.error(f"{view.label}: {err}")
-        st.stop()
+    result: compute.Trajectories = state.memo(
+        "trajectories", view, settings,
+        lambda: compute.trajectories(view.flow, n, solver, n_frames=frames, label=guide.label, guidance=guide.w))
+    if result.fallback is not None:
+        st.warning(f"{view.label}: {result.fallback}.")
+    return result
 
 
 def field_support(view: ModelView) -> FieldSupport:

@@ -29,6 +29,7 @@ from ..data.datasets import (
 from ..data.images import IMAGE_DATASETS
 from ..data.labels import Labels, encode_labels
 from ..data.loader import DEFAULT_LIMITS, DataError, Table, load_table
+from ..evaluation.classifier import CLASSIFIER_FORMAT, classifier_info, load_classifier
 from ..evaluation.records import ClassesReport, stored_report
 from ..evaluation.report import QUALITY_DRAWS, Reference, evaluate, evaluate_classes
 from ..flow.model import FlowModel, resolve_device
@@ -620,6 +621,8 @@ def cmd_sample(args: argparse.Namespace) -> int:
         save_images(np.asarray(flow.image.unflatten(flow.image.to_pixels(result.samples.cpu().numpy()))), args.out)
     else:
         save_array(result.samples.cpu().numpy(), args.out)
+    if result.fallback is not None:
+        print(f"flowscope sample: {result.fallback}", file=sys.stderr)
     of = "" if label is None else f" of label {flow.labels[label]!r} (w = {guidance:g})"
     print(f"wrote {len(result.samples)} samples{of} to {args.out} (NFE {result.nfe})")
     return 0
@@ -652,8 +655,17 @@ def _label_and_guidance(flow: FlowModel, args: argparse.Namespace) -> tuple[int 
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    """flowscope info: the stored config and metrics, validated by loading the model."""
-    flow = checkpoint.load(args.model)
+    """flowscope info: the stored config and metrics of a model, or what a classifier file is, validated by
+    loading it; any other file is named as neither."""
+    data = checkpoint.read_bounded(args.model)
+    kind = checkpoint.safetensors_metadata(data, args.model.name).get("format")
+    if kind == CLASSIFIER_FORMAT:
+        print(json.dumps(classifier_info(load_classifier(args.model)), indent=2))
+        return 0
+    if kind != checkpoint.FORMAT:
+        raise CLIError(f"{args.model.name}: neither a flowscope model nor a flowscope classifier (its metadata's "
+                       f"format is {kind!r}, expected {checkpoint.FORMAT!r} or {CLASSIFIER_FORMAT!r})")
+    flow = checkpoint.from_bytes(data, args.model.name)
     print(json.dumps(checkpoint.config_of(flow), indent=2))
     return 0
 

@@ -13,8 +13,9 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -25,12 +26,13 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from ..data.images import ImageData
-from ..io.checkpoint import safetensors_metadata
+from ..io.checkpoint import CheckpointError, check_state, read_bounded, read_header
 from ..io.files import write_bytes_atomic
 from ..maths.imagespec import ImageSpec
+from ..nets.unet import MAX_IMAGE_SIDE
 
-__all__ = ["CLASSIFIER_FORMAT", "ClassifierConfig", "ImageClassifier", "load_classifier", "save_classifier",
-           "train_classifier"]
+__all__ = ["CLASSIFIER_FORMAT", "ClassifierConfig", "ImageClassifier", "classifier_config", "classifier_info",
+           "load_classifier", "save_classifier", "train_classifier"]
 
 CLASSIFIER_FORMAT = "flowscope-classifier"
 
@@ -42,6 +44,15 @@ class ClassifierConfig:
     spec: ImageSpec
     classes: tuple[str, ...]
     width: int = 32
+
+    def __post_init__(self) -> None:
+        if self.width < 1:
+            raise ValueError(f"width must be >= 1, got {self.width}")
+        if len(self.classes) < 2 or len(set(self.classes)) != len(self.classes) or not all(self.classes):
+            raise ValueError("classes must be 2 or more distinct non-empty names")
+        if not (self.spec.channels <= 4 and max(self.spec.height, self.spec.width) <= MAX_IMAGE_SIDE):
+            raise ValueError(f"spec must be an image of at most 4 channels and sides of at most {MAX_IMAGE_SIDE}, "
+                             f"got {self.spec.shape}")
 
     def to_dict(self) -> dict[str, object]:
         """Plain dict for JSON."""
@@ -126,18 +137,59 @@ def save_classifier(model: ImageClassifier, path: str | os.PathLike[str]) -> Pat
 
 
 def load_classifier(path: str | os.PathLike[str]) -> ImageClassifier:
-    """Read a classifier written by `save_classifier` (never unpickles); ValueError naming the file otherwise."""
+    """Read a classifier written by `save_classifier` (never unpickles). As for models (`checkpoint.from_bytes`),
+    the file is checked against itself before anything is built: the network its config describes, built on the
+    meta device, must have exactly the file's tensors; CheckpointError (a ValueError) naming the file otherwise."""
     file = Path(path)
+    data = read_bounded(file)
+    table, metadata = read_header(data, file.name)
+    config = classifier_config(metadata, file.name)
+    fields: dict[str, Any] = {"spec.channels": config.spec.channels, "width": config.width,
+                              "classes": list(config.classes)}
+
+    def make(f: dict[str, Any]) -> nn.Module:
+        spec = replace(config.spec, channels=f["spec.channels"])
+        return ImageClassifier(ClassifierConfig(spec, tuple(f["classes"]), f["width"]))
+
+    check_state(make, fields, table, "", file.name, "config")
     try:
-        data = file.read_bytes()
         tensors = load_tensors_from_bytes(data)
-        metadata = safetensors_metadata(data, file.name)
-        if metadata.get("format") != CLASSIFIER_FORMAT:
-            raise ValueError(f"not a {CLASSIFIER_FORMAT} file")
-        fields = json.loads(metadata["config"])
-        config = ClassifierConfig(ImageSpec.from_dict(fields["spec"]), tuple(fields["classes"]), int(fields["width"]))
-        model = ImageClassifier(config)
-        model.load_state_dict(tensors)
-    except (OSError, SafetensorError, ValueError, KeyError, TypeError, RuntimeError) as err:
-        raise ValueError(f"{file.name}: not a readable flowscope classifier ({err})") from None
+    except (SafetensorError, ValueError, RuntimeError) as err:
+        raise CheckpointError(f"{file.name}: corrupt tensor data ({err})") from None
+    for key, tensor in tensors.items():
+        if not torch.isfinite(tensor).all():
+            raise CheckpointError(f"{file.name}: tensor {key!r} holds NaN or inf")
+    model = ImageClassifier(config)
+    model.load_state_dict({k: v.float() for k, v in tensors.items()})
     return model.eval()
+
+
+def classifier_info(model: ImageClassifier) -> dict[str, object]:
+    """What a classifier file holds, for `flowscope info`: its kind, architecture, images and classes."""
+    return {"kind": f"image classifier ({CLASSIFIER_FORMAT}): the judge of image flows' samples",
+            "architecture": f"3 convolutions of width {model.config.width}, {2 * model.config.width} pooled features, "
+                            f"a linear layer to {len(model.config.classes)} classes",
+            "parameters": sum(p.numel() for p in model.parameters()), **model.config.to_dict()}
+
+
+def classifier_config(metadata: dict[str, str], name: str) -> ClassifierConfig:
+    """The config of a classifier file's metadata, checked (its format tag, then each field); CheckpointError
+    naming the file and the field otherwise."""
+    if metadata.get("format") != CLASSIFIER_FORMAT:
+        raise CheckpointError(f"{name}: not a flowscope classifier (no 'format: {CLASSIFIER_FORMAT}' in its "
+                              "metadata)")
+    try:
+        fields = json.loads(metadata.get("config", ""))
+    except json.JSONDecodeError as err:
+        raise CheckpointError(f"{name}: metadata 'config' is not JSON ({err.msg})") from None
+    if not isinstance(fields, dict) or not isinstance(fields.get("spec"), dict):
+        raise CheckpointError(f"{name}: config must be a JSON object with an object 'spec'")
+    classes, width = fields.get("classes"), fields.get("width")
+    if not isinstance(classes, list) or not all(isinstance(c, str) for c in classes):
+        raise CheckpointError(f"{name}: config.classes must be a list of class names")
+    if not isinstance(width, int) or isinstance(width, bool):
+        raise CheckpointError(f"{name}: config.width must be int, got {type(width).__name__}")
+    try:
+        return ClassifierConfig(ImageSpec.from_dict(fields["spec"]), tuple(classes), width)
+    except ValueError as err:  # ImageSpec names its fields image.*: here they are the config's spec.*
+        raise CheckpointError(f"{name}: config.{str(err).replace('image.', 'spec.', 1)}") from None

@@ -162,7 +162,8 @@ class FlowModel:
 
         The trajectory is integrated in normalised coordinates and returned in data coordinates. A conditional
         model samples class `label` (a name or an index) with guidance scale w (`guided_latent`), or its
-        unconditional field when label is None.
+        unconditional field when label is None. An adaptive solver that fails on the field falls back to fixed
+        steps (`integrate`; `SampleResult.fallback` says so).
         """
         if x0 is None:
             if n is None:
@@ -179,7 +180,8 @@ class FlowModel:
         finally:
             self.net.train(was_training)
         trajectory = self.normalizer.decode(result.trajectory)
-        return SampleResult(samples=trajectory[-1], trajectory=trajectory, times=result.times, nfe=result.nfe)
+        return SampleResult(samples=trajectory[-1], trajectory=trajectory, times=result.times, nfe=result.nfe,
+                            fallback=result.fallback)
 
     def predict_x1(self, x: Tensor, t: float, label: str | int | None = None, guidance: float = 0.0) -> Tensor:
         """The data point the learned field at x (data coordinates) heads for at time t: `AffinePath.x1_prediction`

@@ -5,9 +5,11 @@ a format version and one JSON config. Loading validates all of it and never unpi
 from __future__ import annotations
 
 import json
+import math
 import os
 import struct
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +17,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load as load_tensors_from_bytes
 from safetensors.torch import save as save_tensors_to_bytes
+from torch import nn
 
 from ..flow.model import FlowModel
 from ..maths.couplings import STORED_COUPLINGS
@@ -25,8 +28,9 @@ from ..nets.models import MLPConfig, NetConfig, build_net, net_type
 from ..nets.unet import UNetConfig
 from .files import write_bytes_atomic
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "CheckpointError", "config_of", "from_bytes", "load", "read_metadata",
-           "safetensors_metadata", "save", "to_bytes"]
+__all__ = ["FLOAT_DTYPES", "FORMAT", "FORMAT_VERSION", "CheckpointError", "TensorEntry", "check_state", "config_of",
+           "from_bytes", "load", "read_bounded", "read_header", "read_metadata", "safetensors_metadata", "save",
+           "to_bytes"]
 
 FORMAT = "flowscope"
 FORMAT_VERSION = "1"
@@ -41,10 +45,30 @@ NET_PREFIX = "net."
 MAX_HEADER_BYTES = 1 << 20
 #: Files beyond this are refused before reading (the zoo's models are ~100 kB).
 MAX_FILE_BYTES = 512 << 20
+#: Bytes per value of each safetensors dtype (the header's names).
+DTYPE_BYTES = {"BOOL": 1, "U8": 1, "I8": 1, "F8_E4M3": 1, "F8_E5M2": 1, "U16": 2, "I16": 2, "F16": 2, "BF16": 2,
+               "U32": 4, "I32": 4, "F32": 4, "U64": 8, "I64": 8, "F64": 8}
+#: The dtypes a network's weights (and stored points) may have; they are read as float32.
+FLOAT_DTYPES = ("F16", "BF16", "F32", "F64")
+#: The dtypes of stored class indices (read as int64).
+INT_DTYPES = ("U8", "I8", "U16", "I16", "U32", "I32", "U64", "I64")
 
 
 class CheckpointError(ValueError):
     """A model file that is not a valid flowscope checkpoint; the message names the file and the problem."""
+
+
+@dataclass(frozen=True)
+class TensorEntry:
+    """One tensor as a safetensors header declares it (checked against the file's length), before it is read."""
+
+    dtype: str
+    shape: tuple[int, ...]
+
+    @property
+    def numel(self) -> int:
+        """How many values the tensor holds."""
+        return math.prod(self.shape)
 
 
 def to_bytes(flow: FlowModel) -> bytes:
@@ -82,18 +106,38 @@ def save(flow: FlowModel, path: str | os.PathLike[str]) -> Path:
 def load(path: str | os.PathLike[str], device: str | torch.device = "cpu") -> FlowModel:
     """Read and validate a checkpoint file."""
     file = Path(path)
+    return from_bytes(read_bounded(file), file.name, device)
+
+
+def read_bounded(file: Path) -> bytes:
+    """The bytes of a model (or classifier) file, refused before reading when missing or over MAX_FILE_BYTES."""
     if not file.is_file():
         raise CheckpointError(f"{file}: no such model file")
     size = file.stat().st_size
     if size > MAX_FILE_BYTES:
         raise CheckpointError(f"{file.name}: {size / 2**20:.1f} MB is over the {MAX_FILE_BYTES >> 20} MB limit")
-    return from_bytes(file.read_bytes(), file.name, device)
+    return file.read_bytes()
 
 
 def from_bytes(data: bytes, name: str = "model", device: str | torch.device = "cpu") -> FlowModel:
-    """Parse and validate checkpoint bytes (an upload, or a file's content); `name` labels errors."""
-    metadata = read_metadata(data, name)
+    """Parse and validate checkpoint bytes (an upload, or a file's content); `name` labels errors.
+
+    The file is checked against itself before anything is allocated: the header's tensors (names, dtypes, shapes,
+    extents) against the file's length, then the network the config describes, built on the meta device, against
+    those tensors (`check_state`), and the stored points against the normalisation's columns. Only then are the
+    tensors read and the network built, so that a small file cannot make the reader allocate more than it holds.
+    """
+    table, metadata = read_header(data, name)
+    _check_format(metadata, name)
     config = _parse_config(metadata, name)
+    net_config = _net_config(config["model"], name)
+    kind = net_type(net_config)
+    fields = {k: v for k, v in config["model"].items() if k != "type"}
+    if kind == "mlp":
+        fields.setdefault("fourier_features", 0)
+    check_state(_net_maker(kind), fields, table, NET_PREFIX, name, "config.model",
+                counts=("depth",) if kind == "mlp" else ("blocks", "multipliers"))
+    _check_stored_points(config, table, len(config["normalization"]["mean"]), name)
     try:
         tensors = load_tensors_from_bytes(data)
     except (SafetensorError, ValueError, RuntimeError) as err:
@@ -105,17 +149,29 @@ def from_bytes(data: bytes, name: str = "model", device: str | torch.device = "c
 def read_metadata(data: bytes, name: str = "model") -> dict[str, str]:
     """The safetensors header's metadata, after checking the header's size, JSON and format tag."""
     metadata = safetensors_metadata(data, name)
+    _check_format(metadata, name)
+    return metadata
+
+
+def _check_format(metadata: Mapping[str, str], name: str) -> None:
+    """CheckpointError unless the metadata's format tag and version are this flowscope's."""
     if metadata.get("format") != FORMAT:
         raise CheckpointError(f"{name}: not a flowscope model (no 'format: {FORMAT}' in its metadata)")
     version = metadata.get("format_version")
     if version != FORMAT_VERSION:
         raise CheckpointError(f"{name}: unknown format version {version!r}; this flowscope reads {FORMAT_VERSION!r}")
-    return metadata
 
 
 def safetensors_metadata(data: bytes, name: str) -> dict[str, str]:
-    """The `__metadata__` of a safetensors file's header ({} if it has none), read without trusting the header:
-    its length is bounded and checked against the file's before the JSON is parsed; CheckpointError otherwise."""
+    """The `__metadata__` of a safetensors file's header ({} if it has none), read without trusting the header
+    (`read_header`); CheckpointError otherwise."""
+    return read_header(data, name)[1]
+
+
+def read_header(data: bytes, name: str) -> tuple[dict[str, TensorEntry], dict[str, str]]:
+    """A safetensors file's tensors (dtype and shape, by name) and metadata, read without trusting the header: its
+    length is bounded and checked against the file's before the JSON is parsed, and every tensor's extent must
+    lie in the file and hold exactly its shape's values; CheckpointError naming the file and tensor otherwise."""
     if len(data) < 8:
         raise CheckpointError(f"{name}: too short to be a safetensors file ({len(data)} bytes)")
     (header_len,) = struct.unpack("<Q", data[:8])
@@ -127,16 +183,171 @@ def safetensors_metadata(data: bytes, name: str) -> dict[str, str]:
         header = json.loads(data[8 : 8 + header_len].decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError):
         raise CheckpointError(f"{name}: not a safetensors file (header is not JSON)") from None
-    metadata = header.get("__metadata__") if isinstance(header, dict) else None
-    return {str(k): str(v) for k, v in metadata.items()} if isinstance(metadata, dict) else {}
+    if not isinstance(header, dict):
+        raise CheckpointError(f"{name}: not a safetensors file (header is not a JSON object)")
+    metadata = header.get("__metadata__")
+    body = len(data) - 8 - header_len
+    table = {str(key): _entry(value, body, name, str(key)) for key, value in header.items() if key != "__metadata__"}
+    return table, ({str(k): str(v) for k, v in metadata.items()} if isinstance(metadata, dict) else {})
+
+
+def _entry(value: Any, body: int, name: str, key: str) -> TensorEntry:
+    """One header entry, checked: a known dtype, a shape of non-negative ints, and data offsets inside the file's
+    `body` bytes spanning exactly the shape's values."""
+    if not isinstance(value, dict):
+        raise CheckpointError(f"{name}: header entry {key!r} is not a tensor description")
+    dtype, shape, offsets = value.get("dtype"), value.get("shape"), value.get("data_offsets")
+    if dtype not in DTYPE_BYTES:
+        raise CheckpointError(f"{name}: tensor {key!r} has unknown dtype {dtype!r}")
+    if not isinstance(shape, list) or not _naturals(shape):
+        raise CheckpointError(f"{name}: tensor {key!r} has a malformed shape {shape!r}")
+    if not isinstance(offsets, list) or not _naturals(offsets) or len(offsets) != 2 \
+            or not offsets[0] <= offsets[1] <= body:
+        raise CheckpointError(f"{name}: tensor {key!r} lies outside the file (offsets {offsets!r}, {body} data "
+                              "bytes): truncated or corrupt file")
+    entry = TensorEntry(str(dtype), tuple(shape))
+    if entry.numel * DTYPE_BYTES[entry.dtype] != offsets[1] - offsets[0]:
+        raise CheckpointError(f"{name}: tensor {key!r} of shape {entry.shape} and dtype {dtype} does not fit its "
+                              f"{offsets[1] - offsets[0]} bytes")
+    return entry
+
+
+def _naturals(values: list[Any]) -> bool:
+    """Whether every value is an int >= 0 (not a bool)."""
+    return all(isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in values)
+
+
+def check_state(make: Callable[[dict[str, Any]], nn.Module], fields: dict[str, Any],
+                table: Mapping[str, TensorEntry], prefix: str, name: str, where: str,
+                counts: tuple[str, ...] = ()) -> None:
+    """Check that the network `make(fields)` has exactly the file's tensors under `prefix` (names, shapes, float
+    dtypes), without allocating it: first every int in `fields` must be at most the values those tensors hold
+    and every field of `counts` (a repeat count, or a list's length) at most their number, so that the network
+    is bounded by the file; then it is built on the meta device (shapes without storage) and compared. A
+    mismatch is a CheckpointError naming the tensor and the fields of `where` that size it.
+    """
+    state = {k[len(prefix):]: e for k, e in table.items() if k.startswith(prefix)}
+    values, tensors = sum(e.numel for e in state.values()), len(state)
+    for key, value in fields.items():
+        for v in value if isinstance(value, list) else [value]:
+            if isinstance(v, int) and not isinstance(v, bool) and v > values:
+                says = "holds" if isinstance(value, list) else "is"
+                raise CheckpointError(f"{name}: {where}.{key} {says} {v}, more than the {values} values of the file's "
+                                      "network tensors")
+        count = len(value) if isinstance(value, list) else value
+        if key in counts and isinstance(count, int) and count > tensors:
+            raise CheckpointError(f"{name}: {where}.{key} is {value}, more than the {tensors} network tensors in "
+                                  "the file")
+    expected = _meta_shapes(make, fields)
+    if expected is None:
+        raise CheckpointError(f"{name}: {where} does not describe a network")
+    missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
+    if missing or unexpected:
+        changed = missing + unexpected
+        culprits = _culprits(make, fields, lambda shapes: any((k in shapes) != (k in expected) for k in changed))
+        named = _naming(culprits, fields, where)
+        raise CheckpointError(f"{name}: tensors do not match the config's model{f' ({named})' if named else ''}: "
+                              f"missing {[prefix + k for k in missing]}, unexpected {[prefix + k for k in unexpected]}")
+    for key, shape in expected.items():
+        entry = state[key]
+        if entry.dtype not in FLOAT_DTYPES:
+            raise CheckpointError(f"{name}: tensor {prefix + key!r} has dtype {entry.dtype}, expected one of "
+                                  f"{', '.join(FLOAT_DTYPES)}")
+        if entry.shape != shape:
+            culprits = _culprits(make, fields, _moves(key, shape, entry.shape))
+            named = _naming(culprits, fields, where)
+            says = f"{named}, so the model" if named else "the config's model"
+            raise CheckpointError(f"{name}: {says} needs tensor {prefix + key!r} of shape {shape}, but the file's "
+                                  f"has shape {entry.shape}")
+
+
+def _moves(key: str, shape: tuple[int, ...], found: tuple[int, ...]) -> Callable[[dict[str, tuple[int, ...]]], bool]:
+    """Whether other meta-built shapes change tensor `key` on the axes where the file's `found` differs from the
+    expected `shape` (for `_culprits`: the fields that size those axes)."""
+    axes = [i for i in range(len(shape)) if len(found) != len(shape) or found[i] != shape[i]]
+
+    def changes(shapes: dict[str, tuple[int, ...]]) -> bool:
+        other = shapes.get(key)
+        return other is not None and (len(other) != len(shape) or any(other[i] != shape[i] for i in axes))
+    return changes
+
+
+def _meta_shapes(make: Callable[[dict[str, Any]], nn.Module],
+                 fields: dict[str, Any]) -> dict[str, tuple[int, ...]] | None:
+    """The state dict's shapes of `make(fields)`, built on the meta device (no storage); None if the fields are
+    not a valid architecture."""
+    try:
+        with torch.device("meta"):
+            module = make(fields)
+    except (TypeError, ValueError):
+        return None
+    return {k: tuple(v.shape) for k, v in module.state_dict().items()}
+
+
+def _culprits(make: Callable[[dict[str, Any]], nn.Module], fields: dict[str, Any],
+              changes: Callable[[dict[str, tuple[int, ...]]], bool]) -> list[str]:
+    """The fields on which a mismatch depends: those whose one-step change (an int by +-1 or to 0, a bool flipped, a
+    list one longer or shorter or one element +-1) changes what `changes` looks at in the meta-built shapes."""
+    found = []
+    for key, value in fields.items():
+        variants: list[Any] = []
+        if isinstance(value, bool):
+            variants = [not value]
+        elif isinstance(value, int):
+            variants = [value + 1, value - 1, 0]  # 0: a feature off (no classes, no Fourier features)
+        elif isinstance(value, list) and value:
+            variants = [value + value[-1:], value[:-1]]
+            variants += [value[:i] + [v + d] + value[i + 1:] for i, v in enumerate(value) if isinstance(v, int)
+                         for d in (1, -1)]
+        for variant in variants:
+            shapes = _meta_shapes(make, {**fields, key: variant})
+            if shapes is not None and changes(shapes):
+                found.append(key)
+                break
+    return found
+
+
+def _naming(culprits: list[str], fields: dict[str, Any], where: str) -> str:
+    """'where.a is 1 and where.b is 2' for the culprit fields ('' for none)."""
+    return " and ".join(f"{where}.{key} is {fields[key]!r}" for key in culprits)
+
+
+def _net_maker(kind: str) -> Callable[[dict[str, Any]], nn.Module]:
+    """The network of config.model's fields (less its type), for `check_state`."""
+    def make(fields: dict[str, Any]) -> nn.Module:
+        return build_net(MLPConfig(**fields) if kind == "mlp" else UNetConfig(**fields))
+    return make
+
+
+def _check_stored_points(config: dict[str, Any], table: Mapping[str, TensorEntry], data_dim: int, name: str) -> None:
+    """The tensors besides the network, from the header: source samples exactly when config.source says so, and
+    the data sample and its labels, each of the shape and dtype the model reads; no other tensor."""
+    for key in table:
+        if not key.startswith(NET_PREFIX) and key not in (SOURCE_KEY, DATA_KEY, DATA_LABELS_KEY):
+            raise CheckpointError(f"{name}: tensor {key!r} is not part of a flowscope model")
+    source, data, labels = table.get(SOURCE_KEY), table.get(DATA_KEY), table.get(DATA_LABELS_KEY)
+    if config["source"] == "samples" and (source is None or source.dtype not in FLOAT_DTYPES
+                                          or len(source.shape) != 2 or source.shape[1] != data_dim
+                                          or source.shape[0] < 1):
+        raise CheckpointError(f"{name}: config says source samples are stored, but tensor {SOURCE_KEY!r} of shape "
+                              f"(n, {data_dim}) is missing or malformed")
+    if config["source"] != "samples" and source is not None:
+        raise CheckpointError(f"{name}: config.source is {config['source']!r} but the file holds tensor "
+                              f"{SOURCE_KEY!r}")
+    if data is not None and (data.dtype not in FLOAT_DTYPES or len(data.shape) != 2 or data.shape[1] != data_dim):
+        raise CheckpointError(f"{name}: tensor {DATA_KEY!r} must be floating-point data of shape (n, {data_dim}), "
+                              f"got {data.dtype} {data.shape}")
+    if labels is not None and (data is None or labels.dtype not in INT_DTYPES or labels.shape != data.shape[:1]):
+        raise CheckpointError(f"{name}: tensor {DATA_LABELS_KEY!r} must hold one integer class index per row of "
+                              f"{DATA_KEY!r}")
 
 
 def _parse_config(metadata: Mapping[str, str], name: str) -> dict[str, Any]:
     """The JSON config, with every field that `_build` relies on checked for presence and type."""
     try:
         config = json.loads(metadata.get("config", ""))
-    except json.JSONDecodeError as err:
-        raise CheckpointError(f"{name}: metadata 'config' is not JSON ({err.msg})") from None
+    except ValueError as err:  # JSONDecodeError, or an integer of over 4300 digits
+        raise CheckpointError(f"{name}: metadata 'config' is not JSON ({getattr(err, 'msg', err)})") from None
     if not isinstance(config, dict):
         raise CheckpointError(f"{name}: metadata 'config' must be a JSON object")
     expected: dict[str, type | tuple[type, ...]] = {
@@ -222,51 +433,34 @@ def _image(fields: Any, net_config: NetConfig, name: str) -> ImageSpec:
 
 
 def _build(config: dict[str, Any], tensors: dict[str, torch.Tensor], name: str) -> FlowModel:
-    """Rebuild the FlowModel from a validated config and check every tensor's name and shape."""
+    """Rebuild the FlowModel from a config and tensors that `check_state` and `_check_stored_points` have matched:
+    check the values (finite weights and data, class indices in range) and load them."""
     path_cfg = {k: v for k, v in config["path"].items() if k != "name"}
-    net = build_net(_net_config(config["model"], name))
     try:
         path = make_path(config["path"]["name"], **path_cfg)
     except (TypeError, ValueError) as err:
         raise CheckpointError(f"{name}: invalid config: {err}") from None
     state = {k[len(NET_PREFIX):]: v for k, v in tensors.items() if k.startswith(NET_PREFIX)}
-    expected = net.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    if missing or unexpected:
-        raise CheckpointError(f"{name}: tensors do not match the config's model (missing {missing}, "
-                              f"unexpected {unexpected})")
-    for key, tensor in expected.items():
-        if state[key].shape != tensor.shape:
-            raise CheckpointError(f"{name}: tensor {key!r} has shape {tuple(state[key].shape)}, "
-                                  f"the config's model needs {tuple(tensor.shape)}")
-        if not torch.isfinite(state[key]).all():
-            raise CheckpointError(f"{name}: tensor {key!r} holds NaN or inf")
+    for key, tensor in state.items():
+        if not torch.isfinite(tensor).all():
+            raise CheckpointError(f"{name}: tensor {NET_PREFIX + key!r} holds NaN or inf")
+    net = build_net(_net_config(config["model"], name))
     net.load_state_dict({k: v.float() for k, v in state.items()})
     net.eval()
     normalizer = _normalizer(config["normalization"], net.config.dim, name)
-    source = tensors.get(SOURCE_KEY)
-    if config["source"] == "samples":
-        if source is None or source.dim() != 2 or source.shape[1] != normalizer.data_dim or len(source) < 1:
-            raise CheckpointError(f"{name}: config says source samples are stored, but tensor "
-                                  f"{SOURCE_KEY!r} of shape (n, {normalizer.data_dim}) is missing or malformed")
-    data = tensors.get(DATA_KEY)
-    if data is not None and (data.dim() != 2 or data.shape[1] != normalizer.data_dim or not torch.isfinite(data).all()):
-        raise CheckpointError(f"{name}: tensor {DATA_KEY!r} must be finite data of shape (n, {normalizer.data_dim}), "
-                              f"got {tuple(data.shape)}")
+    source, data = tensors.get(SOURCE_KEY), tensors.get(DATA_KEY)
+    for key, points in ((SOURCE_KEY, source), (DATA_KEY, data)):
+        if points is not None and not torch.isfinite(points).all():
+            raise CheckpointError(f"{name}: tensor {key!r} holds NaN or inf")
     labels = tuple(config.get("labels", []))
     data_labels = tensors.get(DATA_LABELS_KEY)
-    if data_labels is not None:
-        valid = (data is not None and data_labels.dim() == 1 and len(data_labels) == len(data)
-                 and not data_labels.dtype.is_floating_point and len(labels) > 0
-                 and bool(((data_labels >= 0) & (data_labels < len(labels))).all()))
-        if not valid:
-            raise CheckpointError(f"{name}: tensor {DATA_LABELS_KEY!r} must hold one class index in "
-                                  f"[0, {len(labels)}) per row of {DATA_KEY!r}")
+    if data_labels is not None and not bool(((data_labels >= 0) & (data_labels < len(labels))).all()):
+        raise CheckpointError(f"{name}: tensor {DATA_LABELS_KEY!r} must hold one class index in "
+                              f"[0, {len(labels)}) per row of {DATA_KEY!r}")
     reserved = {"model", "path", "coupling", "normalization", "source", "labels", "image"}
     info = {k: v for k, v in config.items() if k not in reserved}
     return FlowModel(net=net, path=path, normalizer=normalizer,
-                     source=source.float() if config["source"] == "samples" and source is not None else None,
+                     source=None if source is None else source.float(),
                      coupling=config["coupling"], info=info, data=None if data is None else data.float(),
                      labels=labels, data_labels=None if data_labels is None else data_labels.long(),
                      image=_image(config["image"], net.config, name) if "image" in config else None)

@@ -87,7 +87,9 @@ class UNetConfig:
 
 def _groups(channels: int, most: int) -> int:
     """The largest divisor of `channels` that is at most `most` (group norm needs groups | channels)."""
-    return max(g for g in range(1, min(channels, most) + 1) if channels % g == 0)
+    if most >= channels:
+        return channels
+    return next(g for g in range(max(most, 1), 0, -1) if channels % g == 0)  # from the top: a few steps, not `most`
 
 
 def _zero(module: nn.Module) -> None:

@@ -9,7 +9,7 @@ as Meta's `ODESolver` serves both `sample` and `compute_likelihood`.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -18,6 +18,7 @@ from torchdiffeq import odeint
 
 __all__ = [
     "ADAPTIVE_METHODS",
+    "FALLBACK_SOLVER",
     "FIXED_STEP_METHODS",
     "METHODS",
     "SampleResult",
@@ -57,12 +58,15 @@ class SampleResult:
         trajectory: states at `times`, [len(times), n, d] (times[0] = start, times[-1] = end).
         times: the times of the trajectory, [T].
         nfe: velocity evaluations of one solve (the largest over chunks).
+        fallback: None, or why the adaptive solver failed and that `FALLBACK_SOLVER` integrated instead (one
+            sentence, for the CLI and the explorer to show).
     """
 
     samples: Tensor
     trajectory: Tensor
     times: Tensor
     nfe: int
+    fallback: str | None = None
 
 
 @dataclass(frozen=True)
@@ -112,6 +116,11 @@ def integrate(
 ) -> SampleResult:
     """Solve dx/dt = v(x, t) from t0 to t1 for every row of x0, in chunks, without autograd.
 
+    An adaptive solver (dopri5) can fail on a wild field (torchdiffeq's "underflow in dt" assertion, after a
+    diverged training say) or end in non-finite values; then the solve is redone once with `FALLBACK_SOLVER`,
+    whose fixed steps never fail, and `SampleResult.fallback` says so. This is the one place that rule lives:
+    `FlowModel.sample`, the CLI and the explorer all come here.
+
     Args:
         velocity: v(x [B, d], t [B]) -> [B, d], on the device of x0.
         x0: starting points at t0, [n, d]; the solve runs on their device and dtype.
@@ -126,7 +135,30 @@ def integrate(
         grid = torch.as_tensor(times, dtype=x0.dtype, device=x0.device).reshape(-1)
         if grid.numel() < 2 or bool((grid[1:] <= grid[:-1]).any()):
             raise ValueError("trajectory times must be increasing and at least two")
-    kwargs = solver.odeint_kwargs(t0, t1)
+    if solver.fixed_step:
+        return _solve(velocity, x0, grid, solver, chunk_size)
+    try:
+        result = _solve(velocity, x0, grid, solver, chunk_size)
+        if bool(torch.isfinite(result.trajectory).all()):
+            return result
+        problem = "ended in values that are not finite"
+    except torch.cuda.OutOfMemoryError:  # not a solver failure (a RuntimeError too)
+        raise
+    except (AssertionError, RuntimeError) as err:  # torchdiffeq asserts on step-size underflow
+        problem = f"failed ({str(err).strip() or type(err).__name__})"
+    fallback = _solve(velocity, x0, grid, FALLBACK_SOLVER, chunk_size)
+    note = (f"{solver.method} {problem} on this field (too stiff or not finite here); integrated with "
+            f"{FALLBACK_SOLVER.method} in {FALLBACK_SOLVER.steps} fixed steps instead")
+    return replace(fallback, fallback=note)
+
+
+#: What an adaptive solve that fails falls back to (`integrate`): rk4's fixed steps never fail.
+FALLBACK_SOLVER = SolverConfig(method="rk4", steps=50)
+
+
+def _solve(velocity: Velocity, x0: Tensor, grid: Tensor, solver: SolverConfig, chunk_size: int) -> SampleResult:
+    """One odeint solve of every chunk of x0 over `grid`, without autograd."""
+    kwargs = solver.odeint_kwargs(float(grid[0]), float(grid[-1]))
     nfe = 0
     pieces = []
     with torch.no_grad():
