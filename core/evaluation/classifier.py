@@ -29,6 +29,7 @@ from ..data.images import ImageData
 from ..io.checkpoint import CheckpointError, check_state, read_bounded, read_header
 from ..io.files import write_bytes_atomic
 from ..maths.imagespec import ImageSpec
+from ..nets.init import fresh
 from ..nets.unet import MAX_IMAGE_SIDE
 
 __all__ = ["CLASSIFIER_FORMAT", "ClassifierConfig", "ImageClassifier", "classifier_config", "classifier_info",
@@ -111,8 +112,8 @@ def train_classifier(data: ImageData, *, steps: int = 3000, batch_size: int = 12
     if data.labels is None or len(data.names) < 2:
         raise ValueError(f"{data.name}: a classifier needs images with labels of at least 2 classes")
     generator = torch.Generator().manual_seed(seed)
-    torch.manual_seed(seed)
-    model = ImageClassifier(ClassifierConfig(data.spec, data.names, width))
+    config = ClassifierConfig(data.spec, data.names, width)
+    model = fresh(lambda: ImageClassifier(config), torch.Generator().manual_seed(seed))  # no global RNG
     images = torch.from_numpy(np.ascontiguousarray(data.images, dtype=np.float32))
     labels = torch.from_numpy(data.labels)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)

@@ -24,7 +24,7 @@ from ..maths.couplings import STORED_COUPLINGS
 from ..maths.imagespec import ImageSpec
 from ..maths.normalizer import Normalizer
 from ..maths.paths import make_path
-from ..nets.models import MLPConfig, NetConfig, build_net, net_type
+from ..nets.models import MLPConfig, NetConfig, architecture, build_net, net_type
 from ..nets.unet import UNetConfig
 from .files import write_bytes_atomic
 
@@ -176,12 +176,13 @@ def read_header(data: bytes, name: str) -> tuple[dict[str, TensorEntry], dict[st
         raise CheckpointError(f"{name}: too short to be a safetensors file ({len(data)} bytes)")
     (header_len,) = struct.unpack("<Q", data[:8])
     if header_len > MAX_HEADER_BYTES:
-        raise CheckpointError(f"{name}: header of {header_len} bytes is over the {MAX_HEADER_BYTES} byte limit")
+        raise CheckpointError(f"{name}: not a safetensors file: its first 8 bytes declare a header of {header_len} "
+                              f"bytes, over the {MAX_HEADER_BYTES} byte limit")
     if 8 + header_len > len(data):
         raise CheckpointError(f"{name}: truncated file (header says {header_len} bytes, file has {len(data)})")
     try:
         header = json.loads(data[8 : 8 + header_len].decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (UnicodeDecodeError, ValueError):  # JSONDecodeError, and a number of over 4,300 digits
         raise CheckpointError(f"{name}: not a safetensors file (header is not JSON)") from None
     if not isinstance(header, dict):
         raise CheckpointError(f"{name}: not a safetensors file (header is not a JSON object)")
@@ -315,7 +316,7 @@ def _naming(culprits: list[str], fields: dict[str, Any], where: str) -> str:
 def _net_maker(kind: str) -> Callable[[dict[str, Any]], nn.Module]:
     """The network of config.model's fields (less its type), for `check_state`."""
     def make(fields: dict[str, Any]) -> nn.Module:
-        return build_net(MLPConfig(**fields) if kind == "mlp" else UNetConfig(**fields))
+        return architecture(MLPConfig(**fields) if kind == "mlp" else UNetConfig(**fields))
     return make
 
 

@@ -12,7 +12,7 @@ from .init import fresh
 from .unet import UNetConfig, VelocityUNet
 
 __all__ = ["ACTIVATIONS", "MAX_CLASSES", "FourierFeatures", "MLPConfig", "NetConfig", "SinusoidalTimeEmbedding",
-           "VelocityMLP", "VelocityNet", "build_net", "net_type", "sized"]
+           "VelocityMLP", "VelocityNet", "architecture", "build_net", "net_type", "sized"]
 
 #: Most classes a conditional model takes (more is a regression target, not a label).
 MAX_CLASSES = 256
@@ -193,9 +193,13 @@ NetConfig = MLPConfig | UNetConfig
 def build_net(config: NetConfig, generator: torch.Generator | None = None) -> VelocityNet:
     """A fresh network of the architecture `config` describes, its initial weights drawn from `generator` alone
     (a training's own: nothing is drawn from torch's global generator then); None draws them from the global one."""
-    if isinstance(config, UNetConfig):
-        return fresh(lambda: VelocityUNet(config), generator)
-    return fresh(lambda: VelocityMLP(config), generator)
+    return fresh(lambda: architecture(config), generator)
+
+
+def architecture(config: NetConfig) -> VelocityNet:
+    """The modules of the network `config` describes, as their constructors leave them: built under
+    `torch.device("meta")` it sizes a config (names and shapes of its state dict) without allocating anything."""
+    return VelocityUNet(config) if isinstance(config, UNetConfig) else VelocityMLP(config)
 
 
 def sized(config: NetConfig, dim: int, num_classes: int) -> NetConfig:

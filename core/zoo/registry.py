@@ -130,13 +130,9 @@ def classifier(dataset: str, folder: Path | None = None) -> ImageClassifier:
 
 
 def _train_classifier(dataset: str, seed: int = 0) -> ImageClassifier:
-    """A classifier trained on the dataset's training split, on one thread (reproducible)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        return train_classifier(split(image_dataset(dataset))[0], seed=seed)
-    finally:
-        torch.set_num_threads(threads)
+    """A classifier trained on the dataset's training split (its seed, not torch's global state: it may run in the
+    explorer's server, whose thread count is the server's to set)."""
+    return train_classifier(split(image_dataset(dataset))[0], seed=seed)
 
 
 def build_classifier(dataset: str, folder: Path | None = None, seed: int = 0) -> Path:
