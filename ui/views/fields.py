@@ -34,6 +34,7 @@ if paired:
             f"{len(support):,} (x0, x1) pairs drawn by its coupling ({view.flow.coupling}), with kernel width "
             f"{view.flow.path.noise_std:g}; “conditional” means given x1"
             + (" and its OT partner x0." if view.flow.coupling != "independent" else ", averaged over the sources."))
+    widgets.view_width_caption(support)
 elif view.flow.coupling != "independent":
     st.info(f"This model was trained with the {view.flow.coupling} coupling of noise and data; the exact fields "
             "drawn here are the paper's, for independent pairs (a Gaussian source has no finite set of pairs).")
