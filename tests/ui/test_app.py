@@ -771,3 +771,31 @@ def test_a_conditional_zoo_model_is_shown_with_its_datasets_natural_labels(
     at.switch_page("views/gallery.py").run()  # the other pages draw it as any model
     assert_clean(at)
     assert charts(at) == 4
+
+
+def test_an_error_reaching_a_page_is_one_sentence_under_what_was_drawn(zoo_env: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """A core error (here a solver's RuntimeError) or an unexpected one stops the page with one sentence naming it,
+    never Streamlit's redacted error box, and what was drawn before it stays."""
+    import streamlit as st
+
+    from flowscope_ui import compute, layout
+
+    def solver_failure(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("dopri5 could not integrate this model\n  (a second line the page does not show)")
+
+    def bug(*args: Any, **kwargs: Any) -> Any:
+        raise KeyError("no such column")
+
+    st.cache_data.clear()  # the zoo model's results are shared caches: compute them again, through the patches
+    monkeypatch.setattr(compute, "loss_by_t", solver_failure)  # inside the Fields page's fragment
+    at = start("fields")
+    assert_clean(at)
+    assert errors(at) == [f"Fields {layout.STOPPED}: dopri5 could not integrate this model."]
+    assert at.title[0].value == "Fields" and at.caption  # the header and the captions above the chart are there
+    monkeypatch.setattr(compute, "density_on_view", bug)  # the Paths page's right column
+    at.switch_page("views/paths.py").run()
+    assert_clean(at)
+    (message,) = errors(at)
+    assert message.startswith(f"Paths {layout.STOPPED}: an unexpected KeyError") and "Traceback" not in message
+    assert charts(at) == 1  # the particles on the left were drawn before the density failed

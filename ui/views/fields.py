@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from flowscope_ui import compute, plots, state, widgets
+from flowscope_ui import compute, layout, plots, state, widgets
 
 widgets.header("Fields", "At a time t, on shared axes: the conditional field u_t(x | x1) of one data point with its "
                "Gaussian p_t(x | x1); the exact marginal field u_t(x), which averages all conditional fields with "
@@ -171,6 +171,7 @@ def weight_bars(f: compute.FieldsAtT) -> plots.Bars:
 
 
 @st.fragment
+@layout.guarded("Fields")
 def fields_at_t() -> None:
     """The choice of x1 and probe, and the figure whose frames cover every t (reruns alone when they change)."""
     # a class's three panels have no probe, and x1 only places the slice of a D > 2 model
