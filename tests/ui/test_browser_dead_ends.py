@@ -5,13 +5,17 @@ and skip rules as test_browser.py; screenshots in tests/artifacts/."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 from test_browser import (
+    ARTIFACTS,
     EXCEPTION,
+    PLOT,
     assert_clean_page,
     go_to,
     new_page,
@@ -23,6 +27,8 @@ from test_browser import (
 )
 from test_browser import browser as browser  # noqa: F401  (the headless chromium fixture)
 from test_browser import server as server  # noqa: F401  (the explorer on the tiny zoo)
+
+from flowscope.data.datasets import make_dataset
 
 pytestmark = pytest.mark.browser
 
@@ -69,4 +75,37 @@ def test_a_new_upload_after_a_training_and_a_visit_trains_on_the_first_press(ser
     settle(page)
     assert_no_error_box(page)
     shot(page, "new-upload-trains")
+    page.context.close()
+
+
+@pytest.fixture(scope="module")
+def kernel_width_0_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`flowscope train --data x1.npy --source x0.npy --sigma 0`: a stored source and interpolant kernel width 0."""
+    folder = tmp_path_factory.mktemp("sigma0")
+    np.save(folder / "x1.npy", make_dataset("moons", 800, seed=0))
+    np.save(folder / "x0.npy", make_dataset("8gaussians", 800, seed=1))
+    out = folder / "stored-source-sigma0.safetensors"
+    subprocess.run([sys.executable, "-m", "flowscope", "train", "--data", str(folder / "x1.npy"), "--source",
+                    str(folder / "x0.npy"), "--sigma", "0", "--steps", "100", "--device", "cpu", "--quiet",
+                    "--out", str(out)], check=True)
+    return out
+
+
+def test_a_stored_source_model_of_kernel_width_0_opens_on_flow_paths_and_fields(server: str, browser: Any,  # noqa: F811
+                                                                               kernel_width_0_model: Path) -> None:
+    page = new_page(browser)
+    page.goto(f"{server}/train")
+    settle(page)
+    page.get_by_test_id("stFileUploader").filter(has_text="Or explore a .safetensors model").locator(
+        'input[type="file"]').set_input_files(str(kernel_width_0_model))
+    page.get_by_text(kernel_width_0_model.name).first.wait_for()
+    settle(page)
+    for title, plots in (("Flow", 2), ("Paths", 2), ("Fields", 1)):
+        go_to(page, title, plots)
+        assert kernel_width_0_model.name in page.get_by_test_id("stMain").inner_text()  # its caption names it
+        page.get_by_text("its exact field and p_t are drawn at view width 0.05").first.wait_for()
+        assert page.locator(PLOT).count() >= plots
+        assert_no_error_box(page)
+        shot(page, f"kernel-width-0-{title.lower()}")
+    assert (ARTIFACTS / "kernel-width-0-fields.png").exists()
     page.context.close()
