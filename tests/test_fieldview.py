@@ -171,3 +171,29 @@ def test_support_is_capped_and_in_data_coordinates(gaussian_flow: FlowModel) -> 
     assert len(support) == fieldview.FIELD_POINTS
     np.testing.assert_allclose(support.x1.numpy(), data[: fieldview.FIELD_POINTS], atol=1e-6)
     np.testing.assert_allclose(gaussian_flow.normalizer.decode(support.z1).numpy(), support.x1.numpy(), atol=1e-5)
+
+
+def test_pairs_of_kernel_width_0_are_drawn_at_the_view_width() -> None:
+    """A stored-source model trained without interpolant noise: its exact field (Diracs) cannot be drawn, so
+    every view of it uses the pairs smoothed at VIEW_SIGMA, which is the same as a path of that width."""
+    data = torch.from_numpy(make_dataset("moons", 300, seed=0))
+    source = torch.from_numpy(make_dataset("8gaussians", 300, seed=1))
+    flow = train(data, path=make_path("ot", sigma_min=0.0), source=source, model=MLPConfig(dim=2, width=16, depth=1),
+                 config=TrainConfig(steps=10, device="cpu", threads=1)).model
+    assert flow.path.noise_std == 0
+    support = fieldview.field_support(flow, data)
+    assert support.view_sigma == fieldview.VIEW_SIGMA
+    smoothed = fieldview.view_path(flow, support)
+    assert smoothed.noise_std == fieldview.VIEW_SIGMA and flow.path.noise_std == 0  # the model's path unchanged
+    view = fieldview.fields_at(flow, support, GRID, 0.5)
+    assert torch.isfinite(view.marginal).all() and torch.isfinite(view.marginal_log_density).all()
+    noisy = FlowModel(flow.net, path=make_path("icfm", sigma=fieldview.VIEW_SIGMA), normalizer=flow.normalizer,
+                      source=flow.source, coupling=flow.coupling)
+    reference = fieldview.FieldSupport(z1=support.z1, z0=support.z0, x1=support.x1)
+    assert torch.allclose(view.marginal, fieldview.fields_at(noisy, reference, GRID, 0.5).marginal, atol=1e-5)
+    assert torch.isfinite(fieldview.marginal_log_density(flow, support, GRID, 0.3)).all()
+    losses = fieldview.loss_by_t(flow, support, n_times=3, n_samples=64)
+    assert torch.isfinite(losses.irreducible).all() and torch.isfinite(losses.model).all()
+    gaussian = fieldview.field_support(train(data, model=MLPConfig(dim=2, width=8, depth=1),
+                                             config=TrainConfig(steps=5, device="cpu", threads=1)).model, data)
+    assert gaussian.view_sigma is None  # a Gaussian source's fields are exact at any interpolant width

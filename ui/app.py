@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
+from flowscope_ui.layout import guard
+
 st.set_page_config(page_title="flowscope", page_icon=":material/air:", layout="wide")
 
 # The pages live in views/, not pages/: a pages/ folder beside the entry point switches Streamlit to its
@@ -22,8 +24,9 @@ PAGES = [
 ]
 
 page = st.navigation(PAGES)
-if page is not HOME:  # the start page draws its first plot before importing torch, then calls this itself
-    from flowscope_ui import widgets
+with guard(page.title):  # an error reaching a page: one sentence under what was drawn, not a redacted error box
+    if page is not HOME:  # the start page draws its first plot before importing torch, then calls this itself
+        from flowscope_ui import widgets
 
-    widgets.sidebar()
-page.run()
+        widgets.sidebar()
+    page.run()

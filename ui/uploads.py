@@ -114,7 +114,7 @@ def read_model(data: bytes, name: str, data_dim: int | None = None) -> FlowModel
     flow = from_bytes(data, name)
     if flow.dim < 2:
         raise CheckpointError(f"{name}: the model is {flow.dim}-dimensional; the explorer's views need at least "
-                              "2 dimensions")
+                              "2 dimensions, so train one on two or more columns of the data to explore it here")
     if flow.data is None and data_dim is not None and flow.dim != data_dim:
         raise CheckpointError(f"{name}: the model is {flow.dim}-dimensional but the chosen data have "
                               f"{data_dim} columns; pick data of the model's dimension")

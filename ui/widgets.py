@@ -345,6 +345,23 @@ def field_support(view: ModelView) -> FieldSupport:
     return state.memo("support", view, (), lambda: compute.field_support(view.flow, view.data, view.data_labels))
 
 
+def view_width_note(support: FieldSupport) -> str:
+    """The sentence saying that the exact fields are drawn at a view width (pairs trained with kernel width 0),
+    else "": every page that draws them states it the same way."""
+    if support.view_sigma is None:
+        return ""
+    return (f"This model was trained with kernel width 0, where its exact field is a sum of Diracs on its (x0, x1) "
+            f"pairs' lines; its exact field and p_t are drawn at view width {support.view_sigma:g} (normalised "
+            "units), the field of the pairs smoothed by that kernel.")
+
+
+def view_width_caption(support: FieldSupport) -> None:
+    """Caption the exact fields' view width when they are not drawn at the model's own (`view_width_note`)."""
+    note = view_width_note(support)
+    if note:
+        st.caption(note)
+
+
 def class_support(view: ModelView, label: int) -> FieldSupport:
     """Cached field support of class `label`'s data points alone: its exact p_t(x | y) (Paths' density)."""
     return state.memo("class_support", view, (label,),

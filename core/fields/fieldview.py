@@ -10,6 +10,7 @@ call it instead of redoing any of these steps.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,6 +19,7 @@ from torch import Tensor
 
 from ..flow.model import FlowModel
 from ..maths.couplings import REFLOW, pair
+from ..maths.paths import AffinePath
 from ..solver.sampling import SampleResult, SolverConfig, Velocity, integrate
 from .exact import (
     MarginalVelocity,
@@ -39,6 +41,7 @@ __all__ = [
     "FIELD_POINTS",
     "PAIR_POINTS",
     "REFLOW_SUPPORT_SOLVER",
+    "VIEW_SIGMA",
     "FieldSupport",
     "FieldView",
     "LossByT",
@@ -49,6 +52,7 @@ __all__ = [
     "loss_by_t",
     "marginal_log_density",
     "projected_log_density",
+    "view_path",
 ]
 
 #: Most data points the exact fields aggregate over (the marginal field costs O(queries x points)).
@@ -57,6 +61,10 @@ FIELD_POINTS = 5000
 PAIR_POINTS = 1500
 #: How a reflowed model's support pairs each source point with its own ODE's end point (its coupling).
 REFLOW_SUPPORT_SOLVER = SolverConfig(method="rk4", steps=32)
+#: The kernel width (normalised units) at which the exact fields of a stored-source model trained with kernel
+#: width 0 are drawn: its pairs' kernels are Diracs, so its exact field exists only on the pairs' interpolants;
+#: smoothed at this width it is defined everywhere, and close to it where the interpolants are dense.
+VIEW_SIGMA = 0.05
 
 
 @dataclass(frozen=True)
@@ -69,12 +77,16 @@ class FieldSupport:
             Gaussian source, whose fields average over the source in closed form.
         x1: the data points in data coordinates [N, d] (what a view draws).
         labels: the class index of each row [N] (a conditional model's data), else None.
+        view_sigma: for pairs whose path has no interpolant noise (kernel width 0, where the exact field is a
+            sum of Diracs), the kernel width at which the exact fields are drawn instead (VIEW_SIGMA, normalised
+            units); None when they are drawn exactly, at the model's own width (`view_path`).
     """
 
     z1: Tensor
     z0: Tensor | None
     x1: Tensor
     labels: Tensor | None = None
+    view_sigma: float | None = None
 
     def rows_of(self, label: int) -> Tensor:
         """The indices of the rows of class `label` (ValueError when the support has none of it)."""
@@ -184,7 +196,18 @@ def field_support(flow: FlowModel, data: Tensor | np.ndarray, *, max_points: int
         x1 = flow.normalizer.decode(z1)
     else:
         z0, z1 = pair(z0, z1, flow.coupling)
-    return FieldSupport(z1=z1, z0=z0, x1=x1, labels=None if classes is None else classes[:n])
+    view_sigma = VIEW_SIGMA if flow.path.noise_std <= 0 else None
+    return FieldSupport(z1=z1, z0=z0, x1=x1, labels=None if classes is None else classes[:n], view_sigma=view_sigma)
+
+
+def view_path(flow: FlowModel, support: FieldSupport) -> AffinePath:
+    """The path whose exact fields a view draws: the model's, or, for pairs trained with kernel width 0, the same
+    path with the interpolant noise support.view_sigma (the fields of Diracs cannot be drawn on a grid)."""
+    if support.view_sigma is None:
+        return flow.path
+    smoothed = copy.copy(flow.path)
+    smoothed.noise_std = support.view_sigma
+    return smoothed
 
 
 @torch.no_grad()
@@ -192,7 +215,7 @@ def marginal_log_density(flow: FlowModel, support: FieldSupport, points: Tensor,
     """log p_t(x) of the support under the model's path at data-coordinate points [M, d], shape [M]."""
     t = flow.clamp_time(t)
     z = flow.normalizer.encode(_as_tensor(points).to(support.z1.device))
-    log_p = exact_field(flow.path, support.z1, z, t, source=support.z0).log_density
+    log_p = exact_field(view_path(flow, support), support.z1, z, t, source=support.z0).log_density
     return log_p - flow.normalizer.log_det
 
 
@@ -208,7 +231,7 @@ def projected_log_density(flow: FlowModel, support: FieldSupport, projection: Pr
     axes it equals `marginal_log_density`.
     """
     t = flow.clamp_time(t)
-    path, norm = flow.path, flow.normalizer
+    path, norm = view_path(flow, support), flow.normalizer
     z0 = torch.zeros(1, norm.dim, dtype=torch.float64)
     offset = projection.project(norm.decode(z0))[0]  # b: where z = 0 lands
     basis = torch.eye(norm.dim, dtype=torch.float64)
@@ -247,7 +270,7 @@ def fields_at(flow: FlowModel, support: FieldSupport, points: Tensor, t: float, 
     """
     t = flow.clamp_time(t)
     y = None if label is None else flow.label_index(label)
-    norm, path = flow.normalizer, flow.path
+    norm, path = flow.normalizer, view_path(flow, support)
     queries = _as_tensor(points).to(support.z1.device)
     probe_x = queries.mean(0) if probe is None else _as_tensor(probe).reshape(-1).to(queries.device)
     z = norm.encode(torch.cat([queries, probe_x[None]]))
@@ -303,11 +326,12 @@ def exact_velocity(flow: FlowModel, support: FieldSupport, *, label: str | int |
     """The exact marginal field of the support as a velocity in the model's normalised coordinates: over all
     points, or for a class y of a conditional model the class field u_t(z | y), guided by w as the learned field
     is (u_t(z | y) + w (u_t(z | y) - u_t(z)))."""
-    everything = MarginalVelocity(flow.path, support.z1, source=support.z0)
+    path = view_path(flow, support)
+    everything = MarginalVelocity(path, support.z1, source=support.z0)
     if label is None:
         return everything
     rows = support.rows_of(flow.label_index(label))
-    klass = MarginalVelocity(flow.path, support.z1[rows], source=None if support.z0 is None else support.z0[rows])
+    klass = MarginalVelocity(path, support.z1[rows], source=None if support.z0 is None else support.z0[rows])
     if guidance == 0:
         return klass
 
@@ -340,11 +364,13 @@ def loss_by_t(flow: FlowModel, support: FieldSupport, *, n_times: int = 21, n_sa
 
     Both are estimated on the same draws (one seed), so their gap is not blurred by sampling noise.
     The model's loss minus the irreducible one is what training can still remove: the model's distance to
-    the exact marginal field, E ||v_theta - u_t||^2.
+    the exact marginal field, E ||v_theta - u_t||^2. For pairs drawn at a view width (`view_path`), both are
+    those of the smoothed path, whose exact field is the one drawn.
     """
+    path = view_path(flow, support)
     ts = torch.linspace(0.0, flow.path.t_max, n_times)
-    floor = irreducible_loss(flow.path, support.z1, ts, n_samples, torch.Generator().manual_seed(seed),
+    floor = irreducible_loss(path, support.z1, ts, n_samples, torch.Generator().manual_seed(seed),
                              source=support.z0)
-    model = cfm_loss_by_t(flow.latent_velocity, flow.path, support.z1, ts, n_samples,
+    model = cfm_loss_by_t(flow.latent_velocity, path, support.z1, ts, n_samples,
                           torch.Generator().manual_seed(seed), source=support.z0)
     return LossByT(ts=ts, irreducible=floor, model=model)

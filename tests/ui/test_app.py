@@ -786,3 +786,61 @@ def test_a_conditional_zoo_model_is_shown_with_its_datasets_natural_labels(
     at.switch_page("views/gallery.py").run()  # the other pages draw it as any model
     assert_clean(at)
     assert charts(at) == 4
+
+
+def test_an_error_reaching_a_page_is_one_sentence_under_what_was_drawn(zoo_env: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """A core error (here a solver's RuntimeError) or an unexpected one stops the page with one sentence naming it,
+    never Streamlit's redacted error box, and what was drawn before it stays."""
+    import streamlit as st
+
+    from flowscope_ui import compute, layout
+
+    def solver_failure(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("dopri5 could not integrate this model\n  (a second line the page does not show)")
+
+    def bug(*args: Any, **kwargs: Any) -> Any:
+        raise KeyError("no such column")
+
+    st.cache_data.clear()  # the zoo model's results are shared caches: compute them again, through the patches
+    monkeypatch.setattr(compute, "loss_by_t", solver_failure)  # inside the Fields page's fragment
+    at = start("fields")
+    assert_clean(at)
+    assert errors(at) == [f"Fields {layout.STOPPED}: dopri5 could not integrate this model."]
+    assert at.title[0].value == "Fields" and at.caption  # the header and the captions above the chart are there
+    monkeypatch.setattr(compute, "density_on_view", bug)  # the Paths page's right column
+    at.switch_page("views/paths.py").run()
+    assert_clean(at)
+    (message,) = errors(at)
+    assert message.startswith(f"Paths {layout.STOPPED}: an unexpected KeyError") and "Traceback" not in message
+    assert charts(at) == 1  # the particles on the left were drawn before the density failed
+
+
+def _table_csv(columns: int, rows: int = 300, seed: int = 0) -> bytes:
+    """A CSV of `columns` named numeric columns (c0, c1, ...)."""
+    values = np.random.default_rng(seed).normal(size=(rows, columns))
+    body = "\n".join(",".join(f"{v:.4f}" for v in row) for row in values)
+    return (",".join(f"c{j}" for j in range(columns)) + "\n" + body + "\n").encode()
+
+
+def test_a_new_upload_after_a_training_and_a_visit_has_its_own_columns(zoo_env: Path) -> None:
+    """Upload A (30 columns), train, visit Fields, come back, upload B (2 columns): B's columns are chosen and sent
+    to the browser (which otherwise keeps A's choice and sends it back: 'choose at least 2 columns'), and Train
+    trains on B on the first press."""
+    at = start("train")
+    upload_data(at, "wide.csv", _table_csv(30))
+    at.multiselect(key="train_columns").set_value(["c3", "c4", "c5"]).run()  # a choice of A's that B lacks
+    train_now(at)
+    assert len(own_models(at)) == 1
+    at.switch_page("views/fields.py").run()
+    at.switch_page("views/train.py").run()
+    assert any("Using **wide.csv**" in str(i.value) for i in at.info)
+    at.file_uploader(key="train_upload").set_value(("pair.csv", _table_csv(2, seed=1), "text/csv")).run()
+    columns = at.multiselect(key="train_columns")
+    assert columns.value == ["c0", "c1"] and "all 2 numeric columns" in columns.label
+    assert columns.proto.set_value and at.selectbox(key="train_label").value == ""  # the browser is told
+    assert not errors(at)
+    train_now(at)
+    assert not errors(at)
+    models = own_models(at)
+    assert len(models) == 2 and any(v.label.startswith("pair.csv") and v.flow.dim == 2 for v in models.values())

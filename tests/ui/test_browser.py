@@ -53,10 +53,17 @@ def _browser_or_skip() -> Any:
 
 
 def _free_port() -> int:
-    """A TCP port nobody listens on now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A TCP port nobody listens on now: the first free one from $FLOWSCOPE_TEST_PORTS ("8700-8799") when set (a
+    shared machine's agreed range), else any."""
+    first, _, last = os.environ.get("FLOWSCOPE_TEST_PORTS", "0").partition("-")
+    for port in range(int(first), int(last or first) + 1):
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return int(sock.getsockname()[1])
+    raise AssertionError(f"no free port in FLOWSCOPE_TEST_PORTS={os.environ['FLOWSCOPE_TEST_PORTS']}")
 
 
 @contextmanager

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from flowscope_ui import compute, plots, state, widgets
+from flowscope_ui import compute, layout, plots, state, widgets
 
 widgets.header("Fields", "At a time t, on shared axes: the conditional field u_t(x | x1) of one data point with its "
                "Gaussian p_t(x | x1); the exact marginal field u_t(x), which averages all conditional fields with "
@@ -34,6 +34,7 @@ if paired:
             f"{len(support):,} (x0, x1) pairs drawn by its coupling ({view.flow.coupling}), with kernel width "
             f"{view.flow.path.noise_std:g}; “conditional” means given x1"
             + (" and its OT partner x0." if view.flow.coupling != "independent" else ", averaged over the sources."))
+    widgets.view_width_caption(support)
 elif view.flow.coupling != "independent":
     st.info(f"This model was trained with the {view.flow.coupling} coupling of noise and data; the exact fields "
             "drawn here are the paper's, for independent pairs (a Gaussian source has no finite set of pairs).")
@@ -170,6 +171,7 @@ def weight_bars(f: compute.FieldsAtT) -> plots.Bars:
 
 
 @st.fragment
+@layout.guarded("Fields")
 def fields_at_t() -> None:
     """The choice of x1 and probe, and the figure whose frames cover every t (reruns alone when they change)."""
     # a class's three panels have no probe, and x1 only places the slice of a D > 2 model

@@ -86,6 +86,7 @@ def shared_field_figure(cache_id: str, settings: tuple[object, ...]) -> go.Figur
 with right:
     st.plotly_chart(shared_field_figure(view.cache_id, (bounds, axes.key)) if view.is_zoo else field_figure(),
                     key="home_field")
+    widgets.view_width_caption(widgets.field_support(view))
     st.markdown("**Where next**")
     st.page_link("views/gallery.py", label="Gallery: every pretrained model", icon=":material/grid_view:")
     st.page_link("views/paths.py", label="Paths: samples over time, solver cost and accuracy",

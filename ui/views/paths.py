@@ -94,6 +94,7 @@ def density_over_t() -> None:
     st.plotly_chart(figure, key="paths_density")
     st.caption("Left: the histogram of the model's particles x_t; right: the exact p_t of the data. Drag the t "
                f"slider under them (or ▶ Play): its {len(times)} times move in your browser, without the server.")
+    widgets.view_width_caption(widgets.field_support(view))
 
 
 with right:

@@ -43,9 +43,23 @@ def read_upload(upload: Upload) -> Table | None:
         st.error(f"This file cannot be used. {err}")
         return None
     st.session_state["_train_table"] = (upload.file_id, table)
-    for widget in ("train_columns", "train_label", "train_std"):  # a new file: its own columns and defaults
-        st.session_state.pop(widget, None)
     return table
+
+
+def fresh_choices(upload: Upload, table: Table) -> None:
+    """A new upload gets its own column, label and scaling choices: every column, no label, the suggested scaling.
+
+    They are set through st.session_state, not as the widgets' defaults: the browser keeps a keyed widget's last
+    value and sends it back with the next run, so a new file's defaults alone left the previous file's columns
+    chosen (none of them among the new file's: 'choose at least 2 columns'). A value set here is sent to the
+    browser. Also set when a widget's key is gone (Streamlit drops it while another page is shown)."""
+    new = st.session_state.get("_train_choices_of") != upload.file_id
+    st.session_state["_train_choices_of"] = upload.file_id
+    defaults = {"train_columns": list(table.columns), "train_label": NO_LABEL,
+                "train_std": uploads.suggest_standardise(table)}
+    for key, value in defaults.items():
+        if new or key not in st.session_state:
+            st.session_state[key] = value
 
 
 @dataclass(frozen=True)
@@ -172,6 +186,7 @@ def choose_data() -> Chosen | ChosenImages | None:
         first = {c: table.values[:20, j] for j, c in enumerate(table.columns[:12])}
         first.update({c: np.asarray(cells[:20], dtype=object) for c, cells in list(table.text.items())[:4]})
         st.dataframe(first, hide_index=True)
+    fresh_choices(upload, table)
     label = st.selectbox("Label column (optional)", label_options(table), key="train_label",
                          format_func=lambda c: "none: an unconditional model" if c == NO_LABEL else
                          f"{c} ({'text' if c in table.text else 'numbers'})",
@@ -180,10 +195,10 @@ def choose_data() -> Chosen | ChosenImages | None:
                               "scale). It is not one of the columns the model learns.")
     left, right = st.columns([3, 2])
     columns = left.multiselect(f"Columns the model learns (all {d} numeric columns unless you drop some)",
-                               table.columns, default=list(table.columns), key="train_columns",
+                               table.columns, key="train_columns",
                                help="The model learns the joint distribution of these columns.")
-    standardise = right.checkbox("Standardise each column (mean 0, std 1)", value=uploads.suggest_standardise(table),
-                                 key="train_std", help="How the model normalises the data it learns: each column by "
+    standardise = right.checkbox("Standardise each column (mean 0, std 1)", key="train_std",
+                                 help="How the model normalises the data it learns: each column by "
                                  "its own mean and std (useful when the scales differ), or one scale for all "
                                  "columns. The model, its samples and the views stay in your data's units.")
     features = [c for c in columns if c != label]
