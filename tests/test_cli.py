@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from flowscope.cli.commands import main
 from flowscope.data.datasets import make_dataset
@@ -61,6 +62,29 @@ def test_train_on_a_file_with_a_source_file(tmp_path: Path) -> None:
     assert code == 0 and out.is_file()
     samples = tmp_path / "s.npy"
     assert main(["sample", str(out), "-n", "20", "--out", str(samples), "--method", "euler", "--steps", "4"]) == 0
+
+
+def test_a_stored_source_model_has_interpolant_noise_unless_told_none(tmp_path: Path) -> None:
+    """Without --sigma a stored-source model gets the core's I-CFM noise, so its exact field is defined (it was 0,
+    and the explorer failed on it); --path icfm --sigma 0 still trains a noiseless one."""
+    from flowscope.fields.exact import marginal_field_pairs
+    from flowscope.io import checkpoint
+    from flowscope.maths.paths import ICFM_SIGMA
+
+    data, source = tmp_path / "x1.npy", tmp_path / "x0.npy"
+    np.save(data, make_dataset("moons", 300, 1))
+    np.save(source, make_dataset("8gaussians", 300, 2))
+    default, noiseless = tmp_path / "default.safetensors", tmp_path / "none.safetensors"
+    common = ["--steps", "5", "--quiet", "--no-eval"]
+    assert main(["train", "--data", str(data), "--source", str(source), *common, "--out", str(default)]) == 0
+    assert main(["train", "--data", str(data), "--source", str(source), "--path", "icfm", "--sigma", "0", *common,
+                 "--out", str(noiseless)]) == 0
+    flow = checkpoint.load(default)
+    assert flow.path.noise_std == ICFM_SIGMA > 0
+    assert flow.source is not None and flow.data is not None
+    field = marginal_field_pairs(flow.path, flow.source[:50], flow.data[:50], torch.zeros(4, 2), 0.5)
+    assert torch.isfinite(field.velocity).all()
+    assert checkpoint.load(noiseless).path.noise_std == 0.0
 
 
 def test_fourier_features_are_a_training_option(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -28,6 +28,7 @@ from flowscope import (
 )
 from flowscope.data.datasets import dataset_hash
 from flowscope.data.images import ImageData, keep_training_images
+from flowscope.maths import paths
 from flowscope.maths.couplings import COUPLINGS
 from flowscope.maths.paths import PATH_NAMES as PATHS
 from flowscope.nets.unet import UNetConfig
@@ -39,8 +40,8 @@ WIDTHS = (32, 64, 128, 256, 512)
 NORMALIZE = ("column", "global")
 #: Rows of the training data kept in the model (`FlowModel.data`), so that its file opens with its data.
 DATA_SAMPLE_ROWS = 2000
-#: Noise of the I-CFM interpolant offered on the page (Tong et al. 2024), in normalised units.
-ICFM_SIGMA = 0.05
+#: Noise of the I-CFM interpolant offered on the page (Tong et al. 2024), in normalised units: the core's default.
+ICFM_SIGMA = paths.ICFM_SIGMA
 
 #: Draws progress: (step info, the live EMA model, every loss so far).
 Report = Callable[[StepInfo, FlowModel, list[float]], None]
@@ -97,7 +98,8 @@ def run(data: np.ndarray, settings: TrainSettings, *, dataset: str = "upload", c
     """
     config = TrainConfig(steps=settings.steps, batch_size=settings.batch_size, lr=settings.lr, seed=settings.seed,
                          device="cpu", threads=1, normalize=settings.normalize, label_dropout=settings.label_dropout)
-    path: str | AffinePath = make_path("icfm", sigma=ICFM_SIGMA) if settings.path == "icfm" else settings.path
+    params = paths.path_params(settings.path)
+    path: str | AffinePath = make_path(settings.path, **params) if params else settings.path
     points = torch.from_numpy(np.ascontiguousarray(data, dtype=np.float32))
     classes = None if labels is None else torch.from_numpy(np.ascontiguousarray(labels, dtype=np.int64))
 

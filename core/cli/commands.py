@@ -35,7 +35,8 @@ from ..io import checkpoint
 from ..io.arrays import save_array, save_images
 from ..maths.couplings import COUPLINGS
 from ..maths.normalizer import Normalizer
-from ..maths.paths import PATH_NAMES, AffinePath
+from ..maths.paths import ICFM_SIGMA, PATH_NAMES, AffinePath
+from ..maths.paths import path_params as interpolant_params
 from ..nets.models import MLPConfig
 from ..nets.unet import UNetConfig
 from ..solver.sampling import METHODS, SolverConfig
@@ -128,7 +129,10 @@ def _add_train(p: argparse.ArgumentParser) -> None:
     p.add_argument("--source", type=Path, help="a file of source samples (non-Gaussian source)")
     p.add_argument("--source-dataset", choices=ALL_DATASETS, help="a built-in dataset as the source")
     p.add_argument("--path", choices=PATH_NAMES, default="ot")
-    p.add_argument("--sigma", type=float, default=None, help="I-CFM noise / OT sigma_min")
+    p.add_argument("--sigma", type=float, default=None,
+                   help=f"--path icfm: the interpolant's noise (default {ICFM_SIGMA:g}; 0 for none); --path ot: "
+                        f"sigma_min. With --source / --source-dataset, the ot and cosine paths get interpolant noise "
+                        f"{ICFM_SIGMA:g} besides, so that the model's exact field is defined")
     p.add_argument("--coupling", choices=COUPLINGS, default="independent")
     p.add_argument("--steps", type=int, default=None,
                    help=f"training steps (default {DEFAULTS.steps:,}; images {IMAGE_DEFAULTS.steps:,})")
@@ -503,7 +507,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         name = f"{args.source_dataset}->{name}"
     if source is not None and source.shape[1] != data.shape[1]:
         raise CLIError(f"source has {source.shape[1]} columns but the data has {data.shape[1]}")
-    path_params = {} if args.sigma is None else {"sigma_min" if args.path == "ot" else "sigma": args.sigma}
+    path_params = interpolant_params(args.path, args.sigma, stored_source=source is not None)
     label_options = {} if args.label_dropout is None else {"label_dropout": args.label_dropout}
     config = TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                          device=args.device, normalize=args.normalize, pair_within_class=args.pair_within_class,

@@ -33,7 +33,7 @@ from ..evaluation.report import REFERENCE_SOLVER, Reference, evaluate, evaluate_
 from ..flow.model import FlowModel
 from ..io import checkpoint
 from ..maths.couplings import REFLOW
-from ..maths.paths import make_path
+from ..maths.paths import make_path, path_params
 from ..nets.models import MLPConfig
 from ..nets.unet import UNetConfig
 from ..training.loop import TrainConfig, train
@@ -106,7 +106,7 @@ def specs() -> list[ZooSpec]:
     models = [ZooSpec(f"{d}-{p}", d, p) for d in DATASETS for p in GAUSSIAN_PATHS]
     for coupling in ("independent", "ot"):
         models.append(ZooSpec(f"8gaussians-to-moons-{coupling}", "moons", "icfm", coupling, "8gaussians",
-                              {"sigma": 0.02}))
+                              path_params("icfm")))
     models += [ZooSpec(f"{d}-ot", d, "ot", normalize="column") for d in TABLE_MODELS]
     models += [ZooSpec(f"{d}-cond", d, "ot", normalize="column" if d in tables.TABLES else "global",
                        conditional=True) for d in CONDITIONAL_MODELS]
