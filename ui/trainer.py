@@ -26,6 +26,7 @@ from flowscope import (
     make_path,
     train,
 )
+from flowscope.data import kept
 from flowscope.data.datasets import dataset_hash
 from flowscope.data.images import ImageData, keep_training_images
 from flowscope.maths import paths
@@ -38,8 +39,8 @@ __all__ = ["COUPLINGS", "DATA_SAMPLE_ROWS", "ICFM_SIGMA", "IMAGE_WIDTHS", "NORMA
 WIDTHS = (32, 64, 128, 256, 512)
 #: The core's normalisations: "column" standardises each column, "global" uses one scale for all of them.
 NORMALIZE = ("column", "global")
-#: Rows of the training data kept in the model (`FlowModel.data`), so that its file opens with its data.
-DATA_SAMPLE_ROWS = 2000
+#: Rows of the training data kept in the model (`FlowModel.data`), so that its file opens with its data: the core's.
+DATA_SAMPLE_ROWS = kept.DATA_SAMPLE_ROWS
 #: Noise of the I-CFM interpolant offered on the page (Tong et al. 2024), in normalised units: the core's default.
 ICFM_SIGMA = paths.ICFM_SIGMA
 
@@ -200,11 +201,8 @@ def run_images(images: ImageData, settings: ImageTrainSettings, *, report: Repor
 
 def _with_data(flow: FlowModel, points: torch.Tensor, columns: Sequence[str] | None,
                labels: torch.Tensor | None = None) -> FlowModel:
-    """The model with its column names and a seeded sample of DATA_SAMPLE_ROWS training rows kept in it
-    (with those rows' labels for a conditional model)."""
+    """The model with its column names and its data sample (`kept.keep_data_sample`: the rows the CLI and the
+    zoo keep too, seeded and by class), with those rows' labels for a conditional model."""
     if columns is not None:
         flow.info["columns"] = list(columns)
-    rows = torch.randperm(len(points), generator=torch.Generator().manual_seed(0))[:DATA_SAMPLE_ROWS].sort().values
-    flow.data = points[rows].clone()
-    flow.data_labels = None if labels is None else labels[rows].clone()
-    return flow
+    return kept.keep_data_sample(flow, points, labels)

@@ -27,6 +27,7 @@ from ..data.datasets import (
     make_labelled,
 )
 from ..data.images import IMAGE_DATASETS
+from ..data.kept import DATA_SAMPLE_ROWS, keep_data_sample
 from ..data.labels import Labels, encode_labels
 from ..data.loader import DEFAULT_LIMITS, DataError, Table, load_table
 from ..evaluation.report import QUALITY_DRAWS, Reference, evaluate, evaluate_classes, recorded_metrics
@@ -43,7 +44,6 @@ from ..solver.sampling import METHODS, SolverConfig
 from ..training import distributed
 from ..training.batches import open_npy
 from ..training.loop import PRECISIONS, StepInfo, TrainConfig, TrainingDiverged, path_for_data, train
-from ..zoo.registry import DATA_SAMPLE_ROWS
 from .images import IMAGE_DEFAULTS, eval_images, is_image_args, train_images
 
 __all__ = ["CLIError", "build_parser", "load_data", "main", "streamlit_command"]
@@ -175,7 +175,8 @@ def _add_train(p: argparse.ArgumentParser) -> None:
                    help="skip measuring W2 (and, with --conditional, the per-class figures) after training")
     p.add_argument("--no-data-sample", action="store_true",
                    help=f"store no training data in the checkpoint (by default it keeps up to "
-                        f"{DATA_SAMPLE_ROWS:,} training rows, so that the explorer can show the model with its data)")
+                        f"{DATA_SAMPLE_ROWS:,} training rows, a seeded sample with each class in proportion, so "
+                        f"that the explorer can show the model with its data)")
     p.add_argument("--out", type=Path, help="output .safetensors (default DATASET-PATH.safetensors)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(handler=cmd_train)
@@ -560,16 +561,13 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def _record(flow: FlowModel, chosen: _Chosen, data: np.ndarray | None) -> FlowModel:
-    """Store in the model its column names (and label column) and, unless `data` is None, up to
-    DATA_SAMPLE_ROWS training rows in the order they were loaded, with their labels, so that the explorer
-    can show it without the dataset."""
+    """Store in the model its column names (and label column) and, unless `data` is None, its data sample
+    (`kept.keep_data_sample`: seeded, by class), so that the explorer can show it without the dataset."""
     flow.info["columns"] = list(chosen.columns)
     if chosen.label_column is not None:
         flow.info["label_column"] = chosen.label_column
     if data is not None:
-        flow.data = torch.from_numpy(np.array(data[:DATA_SAMPLE_ROWS], dtype=np.float32))
-        if chosen.labels is not None:
-            flow.data_labels = torch.from_numpy(chosen.labels.indices[:DATA_SAMPLE_ROWS].copy())
+        keep_data_sample(flow, data, None if chosen.labels is None else chosen.labels.indices)
     return flow
 
 

@@ -507,6 +507,10 @@ def test_training_with_labels_keeps_the_labels_of_its_data_sample() -> None:
     assert all(rows[tuple(row)] == int(label) for row, label in zip(flow.data.tolist(), flow.data_labels, strict=True))
     plain = trainer.run(labelled.x[:100], trainer.TrainSettings(steps=5, width=16)).flow
     assert not plain.conditional and plain.data_labels is None
+    from flowscope.data.kept import sample_rows  # the rows the CLI and the zoo keep of the same data
+
+    rows_kept = sample_rows(len(labelled.y), labelled.y)
+    assert np.array_equal(flow.data.numpy(), labelled.x[rows_kept].astype(np.float32))
 
 
 def test_samples_download_as_csv_and_npy() -> None:
