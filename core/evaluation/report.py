@@ -20,7 +20,7 @@ import torch
 from ..flow.model import FlowModel
 from ..solver.likelihood import EXACT_DIVERGENCE_MAX_DIM, log_likelihood
 from ..solver.sampling import SampleResult, SolverConfig
-from .metrics import energy_distance, label_accuracy, mmd, per_dimension_w1, straightness, w2
+from .metrics import energy_distance, mmd, model_label_accuracy, per_dimension_w1, straightness, w2
 
 __all__ = [
     "ENERGY_NOTE",
@@ -252,7 +252,7 @@ def evaluate_classes(flow: FlowModel, held_out: np.ndarray, held_out_labels: np.
                      train_labels: np.ndarray, *, guidance: tuple[float, ...] = (0.0, 1.0, 3.0), n: int = 1000,
                      seed: int = 0, solver: SolverConfig = REFERENCE_SOLVER) -> dict[str, Any]:
     """Per class of a conditional model: W2 / floor of its samples (guidance 0) against the class's held-out
-    points, and the label accuracy (`metrics.label_accuracy` on the training data) at each guidance scale."""
+    points, and the label accuracy (`metrics.model_label_accuracy` on the training data) at each guidance scale."""
     if not flow.conditional:
         raise ValueError("per-class figures need a conditional model")
     report: dict[str, Any] = {}
@@ -263,7 +263,7 @@ def evaluate_classes(flow: FlowModel, held_out: np.ndarray, held_out_labels: np.
             result = flow.sample(n, label=y, guidance=w, solver=solver,
                                  generator=torch.Generator().manual_seed(_base(seed, y)))
             samples = result.samples.cpu().numpy()
-            row[f"accuracy_w{w:g}"] = label_accuracy(samples, y, train, train_labels)
+            row[f"accuracy_w{w:g}"] = model_label_accuracy(flow, samples, y, train, train_labels)
             if w == 0 and len(reference) >= 4:
                 row.update(sample_quality(samples, reference, n=n, repeats=1, seed=seed))
         report[name] = row
