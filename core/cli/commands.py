@@ -30,6 +30,7 @@ from ..data.images import IMAGE_DATASETS
 from ..data.kept import DATA_SAMPLE_ROWS, keep_data_sample
 from ..data.labels import Labels, encode_labels
 from ..data.loader import DEFAULT_LIMITS, DataError, Table, load_table
+from ..data.selection import LabelColumn, columns_for_model, label_column, pick_columns, select, take_columns
 from ..evaluation.report import QUALITY_DRAWS, Reference, evaluate, evaluate_classes, recorded_metrics
 from ..flow.model import FlowModel, resolve_device
 from ..io import checkpoint
@@ -301,25 +302,20 @@ def _chosen_data(args: argparse.Namespace, n: int | None = None, *, conditional:
             return streamed
         file = args.data.name
         table = _read_table(args.data, getattr(args, "labels", None))
-        if getattr(args, "labels", None) is None:
-            index = _pick(args.columns, table, file)
-            return _Chosen(_take(table.values, index), file, [table.columns[k] for k in index], index)
-        label = _label_column(table, args.labels, file)
-        index = _features(table, file, args.columns, label)
-        labels = encode_labels(label.cells, file=file, column=label.name)
-        return _Chosen(_take(table.values, index), file, [table.columns[k] for k in index], index, labels,
-                       label.name)
+        chosen = select(table, file, args.columns, getattr(args, "labels", None))
+        return _Chosen(chosen.points, file, list(chosen.columns), chosen.index, chosen.labels,
+                       None if chosen.label is None else chosen.label.name)
     if getattr(args, "labels", None) is not None:
         raise CLIError("--labels names a column of a --data file; a built-in dataset's natural labels are "
                        "--conditional")
     name = args.dataset or "moons"
     columns = dataset_columns(name)
-    index = _pick(args.columns, Table(np.empty((0, len(columns))), columns), name)
+    index = pick_columns(Table(np.empty((0, len(columns))), columns), args.columns, name)
     if not conditional:
-        return _Chosen(_take(make_dataset(name, n or args.n, seed=args.seed), index), name,
+        return _Chosen(take_columns(make_dataset(name, n or args.n, seed=args.seed), index), name,
                        [columns[k] for k in index], index)
     labelled = _labelled(name, n or args.n, args.seed)
-    return _Chosen(_take(labelled.x, index), name, [columns[k] for k in index], index,
+    return _Chosen(take_columns(labelled.x, index), name, [columns[k] for k in index], index,
                    Labels(indices=labelled.y, names=labelled.names))
 
 
@@ -331,54 +327,6 @@ def _labelled(name: str, n: int, seed: int) -> Labelled:
     return make_labelled(name, n, seed)
 
 
-@dataclass(frozen=True, eq=False)
-class _LabelColumn:
-    """The column that --labels names: its name, its cells (one per row), and its position among the table's
-    numeric columns (None for a text column)."""
-
-    name: str
-    cells: Sequence[object] | np.ndarray
-    numeric: int | None
-
-
-def _label_column(table: Table, spec: str, file: str) -> _LabelColumn:
-    """The column a --labels value names: a header name (or x<j>), or a 0-based index among all the file's
-    columns, text ones included; CLIError naming the file and the columns there are otherwise."""
-    token = spec.strip()
-    dropped = {column.index: column for column in table.dropped}
-    total = len(table.columns) + len(dropped)
-    numeric = [j for j in range(total) if j not in dropped]  # file positions of table.columns, in order
-    if token in table.columns:
-        k = table.columns.index(token)
-        return _LabelColumn(token, table.values[:, k], k)
-    if token.isascii() and token.isdigit() and int(token) < total:
-        position = int(token)
-        if position not in dropped:
-            k = numeric.index(position)
-            return _LabelColumn(table.columns[k], table.values[:, k], k)
-        token = dropped[position].name
-    if token in table.text:
-        return _LabelColumn(token, table.text[token], None)
-    names = [dropped[j].name if j in dropped else table.columns[numeric.index(j)] for j in range(total)]
-    raise CLIError(f"{file}: --labels names {spec!r}, which is not a column; the columns are "
-                   f"{', '.join(map(repr, names))} (or their indices 0-{total - 1}, text columns counted)")
-
-
-def _features(table: Table, file: str, spec: str | None, label: _LabelColumn) -> list[int]:
-    """The numeric columns to model beside a label column: those --columns names (not the label column), else
-    all the others; CLIError when none is left."""
-    if spec is not None:
-        index = _pick(spec, table, file)
-        if label.numeric in index:
-            raise CLIError(f"{file}: --columns names the label column {label.name!r}; labels are not features")
-        return index
-    index = [k for k in range(len(table.columns)) if k != label.numeric]
-    if not index:
-        raise CLIError(f"{file}: label column {label.name!r}: the label column is the only column: "
-                       "nothing left to model")
-    return index
-
-
 def _read_table(path: Path, labels: str | None = None) -> Table:
     """Load a data file, printing (to stderr) each text column it leaves out and why, but the one that
     `labels` (a --labels value) names."""
@@ -386,61 +334,13 @@ def _read_table(path: Path, labels: str | None = None) -> Table:
     skip = None
     if labels is not None:
         try:
-            skip = _label_column(table, labels, path.name).name
-        except CLIError:
+            skip = label_column(table, labels, path.name).name
+        except DataError:
             pass  # said when the labels are read
     for column in table.dropped:
         if column.name != skip:
             print(f"{path.name}: left out column {column.name!r} ({column.reason})", file=sys.stderr)
     return table
-
-
-def _take(points: np.ndarray, index: list[int]) -> np.ndarray:
-    """The columns `index` of points (the array itself when that is all of them, in order)."""
-    return points if index == list(range(points.shape[1])) else np.ascontiguousarray(points[:, index])
-
-
-def _pick(spec: str | None, table: Table, file: str) -> list[int]:
-    """The positions among `table.columns` that a --columns value names (all when None); CLIError for a name
-    that is not a numeric column, naming the file, the name and the columns there are."""
-    columns = table.columns
-    if spec is None:
-        return list(range(len(columns)))
-    available = (f"the numeric columns are {', '.join(map(repr, columns))} "
-                 f"(or their indices 0-{len(columns) - 1})")
-    chosen: list[int] = []
-    for token in (part.strip() for part in spec.split(",")):
-        if token in columns:
-            k = columns.index(token)
-        elif token.isascii() and token.isdigit() and int(token) < len(columns):
-            k = int(token)
-        else:
-            text = next((column for column in table.dropped if column.name == token), None)
-            if text is not None:
-                raise CLIError(f"{file}: column {token!r} was left out as text ({text.reason}); {available}")
-            raise CLIError(f"{file}: --columns names {token!r}, which is not a column; {available}")
-        if k in chosen:
-            raise CLIError(f"{file}: --columns names column {columns[k]!r} twice")
-        chosen.append(k)
-    return chosen
-
-
-def _for_model(table: Table, file: str, spec: str | None, names: object,
-               label: _LabelColumn | None = None) -> np.ndarray:
-    """A file's points for a model of columns `names`: those --columns picks if given, else the columns named
-    `names` when the file's header has them all, else all its numeric columns (the caller checks the count);
-    never a numeric `label` column."""
-    if spec is not None:
-        index = _pick(spec, table, file)
-        if label is not None and label.numeric in index:
-            raise CLIError(f"{file}: --columns names the label column {label.name!r}; labels are not features")
-        return _take(table.values, index)
-    if (isinstance(names, list) and names and table.header
-            and all(isinstance(name, str) and name in table.columns for name in names)):
-        return _take(table.values, [table.columns.index(name) for name in names])
-    if label is not None and label.numeric is not None:
-        return _take(table.values, [k for k in range(len(table.columns)) if k != label.numeric])
-    return table.values
 
 
 def _reference(name: str, index: list[int], data: np.ndarray) -> Reference:
@@ -449,7 +349,7 @@ def _reference(name: str, index: list[int], data: np.ndarray) -> Reference:
     two disjoint halves)."""
     if not fresh_draws(name):
         return data
-    return lambda n, seed: _take(make_dataset(name, n, seed), index)
+    return lambda n, seed: take_columns(make_dataset(name, n, seed), index)
 
 
 def _progress(total: int, quiet: bool) -> tuple[Callable[[StepInfo, FlowModel], None], Callable[[], None]]:
@@ -502,7 +402,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     data, name, columns, index, labels = chosen.points, chosen.name, chosen.columns, chosen.index, chosen.labels
     source = None
     if args.source is not None:
-        source = torch.from_numpy(_for_model(_read_table(args.source), args.source.name, None, columns))
+        source = torch.from_numpy(columns_for_model(_read_table(args.source), args.source.name, None, columns))
     elif args.source_dataset is not None:
         source = torch.from_numpy(make_dataset(args.source_dataset, args.n, seed=args.seed + 1))
         name = f"{args.source_dataset}->{name}"
@@ -578,7 +478,7 @@ def _class_metrics(flow: FlowModel, dataset: str, index: list[int], data: np.nda
     fresh = fresh_draws(dataset)
     if fresh:
         drawn = make_labelled(dataset, n, seed + 10_001)
-        held_out, held_out_labels = _take(drawn.x, index), drawn.y
+        held_out, held_out_labels = take_columns(drawn.x, index), drawn.y
     else:
         held_out, held_out_labels = data, labels.indices
     classes = evaluate_classes(flow, held_out, held_out_labels, data, labels.indices, guidance=CLASS_GUIDANCE,
@@ -611,7 +511,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
     if args.source is not None and flow.image is not None:
         raise CLIError(f"{args.model.name} is an image model: it starts from Gaussian noise (drop --source)")
     if args.source is not None:
-        start = _for_model(_read_table(args.source), args.source.name, args.columns, flow.info.get("columns"))
+        start = columns_for_model(_read_table(args.source), args.source.name, args.columns, flow.info.get("columns"))
         if start.shape[1] != flow.dim:
             raise CLIError(f"{args.source.name}: has {start.shape[1]} columns, the model needs {flow.dim}")
         x0 = torch.from_numpy(start).to(flow.device)
@@ -681,7 +581,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         table = _read_table(args.data, args.labels if args.labels is not None or not isinstance(stored, str)
                             else stored)
         label = _eval_label_column(table, name, args.labels, flow)
-        reference = _for_model(table, name, args.columns, names, label)
+        reference = columns_for_model(table, name, args.columns, names, label)
         if label is not None:
             labelled = reference, _model_classes(flow, label, name)
     else:
@@ -693,15 +593,15 @@ def cmd_eval(args: argparse.Namespace) -> int:
         table = Table(np.empty((0, len(columns))), columns, header=True)  # a built-in set's names, for --columns
         index = list(range(len(columns)))
         if args.columns is not None:
-            index = _pick(args.columns, table, name)
+            index = pick_columns(table, args.columns, name)
         elif isinstance(names, list) and names and all(isinstance(c, str) and c in columns for c in names):
             index = [columns.index(c) for c in names]
         points = make_dataset(name, args.n, seed=args.seed)
-        reference = _reference(name, index, _take(points, index))
+        reference = _reference(name, index, take_columns(points, index))
         if flow.conditional and dataset_labels(name):
             if set(dataset_labels(name)) <= set(flow.labels):
                 drawn = make_labelled(name, args.n, args.seed)
-                labelled = _take(drawn.x, index), _to_model_classes(flow, drawn.names, drawn.y, name)
+                labelled = take_columns(drawn.x, index), _to_model_classes(flow, drawn.names, drawn.y, name)
             else:
                 print(f"flowscope eval: {name}'s labels are not the model's, so no per-class figures",
                       file=sys.stderr)
@@ -738,17 +638,17 @@ def _guidance_list(spec: str) -> tuple[float, ...]:
     return tuple(dict.fromkeys(values))
 
 
-def _eval_label_column(table: Table, file: str, spec: str | None, flow: FlowModel) -> _LabelColumn | None:
+def _eval_label_column(table: Table, file: str, spec: str | None, flow: FlowModel) -> LabelColumn | None:
     """The label column of an eval file: --labels, else the model's own label column when the file has it."""
     if spec is not None:
-        return _label_column(table, spec, file)
+        return label_column(table, spec, file)
     stored = flow.info.get("label_column")
     if flow.conditional and isinstance(stored, str) and (stored in table.columns or stored in table.text):
-        return _label_column(table, stored, file)
+        return label_column(table, stored, file)
     return None
 
 
-def _model_classes(flow: FlowModel, label: _LabelColumn, file: str) -> np.ndarray:
+def _model_classes(flow: FlowModel, label: LabelColumn, file: str) -> np.ndarray:
     """The model's class index of each row of a label column (checked as in training)."""
     encoded = encode_labels(label.cells, file=file, column=label.name)
     return _to_model_classes(flow, encoded.names, encoded.indices, f"{file}: label column {label.name!r}")

@@ -11,6 +11,7 @@ import streamlit as st
 from streamlit.runtime.uploaded_file_manager import UploadedFile
 
 from flowscope import FlowModel, MLPConfig, StepInfo
+from flowscope.data import selection
 from flowscope.data.datasets import ALL_DATASETS, DATASETS, dataset_columns, dataset_labels
 from flowscope.data.image_loader import is_image_upload
 from flowscope.data.labels import LabelError, Labels, encode_labels
@@ -80,11 +81,11 @@ def read_labels(upload: Upload, table: Table, column: str) -> Labels | None:
         if labels is None:
             st.error(cached[3])
         return labels
-    cells = table.text[column] if column in table.text else table.values[:, table.columns.index(column)]
     try:
+        cells = selection.label_column(table, column, upload.name).cells  # the CLI's --labels rule
         found: Labels | None = encode_labels(cells, file=upload.name, column=column)
         message = ""
-    except LabelError as err:
+    except (LabelError, DataError) as err:
         found, message = None, f"This label column cannot be used. {err}"
         st.error(message)
     st.session_state["_train_labels"] = (upload.file_id, column, found, message)
@@ -186,16 +187,13 @@ def choose_data() -> Chosen | ChosenImages | None:
                                  key="train_std", help="How the model normalises the data it learns: each column by "
                                  "its own mean and std (useful when the scales differ), or one scale for all "
                                  "columns. The model, its samples and the views stay in your data's units.")
-    features = [c for c in columns if c != label]
-    others = [c for c in table.columns if c != label]
-    if label in table.columns and len(others) < 2:
-        st.error(f"{upload.name}: {label!r} is the label column, and the file has only {len(others)} other numeric "
-                 f"column{'' if len(others) == 1 else 's'}: a model needs at least 2 columns to learn besides its "
-                 "labels.")
-        return None
-    if label in columns and len(features) < 2:
-        st.error(f"{label!r} is the label column, so it is not one of the columns the model learns: choose at least "
-                 f"2 other columns to train on ({len(features)} chosen).")
+    features = [c for c in columns if c != label]  # the label column is never a feature (the CLI's rule too)
+    try:
+        column = None if label == NO_LABEL else selection.label_column(table, label, upload.name)
+        selection.feature_columns(table, None, upload.name, column, min_columns=2)  # the file has enough columns
+        selection.feature_columns(table, features, upload.name, column, min_columns=2)  # and enough are chosen
+    except DataError as err:
+        st.error(f"These columns cannot be used. {err}")
         return None
     labels = read_labels(upload, table, label) if label != NO_LABEL else None
     if label != NO_LABEL and labels is None:
