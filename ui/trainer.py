@@ -10,7 +10,7 @@ re-raise it afterwards.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -33,8 +33,9 @@ from flowscope.maths import paths
 from flowscope.maths.couplings import COUPLINGS
 from flowscope.maths.paths import PATH_NAMES as PATHS
 from flowscope.nets.unet import UNetConfig
+from flowscope.training import recipes
 
-__all__ = ["COUPLINGS", "DATA_SAMPLE_ROWS", "ICFM_SIGMA", "IMAGE_WIDTHS", "NORMALIZE", "PATHS", "WIDTHS",
+__all__ = ["COUPLINGS", "DATA_SAMPLE_ROWS", "ICFM_SIGMA", "IMAGE_WIDTHS", "NORMALIZE", "PATHS", "RECIPE", "WIDTHS",
            "ImageTrainSettings", "Report", "TrainOutcome", "TrainSettings", "run", "run_images"]
 WIDTHS = (32, 64, 128, 256, 512)
 #: The core's normalisations: "column" standardises each column, "global" uses one scale for all of them.
@@ -48,17 +49,22 @@ ICFM_SIGMA = paths.ICFM_SIGMA
 Report = Callable[[StepInfo, FlowModel, list[float]], None]
 
 
+#: The page's recipe: the core's quick one (`flowscope.training.recipes.QUICK`: the library's network and
+#: optimiser, a third of the default's steps on half its batch), so that a live training takes seconds.
+RECIPE = recipes.QUICK
+
+
 @dataclass(frozen=True)
 class TrainSettings:
-    """What a user chooses on the Train page."""
+    """What a user chooses on the Train page; its defaults are the page's recipe (`RECIPE`)."""
 
     path: str = "ot"
     coupling: str = "independent"
-    steps: int = 2000
-    width: int = 128
-    depth: int = 3
-    lr: float = 3e-3
-    batch_size: int = 256
+    steps: int = RECIPE.config.steps
+    width: int = RECIPE.width
+    depth: int = RECIPE.depth
+    lr: float = RECIPE.config.lr
+    batch_size: int = RECIPE.config.batch_size
     seed: int = 0
     normalize: str = "column"
     #: For a conditional model: how often a training point's label is replaced by "no label" (the core's
@@ -97,8 +103,9 @@ def run(data: np.ndarray, settings: TrainSettings, *, dataset: str = "upload", c
     it after keeping the model); a NaN/inf loss keeps the last good weights (status "diverged").
     `should_stop` (asked at each report, e.g. a background job's Stop) ends training there, status "stopped".
     """
-    config = TrainConfig(steps=settings.steps, batch_size=settings.batch_size, lr=settings.lr, seed=settings.seed,
-                         device="cpu", threads=1, normalize=settings.normalize, label_dropout=settings.label_dropout)
+    config = replace(RECIPE.config, steps=settings.steps, batch_size=settings.batch_size, lr=settings.lr,
+                     seed=settings.seed, device="cpu", threads=1, normalize=settings.normalize,
+                     label_dropout=settings.label_dropout)
     params = paths.path_params(settings.path)
     path: str | AffinePath = make_path(settings.path, **params) if params else settings.path
     points = torch.from_numpy(np.ascontiguousarray(data, dtype=np.float32))

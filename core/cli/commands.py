@@ -42,14 +42,16 @@ from ..maths.paths import path_params as interpolant_params
 from ..nets.models import MLPConfig
 from ..nets.unet import UNetConfig
 from ..solver.sampling import METHODS, SolverConfig
-from ..training import distributed
+from ..training import distributed, recipes
 from ..training.batches import open_npy
 from ..training.loop import PRECISIONS, StepInfo, TrainConfig, TrainingDiverged, path_for_data, train
 from .images import IMAGE_DEFAULTS, eval_images, is_image_args, train_images
 
 __all__ = ["CLIError", "build_parser", "load_data", "main", "streamlit_command"]
 
-DEFAULTS = TrainConfig()
+#: `flowscope train`'s recipe for points: the library's default (`training.recipes.DEFAULT`).
+RECIPE = recipes.DEFAULT
+DEFAULTS = RECIPE.config
 #: Guidance scales of the per-class figures recorded after training (and eval's default).
 CLASS_GUIDANCE = (0.0, 1.0, 3.0)
 #: Model samples per class and guidance scale in the per-class figures recorded after training.
@@ -143,8 +145,8 @@ def _add_train(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=None,
                    help=f"(default {DEFAULTS.batch_size}; images {IMAGE_DEFAULTS.batch_size})")
     p.add_argument("--lr", type=float, default=None, help=f"(default {DEFAULTS.lr:g}; images {IMAGE_DEFAULTS.lr:g})")
-    p.add_argument("--width", type=int, default=MLPConfig.width)
-    p.add_argument("--depth", type=int, default=MLPConfig.depth)
+    p.add_argument("--width", type=int, default=RECIPE.width)
+    p.add_argument("--depth", type=int, default=RECIPE.depth)
     p.add_argument("--fourier-features", type=int, default=MLPConfig.fourier_features,
                    help="random Fourier features of x fed to the MLP (0: raw coordinates only)")
     p.add_argument("--base-channels", type=int, default=UNetConfig.base,

@@ -521,3 +521,15 @@ def test_samples_download_as_csv_and_npy() -> None:
     assert np.allclose(parsed, samples, rtol=1e-6)
     loaded = np.load(io.BytesIO(uploads.samples_npy(samples)), allow_pickle=False)
     assert loaded.dtype == np.float32 and np.allclose(loaded, samples, rtol=1e-6)
+
+
+def test_the_page_trains_the_core_quick_recipe() -> None:
+    """The Train page's defaults are a named core recipe (the CLI's is `recipes.DEFAULT`), not numbers of its own."""
+    from flowscope.training import recipes
+
+    settings, quick = trainer.TrainSettings(), recipes.QUICK
+    assert trainer.RECIPE is quick and quick.config.steps < recipes.DEFAULT.config.steps
+    assert (settings.steps, settings.batch_size, settings.lr) == (quick.config.steps, quick.config.batch_size,
+                                                                  quick.config.lr)
+    assert (settings.width, settings.depth) == (quick.width, quick.depth) == (recipes.DEFAULT.width,
+                                                                              recipes.DEFAULT.depth)

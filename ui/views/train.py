@@ -17,6 +17,7 @@ from flowscope.data.image_loader import is_image_upload
 from flowscope.data.labels import LabelError, Labels, encode_labels
 from flowscope.data.loader import DataError, Table
 from flowscope.io import checkpoint
+from flowscope.training import recipes
 from flowscope_ui import compute, image_train, jobs, plots, reflow_panel, state, trainer, uploads, widgets
 from flowscope_ui.image_train import ChosenImages
 
@@ -235,12 +236,17 @@ def choose_settings(normalize: str, conditional: bool = False) -> trainer.TrainS
     coupling = c[1].selectbox("Coupling", trainer.COUPLINGS, key="train_coupling",
                               help="independent: random pairs (the paper); ot: exact minibatch OT pairs; "
                                    "sinkhorn: entropic OT pairs.")
-    steps = c[2].number_input(f"Steps (at most {uploads.MAX_STEPS:,})", 100, uploads.MAX_STEPS, 2000, 100,
+    recipe, default = trainer.RECIPE, trainer.TrainSettings()
+    steps = c[2].number_input(f"Steps (at most {uploads.MAX_STEPS:,})", 100, uploads.MAX_STEPS, default.steps, 100,
                               key="train_steps")
-    width = c[3].select_slider(f"Model width (at most {uploads.MAX_WIDTH})", trainer.WIDTHS, 128, key="train_width")
-    lr = c[4].select_slider("Learning rate", LR_OPTIONS, 3e-3, format_func="{:g}".format, key="train_lr")
-    st.caption(f"An MLP of depth {trainer.TrainSettings.depth} on x, {MLPConfig.fourier_features} random Fourier "
-               f"features of x and t; batches of {trainer.TrainSettings.batch_size}, AdamW with warm-up and cosine "
+    width = c[3].select_slider(f"Model width (at most {uploads.MAX_WIDTH})", trainer.WIDTHS, default.width,
+                               key="train_width")
+    lr = c[4].select_slider("Learning rate", LR_OPTIONS, default.lr, format_func="{:g}".format, key="train_lr")
+    st.caption(f"Recipe **{recipe.name}** (`flowscope.training.recipes.{recipe.name.upper()}`): {recipe.why}; "
+               f"`flowscope train` uses the default, {recipes.DEFAULT.config.steps:,} steps of batch "
+               f"{recipes.DEFAULT.config.batch_size}. "
+               f"An MLP of depth {default.depth} on x, {MLPConfig.fourier_features} random Fourier "
+               f"features of x and t; batches of {default.batch_size}, AdamW with warm-up and cosine "
                "decay, EMA weights; one CPU thread per training."
                + (f" Conditional: each training point's label is replaced by “no label” with probability "
                   f"{trainer.TrainSettings.label_dropout:g}, so that the model also learns the unconditional field "
