@@ -95,9 +95,11 @@ def test_fourier_features_are_a_training_option(tmp_path: Path, capsys: pytest.C
         capsys.readouterr()
         assert main(["info", str(out)]) == 0
         assert json.loads(capsys.readouterr().out)["model"]["fourier_features"] == count
-    assert main(["train", "--dataset", "moons", "--steps", "5", "--fourier-features", "-1", "--quiet",
-                 "--out", str(tmp_path / "bad.safetensors")]) == 2
-    assert "fourier_features must be >= 0, got -1" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as stop:
+        main(["train", "--dataset", "moons", "--steps", "5", "--fourier-features", "-1", "--quiet",
+              "--out", str(tmp_path / "bad.safetensors")])
+    assert stop.value.code == 2
+    assert "argument --fourier-features: must be an integer >= 0, got '-1'" in capsys.readouterr().err
 
 
 def test_ot_block_is_a_training_option(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -107,9 +109,11 @@ def test_ot_block_is_a_training_option(tmp_path: Path, capsys: pytest.CaptureFix
     capsys.readouterr()
     assert main(["info", str(out)]) == 0
     assert json.loads(capsys.readouterr().out)["train"]["ot_block"] == 32
-    assert main(["train", "--dataset", "moons", "--steps", "3", "--ot-block", "-2", "--quiet",
-                 "--out", str(tmp_path / "bad.safetensors")]) == 2
-    assert "ot_block must be >= 0" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as stop:
+        main(["train", "--dataset", "moons", "--steps", "3", "--ot-block", "-2", "--quiet",
+              "--out", str(tmp_path / "bad.safetensors")])
+    assert stop.value.code == 2
+    assert "argument --ot-block: must be an integer >= 0, got '-2'" in capsys.readouterr().err
 
 
 def test_eval_reports_metrics(trained: Path, capsys: pytest.CaptureFixture[str]) -> None:

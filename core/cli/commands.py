@@ -46,12 +46,15 @@ from ..training import distributed, recipes
 from ..training.batches import open_npy
 from ..training.loop import PRECISIONS, StepInfo, TrainConfig, TrainingDiverged, path_for_data, train
 from .images import IMAGE_DEFAULTS, eval_images, is_image_args, train_images
+from .numbers import at_least, finite, non_negative, port, positive, rate
 
 __all__ = ["CLIError", "build_parser", "load_data", "main", "streamlit_command"]
 
 #: `flowscope train`'s recipe for points: the library's default (`training.recipes.DEFAULT`).
 RECIPE = recipes.DEFAULT
 DEFAULTS = RECIPE.config
+#: Points per draw of `flowscope eval` of a table model (model samples and data), unless --samples says.
+EVAL_SAMPLES = 2000
 #: Guidance scales of the per-class figures recorded after training (and eval's default).
 CLASS_GUIDANCE = (0.0, 1.0, 3.0)
 #: Model samples per class and guidance scale in the per-class figures recorded after training.
@@ -65,7 +68,7 @@ class CLIError(Exception):
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns the exit status."""
     parser = build_parser()
-    args, extra = parser.parse_known_args(argv)
+    args, extra = parser.parse_known_args(argv)  # a bad number exits 2 here, naming its option (`numbers`)
     if args.command == "ui":
         args.streamlit_options = extra  # Streamlit's own options, checked by Streamlit
     elif extra:
@@ -122,9 +125,9 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
                             "(one folder per class, optionally)")
     p.add_argument("--columns", default=None, help=COLUMNS_HELP)
     p.add_argument("--labels", default=None, metavar="COLUMN", help=LABELS_HELP)
-    p.add_argument("--n", "--points", type=int, default=20000,
+    p.add_argument("--n", "--points", type=at_least(2), default=20000,
                    help="points drawn from a built-in dataset (--points under torchrun, whose own options take --n)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=at_least(0), default=0)
 
 
 def _add_train(p: argparse.ArgumentParser) -> None:
@@ -132,24 +135,24 @@ def _add_train(p: argparse.ArgumentParser) -> None:
     p.add_argument("--source", type=Path, help="a file of source samples (non-Gaussian source)")
     p.add_argument("--source-dataset", choices=ALL_DATASETS, help="a built-in dataset as the source")
     p.add_argument("--path", choices=PATH_NAMES, default="ot")
-    p.add_argument("--sigma", type=float, default=None,
+    p.add_argument("--sigma", type=non_negative, default=None,
                    help=f"--path icfm: the interpolant's noise (default {ICFM_SIGMA:g}; 0 for none); --path ot: "
                         f"sigma_min. With --source / --source-dataset, the ot and cosine paths get interpolant noise "
                         f"{ICFM_SIGMA:g} besides, so that the model's exact field is defined")
     p.add_argument("--coupling", choices=COUPLINGS, default="independent")
-    p.add_argument("--steps", type=int, default=None,
+    p.add_argument("--steps", type=at_least(1), default=None,
                    help=f"training steps (default {DEFAULTS.steps:,}; images {IMAGE_DEFAULTS.steps:,})")
-    p.add_argument("--ot-block", type=int, default=DEFAULTS.ot_block,
+    p.add_argument("--ot-block", type=at_least(0), default=DEFAULTS.ot_block,
                    help=f"with --coupling ot: solve exact OT within random blocks of this many rows of each batch "
                         f"(0: over the whole batch, slower) (default {DEFAULTS.ot_block})")
-    p.add_argument("--batch-size", type=int, default=None,
+    p.add_argument("--batch-size", type=at_least(2), default=None,
                    help=f"(default {DEFAULTS.batch_size}; images {IMAGE_DEFAULTS.batch_size})")
-    p.add_argument("--lr", type=float, default=None, help=f"(default {DEFAULTS.lr:g}; images {IMAGE_DEFAULTS.lr:g})")
-    p.add_argument("--width", type=int, default=RECIPE.width)
-    p.add_argument("--depth", type=int, default=RECIPE.depth)
-    p.add_argument("--fourier-features", type=int, default=MLPConfig.fourier_features,
+    p.add_argument("--lr", type=positive, default=None, help=f"(default {DEFAULTS.lr:g}; images {IMAGE_DEFAULTS.lr:g})")
+    p.add_argument("--width", type=at_least(1), default=RECIPE.width)
+    p.add_argument("--depth", type=at_least(1), default=RECIPE.depth)
+    p.add_argument("--fourier-features", type=at_least(0), default=MLPConfig.fourier_features,
                    help="random Fourier features of x fed to the MLP (0: raw coordinates only)")
-    p.add_argument("--base-channels", type=int, default=UNetConfig.base,
+    p.add_argument("--base-channels", type=at_least(1), default=UNetConfig.base,
                    help="images: the U-Net's channels at full resolution (doubled at half resolution)")
     p.add_argument("--no-attention", action="store_true",
                    help="images: no self-attention block at the U-Net's lowest resolution")
@@ -159,7 +162,7 @@ def _add_train(p: argparse.ArgumentParser) -> None:
     p.add_argument("--normalize", choices=("column", "global"), default=DEFAULTS.normalize,
                    help="standardise each column (default), or one scale for all columns")
     p.add_argument("--resume", type=Path, help="continue training this checkpoint")
-    p.add_argument("--check-every", type=int, default=None, metavar="K",
+    p.add_argument("--check-every", type=at_least(1), default=None, metavar="K",
                    help="read the loss back every K steps (default: 1 on CPU, 64 on CUDA: no wait on the GPU "
                         "each step)")
     p.add_argument("--compile", action="store_true", help="compile the training step with torch.compile")
@@ -169,7 +172,7 @@ def _add_train(p: argparse.ArgumentParser) -> None:
     p.add_argument("--conditional", action="store_true",
                    help="train on a built-in dataset's natural labels (the toy's part, iris's species, the digit, "
                         "...) or a zip's class folders: a conditional model, sampled with `flowscope sample --label`")
-    p.add_argument("--label-dropout", type=float, default=None,
+    p.add_argument("--label-dropout", type=rate, default=None,
                    help=f"with labels: share of training points whose label is replaced by 'no label', which "
                         f"trains the unconditional field that guidance needs (default {DEFAULTS.label_dropout})")
     p.add_argument("--pair-within-class", action="store_true",
@@ -187,15 +190,15 @@ def _add_train(p: argparse.ArgumentParser) -> None:
 
 def _add_solver_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--method", choices=METHODS, default="dopri5")
-    p.add_argument("--steps", type=int, default=100, help="steps of a fixed-step method")
-    p.add_argument("--atol", type=float, default=1e-5)
-    p.add_argument("--rtol", type=float, default=1e-5)
+    p.add_argument("--steps", type=at_least(1), default=100, help="steps of a fixed-step method")
+    p.add_argument("--atol", type=positive, default=1e-5)
+    p.add_argument("--rtol", type=positive, default=1e-5)
     p.add_argument("--device", default=None, help="cuda, mps or cpu (default: best available)")
 
 
 def _add_sample(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", type=Path)
-    p.add_argument("-n", type=int, default=1000, help="number of samples")
+    p.add_argument("-n", type=at_least(1), default=1000, help="number of samples")
     p.add_argument("--out", type=Path, default=Path("samples.npy"),
                    help=".npy, .npz or .csv; an image model's samples are images (n, C, H, W) in the data's units, "
                         "and may also go to a .png grid")
@@ -203,11 +206,11 @@ def _add_sample(p: argparse.ArgumentParser) -> None:
     p.add_argument("--columns", default=None,
                    help="the columns of --source to start from: header names or 0-based indices among its numeric "
                         "columns (default: the model's columns by name if the file's header has them, else all)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=at_least(0), default=0)
     p.add_argument("--label", default=None,
                    help="a conditional model's class to sample: its name, or its 0-based index (a name first) "
                         "(default: the model's unconditional field)")
-    p.add_argument("--guidance", type=float, default=None, metavar="W",
+    p.add_argument("--guidance", type=finite, default=None, metavar="W",
                    help="classifier-free guidance scale w with --label: v + w (v(label) - v(none)); "
                         "0 is plain conditional sampling (default 0)")
     _add_solver_args(p)
@@ -217,9 +220,10 @@ def _add_sample(p: argparse.ArgumentParser) -> None:
 def _add_eval(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", type=Path)
     _add_data_args(p)
-    p.add_argument("--samples", type=int, default=None,
-                   help="points per draw (model samples and data) (default 2000; images: as many as held-out images)")
-    p.add_argument("--draws", type=int, default=QUALITY_DRAWS,
+    p.add_argument("--samples", type=at_least(2), default=None,
+                   help=f"points per draw (model samples and data) (default {EVAL_SAMPLES}; images: as many as "
+                        "held-out images)")
+    p.add_argument("--draws", type=at_least(1), default=QUALITY_DRAWS,
                    help="draws that W2 and its i.i.d. floor are averaged over (random disjoint subsets of --data)")
     p.add_argument("--guidance", default="0,1,3", metavar="W,W,...",
                    help="a conditional model's guidance scales of the per-class label accuracy (default 0,1,3)")
@@ -234,7 +238,8 @@ def _add_zoo(p: argparse.ArgumentParser) -> None:
     build = zoo.add_parser("build", help="train every zoo model (or --only NAME) into pretrained/")
     build.add_argument("--only", action="append", default=None, help="build just this model (repeatable)")
     build.add_argument("--out", type=Path, default=None, help="folder (default: the checkout's pretrained/)")
-    build.add_argument("--jobs", type=int, default=None, help="models trained in parallel (default: one per core)")
+    build.add_argument("--jobs", type=at_least(1), default=None,
+                       help="models trained in parallel (default: one per core)")
     build.set_defaults(handler=cmd_zoo_build)
 
 
@@ -248,7 +253,8 @@ Every other option is passed on to `streamlit run` as it is, for example:
 
 
 def _add_ui(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--port", type=int, default=None, help="shorthand for --server.port PORT (Streamlit's default 8501)")
+    p.add_argument("--port", type=port, default=None,
+                   help="shorthand for --server.port PORT (Streamlit's default 8501)")
     p.add_argument("--headless", action="store_true", help="shorthand for --server.headless true: open no browser")
     p.set_defaults(handler=cmd_ui, streamlit_options=[])
 
@@ -394,11 +400,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     (and, for a conditional model, its labels, the data sample's labels and per-class figures); images train a
     U-Net (`cli_images`)."""
     if is_image_args(args):
-        steps = args.steps or IMAGE_DEFAULTS.steps
+        steps = IMAGE_DEFAULTS.steps if args.steps is None else args.steps
         return train_images(args, _progress(steps, args.quiet or not distributed.current().is_main))
-    args.steps = args.steps or DEFAULTS.steps
-    args.batch_size = args.batch_size or DEFAULTS.batch_size
-    args.lr = args.lr or DEFAULTS.lr
+    for option in ("steps", "batch_size", "lr"):  # not given: the recipe's (images have their own, above)
+        if getattr(args, option) is None:
+            setattr(args, option, getattr(DEFAULTS, option))
     conditional = _check_label_options(args)
     chosen = _chosen_data(args, conditional=conditional)
     data, name, columns, index, labels = chosen.points, chosen.name, chosen.columns, chosen.index, chosen.labels
@@ -505,8 +511,6 @@ def _solver(args: argparse.Namespace) -> SolverConfig:
 
 def cmd_sample(args: argparse.Namespace) -> int:
     """flowscope sample: integrate the ODE from the prior (or --source) and save the end points."""
-    if args.n < 1:
-        raise CLIError(f"-n must be >= 1, got {args.n}")
     flow = checkpoint.load(args.model, device=resolve_device(args.device))
     generator = torch.Generator().manual_seed(args.seed)
     x0 = None
@@ -533,8 +537,6 @@ def _label_and_guidance(flow: FlowModel, args: argparse.Namespace) -> tuple[int 
     """The class index that --label names (by name, else by index) and the guidance scale; CLIError for a label
     the model does not have (listing its labels), a label of an unconditional model, or guidance without one."""
     model = args.model.name
-    if args.guidance is not None and not np.isfinite(args.guidance):
-        raise CLIError(f"--guidance must be a finite number, got {args.guidance}")
     if args.label is None:
         if args.guidance is not None:
             raise CLIError("--guidance needs --label: guidance pushes samples towards a class")
@@ -544,10 +546,11 @@ def _label_and_guidance(flow: FlowModel, args: argparse.Namespace) -> tuple[int 
                        "(train with --labels COLUMN or --conditional)")
     token = args.label.strip()
     try:
+        guidance = 0.0 if args.guidance is None else args.guidance
         if token in flow.labels:
-            return flow.labels.index(token), args.guidance or 0.0
+            return flow.labels.index(token), guidance
         if token.isascii() and token.isdigit():
-            return flow.label_index(int(token)), args.guidance or 0.0
+            return flow.label_index(int(token)), guidance
         return flow.label_index(token), 0.0
     except ValueError as err:
         raise CLIError(f"{model}: {err}") from None
@@ -565,12 +568,11 @@ def cmd_info(args: argparse.Namespace) -> int:
 def cmd_eval(args: argparse.Namespace) -> int:
     """flowscope eval: W2 and its floor, MMD, energy distance, NLL, straightness, NFE against data."""
     flow = checkpoint.load(args.model, device=resolve_device(args.device))
-    if args.draws < 1:
-        raise CLIError(f"--draws must be >= 1, got {args.draws}")
     guidance = _guidance_list(args.guidance)
     if flow.image is not None:
         return eval_images(args, flow, _solver(args), guidance)
-    args.samples = args.samples or 2000
+    if args.samples is None:
+        args.samples = EVAL_SAMPLES
     reference: Reference
     names = flow.info.get("columns")
     labelled: tuple[np.ndarray, np.ndarray] | None = None  # the data's points and classes (model indices)
