@@ -29,7 +29,7 @@ from ..data.datasets import (
 from ..data.images import IMAGE_DATASETS
 from ..data.kept import DATA_SAMPLE_ROWS, keep_data_sample
 from ..data.labels import Labels, encode_labels
-from ..data.loader import DEFAULT_LIMITS, DataError, Table, load_table
+from ..data.loader import DEFAULT_LIMITS, DataError, Table, generated_columns, load_table
 from ..data.selection import LabelColumn, columns_for_model, label_column, pick_columns, select, take_columns
 from ..evaluation.report import QUALITY_DRAWS, Reference, evaluate, evaluate_classes, recorded_metrics
 from ..flow.model import FlowModel, resolve_device
@@ -282,7 +282,7 @@ class _Chosen:
 
 def _streamed_npy(args: argparse.Namespace) -> _Chosen | None:
     """With --stream, or for a .npy over the loaded files' size limit: the file memory-mapped (rows are read as
-    training streams them), its columns x0, x1, ...; None otherwise."""
+    training streams them), its columns named as a loaded array's (`generated_columns`); None otherwise."""
     path: Path = args.data
     big = path.suffix.lower() == ".npy" and path.is_file() and path.stat().st_size > DEFAULT_LIMITS.max_bytes
     if not (getattr(args, "stream", False) or big):
@@ -296,7 +296,7 @@ def _streamed_npy(args: argparse.Namespace) -> _Chosen | None:
     with path.open("rb") as handle:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
-    columns = [f"x{j}" for j in range(points.shape[1])]
+    columns = list(generated_columns(points.shape[1]))
     return _Chosen(points, path.name, columns, list(range(points.shape[1])), streamed=True,
                    hash=digest.hexdigest()[:16])
 
