@@ -247,6 +247,7 @@ def test_one_column_file_is_refused_clearly(zoo_env: Path) -> None:
 def test_diverging_training_keeps_the_last_good_weights(zoo_env: Path) -> None:
     at = start("train")
     at.radio(key="train_kind").set_value("Toy dataset").run()
+    at.select_slider(key="train_width").set_value(128)  # diverges at lr 1e4 (the recipe's width 64 survives it)
     train_now(at, steps=300, lr=1e4)
     assert_clean(at)
     assert any("the loss became" in e and "last good weights are kept" in e for e in errors(at))
