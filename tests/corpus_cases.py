@@ -86,14 +86,14 @@ IMAGE_ROUTE: dict[str, str] = {"cube.npy": "all 2 images are identical"}
 #: Files kept in tests/corpus/ that load, with the shape and column names they load as.
 GOOD_FILES: list[tuple[str, tuple[int, int], tuple[str, ...]]] = [
     ("good_header.csv", (5, 2), ("x", "y")),
-    ("good_noheader.tsv", (4, 3), ("x0", "x1", "x2")),
-    ("good_whitespace.txt", (3, 2), ("x0", "x1")),
+    ("good_noheader.tsv", (4, 3), ("c1", "c2", "c3")),
+    ("good_whitespace.txt", (3, 2), ("x", "y")),
     ("good_semicolon.csv", (2, 2), ("width", "height")),
     ("decimal_comma.csv", (2, 2), ("x", "y")),
     ("single_column.csv", (4, 1), ("value",)),
     ("iris_text.csv", (6, 4), ("sepal_length", "sepal_width", "petal_length", "petal_width")),
-    ("good.npy", (4, 3), ("x0", "x1", "x2")),
-    ("good.npz", (5, 2), ("x0", "x1")),
+    ("good.npy", (4, 3), ("c1", "c2", "c3")),
+    ("good.npz", (5, 2), ("x", "y")),
 ]
 
 

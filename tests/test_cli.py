@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from flowscope.cli.commands import main
 from flowscope.data.datasets import make_dataset
@@ -65,6 +66,29 @@ def test_train_on_a_file_with_a_source_file(tmp_path: Path) -> None:
     assert main(["sample", str(out), "-n", "20", "--out", str(samples), "--method", "euler", "--steps", "4"]) == 0
 
 
+def test_a_stored_source_model_has_interpolant_noise_unless_told_none(tmp_path: Path) -> None:
+    """Without --sigma a stored-source model gets the core's I-CFM noise, so its exact field is defined (it was 0,
+    and the explorer failed on it); --path icfm --sigma 0 still trains a noiseless one."""
+    from flowscope.fields.exact import marginal_field_pairs
+    from flowscope.io import checkpoint
+    from flowscope.maths.paths import ICFM_SIGMA
+
+    data, source = tmp_path / "x1.npy", tmp_path / "x0.npy"
+    np.save(data, make_dataset("moons", 300, 1))
+    np.save(source, make_dataset("8gaussians", 300, 2))
+    default, noiseless = tmp_path / "default.safetensors", tmp_path / "none.safetensors"
+    common = ["--steps", "5", "--quiet", "--no-eval"]
+    assert main(["train", "--data", str(data), "--source", str(source), *common, "--out", str(default)]) == 0
+    assert main(["train", "--data", str(data), "--source", str(source), "--path", "icfm", "--sigma", "0", *common,
+                 "--out", str(noiseless)]) == 0
+    flow = checkpoint.load(default)
+    assert flow.path.noise_std == ICFM_SIGMA > 0
+    assert flow.source is not None and flow.data is not None
+    field = marginal_field_pairs(flow.path, flow.source[:50], flow.data[:50], torch.zeros(4, 2), 0.5)
+    assert torch.isfinite(field.velocity).all()
+    assert checkpoint.load(noiseless).path.noise_std == 0.0
+
+
 def test_fourier_features_are_a_training_option(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     for count in (0, 8):
         out = tmp_path / f"ff{count}.safetensors"
@@ -73,9 +97,11 @@ def test_fourier_features_are_a_training_option(tmp_path: Path, capsys: pytest.C
         capsys.readouterr()
         assert main(["info", str(out)]) == 0
         assert json.loads(capsys.readouterr().out)["model"]["fourier_features"] == count
-    assert main(["train", "--dataset", "moons", "--steps", "5", "--fourier-features", "-1", "--quiet",
-                 "--out", str(tmp_path / "bad.safetensors")]) == 2
-    assert "fourier_features must be >= 0, got -1" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as stop:
+        main(["train", "--dataset", "moons", "--steps", "5", "--fourier-features", "-1", "--quiet",
+              "--out", str(tmp_path / "bad.safetensors")])
+    assert stop.value.code == 2
+    assert "argument --fourier-features: must be an integer >= 0, got '-1'" in capsys.readouterr().err
 
 
 def test_ot_block_is_a_training_option(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -85,9 +111,11 @@ def test_ot_block_is_a_training_option(tmp_path: Path, capsys: pytest.CaptureFix
     capsys.readouterr()
     assert main(["info", str(out)]) == 0
     assert json.loads(capsys.readouterr().out)["train"]["ot_block"] == 32
-    assert main(["train", "--dataset", "moons", "--steps", "3", "--ot-block", "-2", "--quiet",
-                 "--out", str(tmp_path / "bad.safetensors")]) == 2
-    assert "ot_block must be >= 0" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as stop:
+        main(["train", "--dataset", "moons", "--steps", "3", "--ot-block", "-2", "--quiet",
+              "--out", str(tmp_path / "bad.safetensors")])
+    assert stop.value.code == 2
+    assert "argument --ot-block: must be an integer >= 0, got '-2'" in capsys.readouterr().err
 
 
 def test_eval_reports_metrics(trained: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -225,3 +225,11 @@ def test_points_come_in_random_order() -> None:
         skeleton = skeletons()[name]
         _, part = nearest_part(make_dataset(name, N, seed=6)[: N // 2], skeleton)
         np.testing.assert_allclose(np.bincount(part) / (N // 2), skeleton.shares, atol=0.04)
+
+
+def test_built_in_datasets_name_unnamed_columns_x_y_or_c1_to_cd() -> None:
+    """What `flowscope zoo build` and `flowscope train --dataset` store: never x0, x1 (noise and data)."""
+    from flowscope.data.datasets import dataset_columns
+
+    assert dataset_columns("moons") == ("x", "y")
+    assert dataset_columns("mixture8") == tuple(f"c{j}" for j in range(1, 9))

@@ -179,7 +179,7 @@ def test_pairs_of_kernel_width_0_are_drawn_at_the_view_width() -> None:
     data = torch.from_numpy(make_dataset("moons", 300, seed=0))
     source = torch.from_numpy(make_dataset("8gaussians", 300, seed=1))
     flow = train(data, path=make_path("ot", sigma_min=0.0), source=source, model=MLPConfig(dim=2, width=16, depth=1),
-                 config=TrainConfig(steps=10, device="cpu", threads=1)).model
+                 config=TrainConfig(steps=10, device="cpu")).model
     assert flow.path.noise_std == 0
     support = fieldview.field_support(flow, data)
     assert support.view_sigma == fieldview.VIEW_SIGMA
@@ -195,5 +195,5 @@ def test_pairs_of_kernel_width_0_are_drawn_at_the_view_width() -> None:
     losses = fieldview.loss_by_t(flow, support, n_times=3, n_samples=64)
     assert torch.isfinite(losses.irreducible).all() and torch.isfinite(losses.model).all()
     gaussian = fieldview.field_support(train(data, model=MLPConfig(dim=2, width=8, depth=1),
-                                             config=TrainConfig(steps=5, device="cpu", threads=1)).model, data)
+                                             config=TrainConfig(steps=5, device="cpu")).model, data)
     assert gaussian.view_sigma is None  # a Gaussian source's fields are exact at any interpolant width

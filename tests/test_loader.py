@@ -22,6 +22,7 @@ from flowscope.data.loader import (
     DroppedColumn,
     Limits,
     Table,
+    generated_columns,
     load_array,
     load_bytes,
     load_table,
@@ -190,7 +191,7 @@ def test_text_dialects(text: str, expected: list[list[float]] | None) -> None:
     [
         ("x,y\n1,2\n3,4\n", ("x", "y")),
         ('"x","y"\n1,2\n3,4\n', ("x", "y")),
-        ("x,\n1,2\n3,4\n", ("x", "x1")),  # a blank name gets a generated one
+        ("x,\n1,2\n3,4\n", ("x", "y")),  # a blank name gets its position's generated one
         ("x,x,y,x\n1,2,3,4\n5,6,7,8\n", ("x", "x.1", "y", "x.2")),  # names are made unique
         ("nan,inf\n1,2\n3,4\n", None),  # numbers (though not finite): data, not a header
     ],
@@ -300,10 +301,16 @@ def test_id_and_date_columns_are_left_out() -> None:
 
 
 def test_without_a_header_columns_are_named_by_their_place_in_the_file() -> None:
-    """`5.1,3.5,setosa` has numbers: a data row, not a header; names x<j> keep the file's positions."""
+    """`5.1,3.5,setosa` has numbers: a data row, not a header; names c<j> keep the file's positions."""
     table = load_table_bytes(b"5.1,setosa,3.5\n4.9,versicolor,3.0\n", "iris.csv")
-    assert table.columns == ("x0", "x2") and not table.header
-    assert table.dropped[0].name == "x1" and table.text == {"x1": ("setosa", "versicolor")}
+    assert table.columns == ("c1", "c3") and not table.header
+    assert table.dropped[0].name == "c2" and table.text == {"c2": ("setosa", "versicolor")}
+
+
+def test_unnamed_columns_are_x_and_y_or_c1_to_cd_never_noise_and_data_names() -> None:
+    """x0, x1 mean noise and data in flow matching: a .npy's columns are x, y (two) or c1..cD."""
+    assert generated_columns(2) == ("x", "y") and generated_columns(4) == ("c1", "c2", "c3", "c4")
+    assert load_table_bytes(npy_bytes(np.arange(6.0).reshape(3, 2)), "p.npy").columns == ("x", "y")
 
 
 @pytest.mark.parametrize(
@@ -333,9 +340,9 @@ def test_empty_columns_and_nan_among_words_are_text() -> None:
     assert table.columns == ("x", "y")
     assert [(d.name, d.reason) for d in table.dropped] == [
         ("name", "not numeric: 'Nan', 'Bob'; 2 distinct values"),
-        ("x3", "empty: no cell has a value"),
+        ("c4", "empty: no cell has a value"),  # a blank header name: its position's generated name
     ]
-    assert table.text["x3"] == ("", "")
+    assert table.text["c4"] == ("", "")
     assert "line 2, column 1 ('x'): found NaN" in refused(b"x,y\nnan,1\nnan,2\n", "n.csv")  # numbers, not finite
 
 
@@ -382,7 +389,7 @@ def loaded(data: bytes, name: str = "t.csv") -> tuple[list[list[float]], tuple[s
     "data, values, columns",
     [
         (b'"income, USD",food\n1,2\n3,4\n', [[1, 2], [3, 4]], ("income, USD", "food")),
-        (b'"1.5","2"\n"3","4"\n', [[1.5, 2], [3, 4]], ("x0", "x1")),
+        (b'"1.5","2"\n"3","4"\n', [[1.5, 2], [3, 4]], ("x", "y")),
         (b"x,y\r\n1.5,2\r\n3,4\r\n", [[1.5, 2], [3, 4]], ("x", "y")),
         (b"\xef\xbb\xbfx,y\n1,2\n3,4\n", [[1, 2], [3, 4]], ("x", "y")),
         # Excel's "CSV UTF-8": a byte order mark, CRLF, quoted header names
@@ -659,7 +666,7 @@ def test_round_trip(x: np.ndarray, fmt: str) -> None:
         data = as_text(x, {"csv": ",", "tsv": "\t", "txt": " "}[suffix], bool(header))
     table = load_table_bytes(data, "round." + suffix)
     np.testing.assert_allclose(table.values, x, rtol=1e-7, atol=0)
-    expected = tuple(f"col{j}" if header else f"x{j}" for j in range(x.shape[1]))
+    expected = tuple(f"col{j}" for j in range(x.shape[1])) if header else generated_columns(x.shape[1])
     assert table.columns == expected
 
 

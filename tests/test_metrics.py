@@ -93,3 +93,21 @@ def test_straightness_of_a_rotation_has_its_closed_form() -> None:
     assert result.path_energy == pytest.approx(sq, rel=1e-6)
     euler = straightness(lambda x, t: x @ rot.T, x0, solver=SolverConfig("euler", steps=50))
     assert euler.nfe == 50 and euler.straightness > 0
+
+
+def test_label_accuracy_of_a_model_is_measured_in_its_normalised_units() -> None:
+    """One definition for the CLI, the zoo and the explorer: a column of large units (noise ~1000) does not drown
+    the column that separates the classes, as it does in data units."""
+    from types import SimpleNamespace
+
+    from flowscope.evaluation.metrics import label_accuracy, model_label_accuracy
+    from flowscope.maths.normalizer import Normalizer
+
+    rng = np.random.default_rng(0)
+    labels = np.repeat([0, 1], 500)
+    points = np.column_stack([np.where(labels == 0, -4.0, 4.0) + rng.normal(size=1000),
+                              1000.0 * rng.normal(size=1000)])
+    samples = np.column_stack([np.full(200, -4.0), 1000.0 * rng.normal(size=200)])  # all class 0
+    flow = SimpleNamespace(normalizer=Normalizer.fit(torch.from_numpy(points), per_column=True))
+    assert model_label_accuracy(flow, samples, 0, points, labels) > 0.95  # type: ignore[arg-type]
+    assert label_accuracy(samples, 0, points, labels) < 0.8  # in data units the noise column decides

@@ -443,10 +443,9 @@ def class_samples(flow: FlowModel, n: int, label: int, guidance: float, seed: in
 
 
 def label_accuracy(flow: FlowModel, samples: np.ndarray, label: int, data: np.ndarray, labels: np.ndarray) -> float:
-    """Share of samples whose 5 nearest data points are mostly of class `label` (`metrics.label_accuracy`),
-    measured in the model's normalised coordinates, so that no column's units dominate the distances."""
-    encode = flow.normalizer.encode
-    return metrics.label_accuracy(_numpy(encode(_float64(samples))), label, _numpy(encode(_float64(data))), labels)
+    """Share of samples whose 5 nearest data points are mostly of class `label`, in the model's normalised
+    coordinates: the core's one definition (`metrics.model_label_accuracy`), as the CLI and the zoo report it."""
+    return metrics.model_label_accuracy(flow, samples, label, data, labels)
 
 
 def coarse(points: np.ndarray, vectors: np.ndarray, stride: int = 2) -> tuple[np.ndarray, np.ndarray]:

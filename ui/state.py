@@ -21,6 +21,7 @@ import streamlit as st
 from flowscope import FlowModel
 from flowscope.data.datasets import ALL_DATASETS, DATASETS, dataset_columns, dataset_labels, make_dataset, make_labelled
 from flowscope.data.images import IMAGE_DATASETS
+from flowscope.data.loader import generated_columns
 from flowscope.evaluation.classifier import ImageClassifier, load_classifier
 from flowscope.zoo import registry as zoo
 
@@ -87,8 +88,8 @@ class ModelView:
 
     @property
     def column_names(self) -> tuple[str, ...]:
-        """A name per data column: the known ones, else x0, x1, ..."""
-        return self.columns or tuple(f"x{j}" for j in range(self.flow.dim))
+        """A name per data column: the known ones, else the core's names of unnamed columns (x, y or c1, c2, ...)."""
+        return self.columns or generated_columns(self.flow.dim)
 
 
 def zoo_folder() -> Path:

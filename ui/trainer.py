@@ -10,7 +10,7 @@ re-raise it afterwards.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -26,37 +26,45 @@ from flowscope import (
     make_path,
     train,
 )
+from flowscope.data import kept
 from flowscope.data.datasets import dataset_hash
 from flowscope.data.images import ImageData, keep_training_images
+from flowscope.maths import paths
 from flowscope.maths.couplings import COUPLINGS
 from flowscope.maths.paths import PATH_NAMES as PATHS
 from flowscope.nets.unet import UNetConfig
+from flowscope.training import recipes
 
-__all__ = ["COUPLINGS", "DATA_SAMPLE_ROWS", "ICFM_SIGMA", "IMAGE_WIDTHS", "NORMALIZE", "PATHS", "WIDTHS",
+__all__ = ["COUPLINGS", "DATA_SAMPLE_ROWS", "ICFM_SIGMA", "IMAGE_WIDTHS", "NORMALIZE", "PATHS", "RECIPE", "WIDTHS",
            "ImageTrainSettings", "Report", "TrainOutcome", "TrainSettings", "run", "run_images"]
 WIDTHS = (32, 64, 128, 256, 512)
 #: The core's normalisations: "column" standardises each column, "global" uses one scale for all of them.
 NORMALIZE = ("column", "global")
-#: Rows of the training data kept in the model (`FlowModel.data`), so that its file opens with its data.
-DATA_SAMPLE_ROWS = 2000
-#: Noise of the I-CFM interpolant offered on the page (Tong et al. 2024), in normalised units.
-ICFM_SIGMA = 0.05
+#: Rows of the training data kept in the model (`FlowModel.data`), so that its file opens with its data: the core's.
+DATA_SAMPLE_ROWS = kept.DATA_SAMPLE_ROWS
+#: Noise of the I-CFM interpolant offered on the page (Tong et al. 2024), in normalised units: the core's default.
+ICFM_SIGMA = paths.ICFM_SIGMA
 
 #: Draws progress: (step info, the live EMA model, every loss so far).
 Report = Callable[[StepInfo, FlowModel, list[float]], None]
 
 
+#: The page's recipe: the core's quick one (`flowscope.training.recipes.QUICK`: the library's network and
+#: optimiser, a third of the default's steps on half its batch), so that a live training takes seconds.
+RECIPE = recipes.QUICK
+
+
 @dataclass(frozen=True)
 class TrainSettings:
-    """What a user chooses on the Train page."""
+    """What a user chooses on the Train page; its defaults are the page's recipe (`RECIPE`)."""
 
     path: str = "ot"
     coupling: str = "independent"
-    steps: int = 2000
-    width: int = 128
-    depth: int = 3
-    lr: float = 3e-3
-    batch_size: int = 256
+    steps: int = RECIPE.config.steps
+    width: int = RECIPE.width
+    depth: int = RECIPE.depth
+    lr: float = RECIPE.config.lr
+    batch_size: int = RECIPE.config.batch_size
     seed: int = 0
     normalize: str = "column"
     #: For a conditional model: how often a training point's label is replaced by "no label" (the core's
@@ -95,9 +103,11 @@ def run(data: np.ndarray, settings: TrainSettings, *, dataset: str = "upload", c
     it after keeping the model); a NaN/inf loss keeps the last good weights (status "diverged").
     `should_stop` (asked at each report, e.g. a background job's Stop) ends training there, status "stopped".
     """
-    config = TrainConfig(steps=settings.steps, batch_size=settings.batch_size, lr=settings.lr, seed=settings.seed,
-                         device="cpu", normalize=settings.normalize, label_dropout=settings.label_dropout)
-    path: str | AffinePath = make_path("icfm", sigma=ICFM_SIGMA) if settings.path == "icfm" else settings.path
+    config = replace(RECIPE.config, steps=settings.steps, batch_size=settings.batch_size, lr=settings.lr,
+                     seed=settings.seed, device="cpu", normalize=settings.normalize,
+                     label_dropout=settings.label_dropout)
+    params = paths.path_params(settings.path)
+    path: str | AffinePath = make_path(settings.path, **params) if params else settings.path
     points = torch.from_numpy(np.ascontiguousarray(data, dtype=np.float32))
     classes = None if labels is None else torch.from_numpy(np.ascontiguousarray(labels, dtype=np.int64))
 
@@ -198,11 +208,8 @@ def run_images(images: ImageData, settings: ImageTrainSettings, *, report: Repor
 
 def _with_data(flow: FlowModel, points: torch.Tensor, columns: Sequence[str] | None,
                labels: torch.Tensor | None = None) -> FlowModel:
-    """The model with its column names and a seeded sample of DATA_SAMPLE_ROWS training rows kept in it
-    (with those rows' labels for a conditional model)."""
+    """The model with its column names and its data sample (`kept.keep_data_sample`: the rows the CLI and the
+    zoo keep too, seeded and by class), with those rows' labels for a conditional model."""
     if columns is not None:
         flow.info["columns"] = list(columns)
-    rows = torch.randperm(len(points), generator=torch.Generator().manual_seed(0))[:DATA_SAMPLE_ROWS].sort().values
-    flow.data = points[rows].clone()
-    flow.data_labels = None if labels is None else labels[rows].clone()
-    return flow
+    return kept.keep_data_sample(flow, points, labels)

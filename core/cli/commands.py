@@ -27,8 +27,10 @@ from ..data.datasets import (
     make_labelled,
 )
 from ..data.images import IMAGE_DATASETS
+from ..data.kept import DATA_SAMPLE_ROWS, keep_data_sample
 from ..data.labels import Labels, encode_labels
-from ..data.loader import DEFAULT_LIMITS, DataError, Table, load_table
+from ..data.loader import DEFAULT_LIMITS, DataError, Table, generated_columns, load_table
+from ..data.selection import LabelColumn, columns_for_model, label_column, pick_columns, select, take_columns
 from ..evaluation.classifier import CLASSIFIER_FORMAT, classifier_info, load_classifier
 from ..evaluation.records import ClassesReport, stored_report
 from ..evaluation.report import QUALITY_DRAWS, Reference, evaluate, evaluate_classes
@@ -37,20 +39,25 @@ from ..io import checkpoint
 from ..io.arrays import save_array, save_images
 from ..maths.couplings import COUPLINGS
 from ..maths.normalizer import Normalizer
-from ..maths.paths import PATH_NAMES, AffinePath
+from ..maths.paths import ICFM_SIGMA, PATH_NAMES, AffinePath
+from ..maths.paths import path_params as interpolant_params
 from ..nets.models import MLPConfig
 from ..nets.unet import UNetConfig
 from ..solver.sampling import METHODS, SolverConfig
-from ..training import distributed
+from ..training import distributed, recipes
 from ..training.batches import open_npy
 from ..training.loop import PRECISIONS, StepInfo, TrainConfig, TrainingDiverged, path_for_data, train
-from ..zoo.registry import DATA_SAMPLE_ROWS
 from .images import IMAGE_DEFAULTS, eval_images, is_image_args, train_images
+from .numbers import at_least, finite, non_negative, port, positive, rate
 from .recorded import print_recorded
 
 __all__ = ["CLIError", "build_parser", "load_data", "main", "streamlit_command"]
 
-DEFAULTS = TrainConfig()
+#: `flowscope train`'s recipe for points: the library's default (`training.recipes.DEFAULT`).
+RECIPE = recipes.DEFAULT
+DEFAULTS = RECIPE.config
+#: Points per draw of `flowscope eval` of a table model (model samples and data), unless --samples says.
+EVAL_SAMPLES = 2000
 #: Guidance scales of the per-class figures recorded after training (and eval's default).
 CLASS_GUIDANCE = (0.0, 1.0, 3.0)
 #: Model samples per class and guidance scale in the per-class figures recorded after training.
@@ -64,7 +71,7 @@ class CLIError(Exception):
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns the exit status."""
     parser = build_parser()
-    args, extra = parser.parse_known_args(argv)
+    args, extra = parser.parse_known_args(argv)  # a bad number exits 2 here, naming its option (`numbers`)
     if args.command == "ui":
         args.streamlit_options = extra  # Streamlit's own options, checked by Streamlit
     elif extra:
@@ -121,9 +128,9 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
                             "(one folder per class, optionally)")
     p.add_argument("--columns", default=None, help=COLUMNS_HELP)
     p.add_argument("--labels", default=None, metavar="COLUMN", help=LABELS_HELP)
-    p.add_argument("--n", "--points", type=int, default=20000,
+    p.add_argument("--n", "--points", type=at_least(2), default=20000,
                    help="points drawn from a built-in dataset (--points under torchrun, whose own options take --n)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=at_least(0), default=0)
 
 
 def _add_train(p: argparse.ArgumentParser) -> None:
@@ -131,21 +138,24 @@ def _add_train(p: argparse.ArgumentParser) -> None:
     p.add_argument("--source", type=Path, help="a file of source samples (non-Gaussian source)")
     p.add_argument("--source-dataset", choices=ALL_DATASETS, help="a built-in dataset as the source")
     p.add_argument("--path", choices=PATH_NAMES, default="ot")
-    p.add_argument("--sigma", type=float, default=None, help="I-CFM noise / OT sigma_min")
+    p.add_argument("--sigma", type=non_negative, default=None,
+                   help=f"--path icfm: the interpolant's noise (default {ICFM_SIGMA:g}; 0 for none); --path ot: "
+                        f"sigma_min. With --source / --source-dataset, the ot and cosine paths get interpolant noise "
+                        f"{ICFM_SIGMA:g} besides, so that the model's exact field is defined")
     p.add_argument("--coupling", choices=COUPLINGS, default="independent")
-    p.add_argument("--steps", type=int, default=None,
+    p.add_argument("--steps", type=at_least(1), default=None,
                    help=f"training steps (default {DEFAULTS.steps:,}; images {IMAGE_DEFAULTS.steps:,})")
-    p.add_argument("--ot-block", type=int, default=DEFAULTS.ot_block,
+    p.add_argument("--ot-block", type=at_least(0), default=DEFAULTS.ot_block,
                    help=f"with --coupling ot: solve exact OT within random blocks of this many rows of each batch "
                         f"(0: over the whole batch, slower) (default {DEFAULTS.ot_block})")
-    p.add_argument("--batch-size", type=int, default=None,
+    p.add_argument("--batch-size", type=at_least(2), default=None,
                    help=f"(default {DEFAULTS.batch_size}; images {IMAGE_DEFAULTS.batch_size})")
-    p.add_argument("--lr", type=float, default=None, help=f"(default {DEFAULTS.lr:g}; images {IMAGE_DEFAULTS.lr:g})")
-    p.add_argument("--width", type=int, default=MLPConfig.width)
-    p.add_argument("--depth", type=int, default=MLPConfig.depth)
-    p.add_argument("--fourier-features", type=int, default=MLPConfig.fourier_features,
+    p.add_argument("--lr", type=positive, default=None, help=f"(default {DEFAULTS.lr:g}; images {IMAGE_DEFAULTS.lr:g})")
+    p.add_argument("--width", type=at_least(1), default=RECIPE.width)
+    p.add_argument("--depth", type=at_least(1), default=RECIPE.depth)
+    p.add_argument("--fourier-features", type=at_least(0), default=MLPConfig.fourier_features,
                    help="random Fourier features of x fed to the MLP (0: raw coordinates only)")
-    p.add_argument("--base-channels", type=int, default=UNetConfig.base,
+    p.add_argument("--base-channels", type=at_least(1), default=UNetConfig.base,
                    help="images: the U-Net's channels at full resolution (doubled at half resolution)")
     p.add_argument("--no-attention", action="store_true",
                    help="images: no self-attention block at the U-Net's lowest resolution")
@@ -155,7 +165,7 @@ def _add_train(p: argparse.ArgumentParser) -> None:
     p.add_argument("--normalize", choices=("column", "global"), default=DEFAULTS.normalize,
                    help="standardise each column (default), or one scale for all columns")
     p.add_argument("--resume", type=Path, help="continue training this checkpoint")
-    p.add_argument("--check-every", type=int, default=None, metavar="K",
+    p.add_argument("--check-every", type=at_least(1), default=None, metavar="K",
                    help="read the loss back every K steps (default: 1 on CPU, 64 on CUDA: no wait on the GPU "
                         "each step)")
     p.add_argument("--compile", action="store_true", help="compile the training step with torch.compile")
@@ -165,7 +175,7 @@ def _add_train(p: argparse.ArgumentParser) -> None:
     p.add_argument("--conditional", action="store_true",
                    help="train on a built-in dataset's natural labels (the toy's part, iris's species, the digit, "
                         "...) or a zip's class folders: a conditional model, sampled with `flowscope sample --label`")
-    p.add_argument("--label-dropout", type=float, default=None,
+    p.add_argument("--label-dropout", type=rate, default=None,
                    help=f"with labels: share of training points whose label is replaced by 'no label', which "
                         f"trains the unconditional field that guidance needs (default {DEFAULTS.label_dropout})")
     p.add_argument("--pair-within-class", action="store_true",
@@ -174,7 +184,8 @@ def _add_train(p: argparse.ArgumentParser) -> None:
                    help="skip measuring W2 (and, with --conditional, the per-class figures) after training")
     p.add_argument("--no-data-sample", action="store_true",
                    help=f"store no training data in the checkpoint (by default it keeps up to "
-                        f"{DATA_SAMPLE_ROWS:,} training rows, so that the explorer can show the model with its data)")
+                        f"{DATA_SAMPLE_ROWS:,} training rows, a seeded sample with each class in proportion, so "
+                        f"that the explorer can show the model with its data)")
     p.add_argument("--out", type=Path, help="output .safetensors (default DATASET-PATH.safetensors)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(handler=cmd_train)
@@ -182,15 +193,15 @@ def _add_train(p: argparse.ArgumentParser) -> None:
 
 def _add_solver_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--method", choices=METHODS, default="dopri5")
-    p.add_argument("--steps", type=int, default=100, help="steps of a fixed-step method")
-    p.add_argument("--atol", type=float, default=1e-5)
-    p.add_argument("--rtol", type=float, default=1e-5)
+    p.add_argument("--steps", type=at_least(1), default=100, help="steps of a fixed-step method")
+    p.add_argument("--atol", type=positive, default=1e-5)
+    p.add_argument("--rtol", type=positive, default=1e-5)
     p.add_argument("--device", default=None, help="cuda, mps or cpu (default: best available)")
 
 
 def _add_sample(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", type=Path)
-    p.add_argument("-n", type=int, default=1000, help="number of samples")
+    p.add_argument("-n", type=at_least(1), default=1000, help="number of samples")
     p.add_argument("--out", type=Path, default=Path("samples.npy"),
                    help=".npy, .npz or .csv; an image model's samples are images (n, C, H, W) in the data's units, "
                         "and may also go to a .png grid")
@@ -198,11 +209,11 @@ def _add_sample(p: argparse.ArgumentParser) -> None:
     p.add_argument("--columns", default=None,
                    help="the columns of --source to start from: header names or 0-based indices among its numeric "
                         "columns (default: the model's columns by name if the file's header has them, else all)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=at_least(0), default=0)
     p.add_argument("--label", default=None,
                    help="a conditional model's class to sample: its name, or its 0-based index (a name first) "
                         "(default: the model's unconditional field)")
-    p.add_argument("--guidance", type=float, default=None, metavar="W",
+    p.add_argument("--guidance", type=finite, default=None, metavar="W",
                    help="classifier-free guidance scale w with --label: v + w (v(label) - v(none)); "
                         "0 is plain conditional sampling (default 0)")
     _add_solver_args(p)
@@ -212,9 +223,10 @@ def _add_sample(p: argparse.ArgumentParser) -> None:
 def _add_eval(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", type=Path)
     _add_data_args(p)
-    p.add_argument("--samples", type=int, default=None,
-                   help="points per draw (model samples and data) (default 2000; images: as many as held-out images)")
-    p.add_argument("--draws", type=int, default=QUALITY_DRAWS,
+    p.add_argument("--samples", type=at_least(2), default=None,
+                   help=f"points per draw (model samples and data) (default {EVAL_SAMPLES}; images: as many as "
+                        "held-out images)")
+    p.add_argument("--draws", type=at_least(1), default=QUALITY_DRAWS,
                    help="draws that W2 and its i.i.d. floor are averaged over (random disjoint subsets of --data)")
     p.add_argument("--guidance", default="0,1,3", metavar="W,W,...",
                    help="a conditional model's guidance scales of the per-class label accuracy (default 0,1,3)")
@@ -229,7 +241,8 @@ def _add_zoo(p: argparse.ArgumentParser) -> None:
     build = zoo.add_parser("build", help="train every zoo model (or --only NAME) into pretrained/")
     build.add_argument("--only", action="append", default=None, help="build just this model (repeatable)")
     build.add_argument("--out", type=Path, default=None, help="folder (default: the checkout's pretrained/)")
-    build.add_argument("--jobs", type=int, default=None, help="models trained in parallel (default: one per core)")
+    build.add_argument("--jobs", type=at_least(1), default=None,
+                       help="models trained in parallel (default: one per core)")
     build.set_defaults(handler=cmd_zoo_build)
 
 
@@ -243,7 +256,8 @@ Every other option is passed on to `streamlit run` as it is, for example:
 
 
 def _add_ui(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--port", type=int, default=None, help="shorthand for --server.port PORT (Streamlit's default 8501)")
+    p.add_argument("--port", type=port, default=None,
+                   help="shorthand for --server.port PORT (Streamlit's default 8501)")
     p.add_argument("--headless", action="store_true", help="shorthand for --server.headless true: open no browser")
     p.set_defaults(handler=cmd_ui, streamlit_options=[])
 
@@ -271,7 +285,7 @@ class _Chosen:
 
 def _streamed_npy(args: argparse.Namespace) -> _Chosen | None:
     """With --stream, or for a .npy over the loaded files' size limit: the file memory-mapped (rows are read as
-    training streams them), its columns x0, x1, ...; None otherwise."""
+    training streams them), its columns named as a loaded array's (`generated_columns`); None otherwise."""
     path: Path = args.data
     big = path.suffix.lower() == ".npy" and path.is_file() and path.stat().st_size > DEFAULT_LIMITS.max_bytes
     if not (getattr(args, "stream", False) or big):
@@ -285,7 +299,7 @@ def _streamed_npy(args: argparse.Namespace) -> _Chosen | None:
     with path.open("rb") as handle:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
-    columns = [f"x{j}" for j in range(points.shape[1])]
+    columns = list(generated_columns(points.shape[1]))
     return _Chosen(points, path.name, columns, list(range(points.shape[1])), streamed=True,
                    hash=digest.hexdigest()[:16])
 
@@ -299,25 +313,20 @@ def _chosen_data(args: argparse.Namespace, n: int | None = None, *, conditional:
             return streamed
         file = args.data.name
         table = _read_table(args.data, getattr(args, "labels", None))
-        if getattr(args, "labels", None) is None:
-            index = _pick(args.columns, table, file)
-            return _Chosen(_take(table.values, index), file, [table.columns[k] for k in index], index)
-        label = _label_column(table, args.labels, file)
-        index = _features(table, file, args.columns, label)
-        labels = encode_labels(label.cells, file=file, column=label.name)
-        return _Chosen(_take(table.values, index), file, [table.columns[k] for k in index], index, labels,
-                       label.name)
+        chosen = select(table, file, args.columns, getattr(args, "labels", None))
+        return _Chosen(chosen.points, file, list(chosen.columns), chosen.index, chosen.labels,
+                       None if chosen.label is None else chosen.label.name)
     if getattr(args, "labels", None) is not None:
         raise CLIError("--labels names a column of a --data file; a built-in dataset's natural labels are "
                        "--conditional")
     name = args.dataset or "moons"
     columns = dataset_columns(name)
-    index = _pick(args.columns, Table(np.empty((0, len(columns))), columns), name)
+    index = pick_columns(Table(np.empty((0, len(columns))), columns), args.columns, name)
     if not conditional:
-        return _Chosen(_take(make_dataset(name, n or args.n, seed=args.seed), index), name,
+        return _Chosen(take_columns(make_dataset(name, n or args.n, seed=args.seed), index), name,
                        [columns[k] for k in index], index)
     labelled = _labelled(name, n or args.n, args.seed)
-    return _Chosen(_take(labelled.x, index), name, [columns[k] for k in index], index,
+    return _Chosen(take_columns(labelled.x, index), name, [columns[k] for k in index], index,
                    Labels(indices=labelled.y, names=labelled.names))
 
 
@@ -329,54 +338,6 @@ def _labelled(name: str, n: int, seed: int) -> Labelled:
     return make_labelled(name, n, seed)
 
 
-@dataclass(frozen=True, eq=False)
-class _LabelColumn:
-    """The column that --labels names: its name, its cells (one per row), and its position among the table's
-    numeric columns (None for a text column)."""
-
-    name: str
-    cells: Sequence[object] | np.ndarray
-    numeric: int | None
-
-
-def _label_column(table: Table, spec: str, file: str) -> _LabelColumn:
-    """The column a --labels value names: a header name (or x<j>), or a 0-based index among all the file's
-    columns, text ones included; CLIError naming the file and the columns there are otherwise."""
-    token = spec.strip()
-    dropped = {column.index: column for column in table.dropped}
-    total = len(table.columns) + len(dropped)
-    numeric = [j for j in range(total) if j not in dropped]  # file positions of table.columns, in order
-    if token in table.columns:
-        k = table.columns.index(token)
-        return _LabelColumn(token, table.values[:, k], k)
-    if token.isascii() and token.isdigit() and int(token) < total:
-        position = int(token)
-        if position not in dropped:
-            k = numeric.index(position)
-            return _LabelColumn(table.columns[k], table.values[:, k], k)
-        token = dropped[position].name
-    if token in table.text:
-        return _LabelColumn(token, table.text[token], None)
-    names = [dropped[j].name if j in dropped else table.columns[numeric.index(j)] for j in range(total)]
-    raise CLIError(f"{file}: --labels names {spec!r}, which is not a column; the columns are "
-                   f"{', '.join(map(repr, names))} (or their indices 0-{total - 1}, text columns counted)")
-
-
-def _features(table: Table, file: str, spec: str | None, label: _LabelColumn) -> list[int]:
-    """The numeric columns to model beside a label column: those --columns names (not the label column), else
-    all the others; CLIError when none is left."""
-    if spec is not None:
-        index = _pick(spec, table, file)
-        if label.numeric in index:
-            raise CLIError(f"{file}: --columns names the label column {label.name!r}; labels are not features")
-        return index
-    index = [k for k in range(len(table.columns)) if k != label.numeric]
-    if not index:
-        raise CLIError(f"{file}: label column {label.name!r}: the label column is the only column: "
-                       "nothing left to model")
-    return index
-
-
 def _read_table(path: Path, labels: str | None = None) -> Table:
     """Load a data file, printing (to stderr) each text column it leaves out and why, but the one that
     `labels` (a --labels value) names."""
@@ -384,61 +345,13 @@ def _read_table(path: Path, labels: str | None = None) -> Table:
     skip = None
     if labels is not None:
         try:
-            skip = _label_column(table, labels, path.name).name
-        except CLIError:
+            skip = label_column(table, labels, path.name).name
+        except DataError:
             pass  # said when the labels are read
     for column in table.dropped:
         if column.name != skip:
             print(f"{path.name}: left out column {column.name!r} ({column.reason})", file=sys.stderr)
     return table
-
-
-def _take(points: np.ndarray, index: list[int]) -> np.ndarray:
-    """The columns `index` of points (the array itself when that is all of them, in order)."""
-    return points if index == list(range(points.shape[1])) else np.ascontiguousarray(points[:, index])
-
-
-def _pick(spec: str | None, table: Table, file: str) -> list[int]:
-    """The positions among `table.columns` that a --columns value names (all when None); CLIError for a name
-    that is not a numeric column, naming the file, the name and the columns there are."""
-    columns = table.columns
-    if spec is None:
-        return list(range(len(columns)))
-    available = (f"the numeric columns are {', '.join(map(repr, columns))} "
-                 f"(or their indices 0-{len(columns) - 1})")
-    chosen: list[int] = []
-    for token in (part.strip() for part in spec.split(",")):
-        if token in columns:
-            k = columns.index(token)
-        elif token.isascii() and token.isdigit() and int(token) < len(columns):
-            k = int(token)
-        else:
-            text = next((column for column in table.dropped if column.name == token), None)
-            if text is not None:
-                raise CLIError(f"{file}: column {token!r} was left out as text ({text.reason}); {available}")
-            raise CLIError(f"{file}: --columns names {token!r}, which is not a column; {available}")
-        if k in chosen:
-            raise CLIError(f"{file}: --columns names column {columns[k]!r} twice")
-        chosen.append(k)
-    return chosen
-
-
-def _for_model(table: Table, file: str, spec: str | None, names: object,
-               label: _LabelColumn | None = None) -> np.ndarray:
-    """A file's points for a model of columns `names`: those --columns picks if given, else the columns named
-    `names` when the file's header has them all, else all its numeric columns (the caller checks the count);
-    never a numeric `label` column."""
-    if spec is not None:
-        index = _pick(spec, table, file)
-        if label is not None and label.numeric in index:
-            raise CLIError(f"{file}: --columns names the label column {label.name!r}; labels are not features")
-        return _take(table.values, index)
-    if (isinstance(names, list) and names and table.header
-            and all(isinstance(name, str) and name in table.columns for name in names)):
-        return _take(table.values, [table.columns.index(name) for name in names])
-    if label is not None and label.numeric is not None:
-        return _take(table.values, [k for k in range(len(table.columns)) if k != label.numeric])
-    return table.values
 
 
 def _reference(name: str, index: list[int], data: np.ndarray) -> Reference:
@@ -447,7 +360,7 @@ def _reference(name: str, index: list[int], data: np.ndarray) -> Reference:
     two disjoint halves)."""
     if not fresh_draws(name):
         return data
-    return lambda n, seed: _take(make_dataset(name, n, seed), index)
+    return lambda n, seed: take_columns(make_dataset(name, n, seed), index)
 
 
 def _progress(total: int, quiet: bool) -> tuple[Callable[[StepInfo, FlowModel], None], Callable[[], None]]:
@@ -490,23 +403,23 @@ def cmd_train(args: argparse.Namespace) -> int:
     (and, for a conditional model, its labels, the data sample's labels and per-class figures); images train a
     U-Net (`cli_images`)."""
     if is_image_args(args):
-        steps = args.steps or IMAGE_DEFAULTS.steps
+        steps = IMAGE_DEFAULTS.steps if args.steps is None else args.steps
         return train_images(args, _progress(steps, args.quiet or not distributed.current().is_main))
-    args.steps = args.steps or DEFAULTS.steps
-    args.batch_size = args.batch_size or DEFAULTS.batch_size
-    args.lr = args.lr or DEFAULTS.lr
+    for option in ("steps", "batch_size", "lr"):  # not given: the recipe's (images have their own, above)
+        if getattr(args, option) is None:
+            setattr(args, option, getattr(DEFAULTS, option))
     conditional = _check_label_options(args)
     chosen = _chosen_data(args, conditional=conditional)
     data, name, columns, index, labels = chosen.points, chosen.name, chosen.columns, chosen.index, chosen.labels
     source = None
     if args.source is not None:
-        source = torch.from_numpy(_for_model(_read_table(args.source), args.source.name, None, columns))
+        source = torch.from_numpy(columns_for_model(_read_table(args.source), args.source.name, None, columns))
     elif args.source_dataset is not None:
         source = torch.from_numpy(make_dataset(args.source_dataset, args.n, seed=args.seed + 1))
         name = f"{args.source_dataset}->{name}"
     if source is not None and source.shape[1] != data.shape[1]:
         raise CLIError(f"source has {source.shape[1]} columns but the data has {data.shape[1]}")
-    path_params = {} if args.sigma is None else {"sigma_min" if args.path == "ot" else "sigma": args.sigma}
+    path_params = interpolant_params(args.path, args.sigma, stored_source=source is not None)
     label_options = {} if args.label_dropout is None else {"label_dropout": args.label_dropout}
     config = TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                          device=args.device, normalize=args.normalize, pair_within_class=args.pair_within_class,
@@ -557,16 +470,13 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def _record(flow: FlowModel, chosen: _Chosen, data: np.ndarray | None) -> FlowModel:
-    """Store in the model its column names (and label column) and, unless `data` is None, up to
-    DATA_SAMPLE_ROWS training rows in the order they were loaded, with their labels, so that the explorer
-    can show it without the dataset."""
+    """Store in the model its column names (and label column) and, unless `data` is None, its data sample
+    (`kept.keep_data_sample`: seeded, by class), so that the explorer can show it without the dataset."""
     flow.info["columns"] = list(chosen.columns)
     if chosen.label_column is not None:
         flow.info["label_column"] = chosen.label_column
     if data is not None:
-        flow.data = torch.from_numpy(np.array(data[:DATA_SAMPLE_ROWS], dtype=np.float32))
-        if chosen.labels is not None:
-            flow.data_labels = torch.from_numpy(chosen.labels.indices[:DATA_SAMPLE_ROWS].copy())
+        keep_data_sample(flow, data, None if chosen.labels is None else chosen.labels.indices)
     return flow
 
 
@@ -577,7 +487,7 @@ def _class_metrics(flow: FlowModel, dataset: str, index: list[int], data: np.nda
     fresh = fresh_draws(dataset)
     if fresh:
         drawn = make_labelled(dataset, n, seed + 10_001)
-        held_out, held_out_labels = _take(drawn.x, index), drawn.y
+        held_out, held_out_labels = take_columns(drawn.x, index), drawn.y
     else:
         held_out, held_out_labels = data, labels.indices
     classes = evaluate_classes(flow, held_out, held_out_labels, data, labels.indices, guidance=CLASS_GUIDANCE,
@@ -602,15 +512,13 @@ def _solver(args: argparse.Namespace) -> SolverConfig:
 
 def cmd_sample(args: argparse.Namespace) -> int:
     """flowscope sample: integrate the ODE from the prior (or --source) and save the end points."""
-    if args.n < 1:
-        raise CLIError(f"-n must be >= 1, got {args.n}")
     flow = checkpoint.load(args.model, device=resolve_device(args.device))
     generator = torch.Generator().manual_seed(args.seed)
     x0 = None
     if args.source is not None and flow.image is not None:
         raise CLIError(f"{args.model.name} is an image model: it starts from Gaussian noise (drop --source)")
     if args.source is not None:
-        start = _for_model(_read_table(args.source), args.source.name, args.columns, flow.info.get("columns"))
+        start = columns_for_model(_read_table(args.source), args.source.name, args.columns, flow.info.get("columns"))
         if start.shape[1] != flow.dim:
             raise CLIError(f"{args.source.name}: has {start.shape[1]} columns, the model needs {flow.dim}")
         x0 = torch.from_numpy(start).to(flow.device)
@@ -632,8 +540,6 @@ def _label_and_guidance(flow: FlowModel, args: argparse.Namespace) -> tuple[int 
     """The class index that --label names (by name, else by index) and the guidance scale; CLIError for a label
     the model does not have (listing its labels), a label of an unconditional model, or guidance without one."""
     model = args.model.name
-    if args.guidance is not None and not np.isfinite(args.guidance):
-        raise CLIError(f"--guidance must be a finite number, got {args.guidance}")
     if args.label is None:
         if args.guidance is not None:
             raise CLIError("--guidance needs --label: guidance pushes samples towards a class")
@@ -643,10 +549,11 @@ def _label_and_guidance(flow: FlowModel, args: argparse.Namespace) -> tuple[int 
                        "(train with --labels COLUMN or --conditional)")
     token = args.label.strip()
     try:
+        guidance = 0.0 if args.guidance is None else args.guidance
         if token in flow.labels:
-            return flow.labels.index(token), args.guidance or 0.0
+            return flow.labels.index(token), guidance
         if token.isascii() and token.isdigit():
-            return flow.label_index(int(token)), args.guidance or 0.0
+            return flow.label_index(int(token)), guidance
         return flow.label_index(token), 0.0
     except ValueError as err:
         raise CLIError(f"{model}: {err}") from None
@@ -673,12 +580,11 @@ def cmd_info(args: argparse.Namespace) -> int:
 def cmd_eval(args: argparse.Namespace) -> int:
     """flowscope eval: W2 and its floor, MMD, energy distance, NLL, straightness, NFE against data."""
     flow = checkpoint.load(args.model, device=resolve_device(args.device))
-    if args.draws < 1:
-        raise CLIError(f"--draws must be >= 1, got {args.draws}")
     guidance = _guidance_list(args.guidance)
     if flow.image is not None:
         return eval_images(args, flow, _solver(args), guidance)
-    args.samples = args.samples or 2000
+    if args.samples is None:
+        args.samples = EVAL_SAMPLES
     reference: Reference
     names = flow.info.get("columns")
     labelled: tuple[np.ndarray, np.ndarray] | None = None  # the data's points and classes (model indices)
@@ -691,7 +597,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         table = _read_table(args.data, args.labels if args.labels is not None or not isinstance(stored, str)
                             else stored)
         label = _eval_label_column(table, name, args.labels, flow)
-        reference = _for_model(table, name, args.columns, names, label)
+        reference = columns_for_model(table, name, args.columns, names, label)
         if label is not None:
             labelled = reference, _model_classes(flow, label, name)
     else:
@@ -703,15 +609,15 @@ def cmd_eval(args: argparse.Namespace) -> int:
         table = Table(np.empty((0, len(columns))), columns, header=True)  # a built-in set's names, for --columns
         index = list(range(len(columns)))
         if args.columns is not None:
-            index = _pick(args.columns, table, name)
+            index = pick_columns(table, args.columns, name)
         elif isinstance(names, list) and names and all(isinstance(c, str) and c in columns for c in names):
             index = [columns.index(c) for c in names]
         points = make_dataset(name, args.n, seed=args.seed)
-        reference = _reference(name, index, _take(points, index))
+        reference = _reference(name, index, take_columns(points, index))
         if flow.conditional and dataset_labels(name):
             if set(dataset_labels(name)) <= set(flow.labels):
                 drawn = make_labelled(name, args.n, args.seed)
-                labelled = _take(drawn.x, index), _to_model_classes(flow, drawn.names, drawn.y, name)
+                labelled = take_columns(drawn.x, index), _to_model_classes(flow, drawn.names, drawn.y, name)
             else:
                 print(f"flowscope eval: {name}'s labels are not the model's, so no per-class figures",
                       file=sys.stderr)
@@ -749,17 +655,17 @@ def _guidance_list(spec: str) -> tuple[float, ...]:
     return tuple(dict.fromkeys(values))
 
 
-def _eval_label_column(table: Table, file: str, spec: str | None, flow: FlowModel) -> _LabelColumn | None:
+def _eval_label_column(table: Table, file: str, spec: str | None, flow: FlowModel) -> LabelColumn | None:
     """The label column of an eval file: --labels, else the model's own label column when the file has it."""
     if spec is not None:
-        return _label_column(table, spec, file)
+        return label_column(table, spec, file)
     stored = flow.info.get("label_column")
     if flow.conditional and isinstance(stored, str) and (stored in table.columns or stored in table.text):
-        return _label_column(table, stored, file)
+        return label_column(table, stored, file)
     return None
 
 
-def _model_classes(flow: FlowModel, label: _LabelColumn, file: str) -> np.ndarray:
+def _model_classes(flow: FlowModel, label: LabelColumn, file: str) -> np.ndarray:
     """The model's class index of each row of a label column (checked as in training)."""
     encoded = encode_labels(label.cells, file=file, column=label.name)
     return _to_model_classes(flow, encoded.names, encoded.indices, f"{file}: label column {label.name!r}")

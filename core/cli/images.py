@@ -29,6 +29,7 @@ from ..evaluation.image_quality import evaluate_images
 from ..flow.model import FlowModel
 from ..io import checkpoint
 from ..maths.paths import AffinePath, make_path
+from ..maths.paths import path_params as interpolant_params
 from ..nets.unet import UNetConfig
 from ..solver.sampling import SolverConfig
 from ..training import distributed
@@ -102,7 +103,7 @@ def train_images(args: argparse.Namespace, progress: Progress) -> int:
     labels = trained.labels if args.conditional else None
     config = _image_config(args)
     model = UNetConfig(*trained.spec.shape, base=args.base_channels, attention=not args.no_attention)
-    path_params = {} if args.sigma is None else {"sigma_min" if args.path == "ot" else "sigma": args.sigma}
+    path_params = interpolant_params(args.path, args.sigma)  # what --sigma means: the same rule as for tables
     on_step, close = progress
     resume = checkpoint.load(args.resume) if args.resume else None
     main_rank = distributed.current().is_main

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import math
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ from ..io import checkpoint
 from ..solver.sampling import METHODS, SolverConfig
 from ..training.loop import TrainConfig
 from ..training.reflow import PAIR_SOLVER, ReflowProgress, reflow
+from .numbers import at_least, finite, positive
 from .recorded import print_recorded
 
 __all__ = ["DEFAULT_STEPS", "add_reflow", "cmd_reflow", "load_teacher"]
@@ -36,21 +36,21 @@ def add_reflow(sub: Any) -> None:
     p = sub.add_parser("reflow",
                        help="straighten a trained model by reflow (train again on its own noise->sample pairs)")
     p.add_argument("teacher", help="the teacher: a .safetensors model file, or a zoo model's name (e.g. moons-ot)")
-    p.add_argument("--pairs", type=int, default=50000, help="(x0, teacher(x0)) pairs drawn per round")
-    p.add_argument("--steps", type=int, default=DEFAULT_STEPS, help="training steps per round")
-    p.add_argument("--rounds", type=int, default=1,
+    p.add_argument("--pairs", type=at_least(2), default=50000, help="(x0, teacher(x0)) pairs drawn per round")
+    p.add_argument("--steps", type=at_least(1), default=DEFAULT_STEPS, help="training steps per round")
+    p.add_argument("--rounds", type=at_least(1), default=1,
                    help="rounds k of k-rectified flow (each student teaches the next)")
     p.add_argument("--solver", choices=METHODS, default=PAIR_SOLVER.method,
                    help="the teacher's ODE solver for the pairs")
-    p.add_argument("--solver-steps", type=int, default=100, help="steps of a fixed-step --solver")
-    p.add_argument("--atol", type=float, default=PAIR_SOLVER.atol, help="dopri5's tolerances for the pairs")
-    p.add_argument("--rtol", type=float, default=PAIR_SOLVER.rtol)
-    p.add_argument("--guidance", type=float, default=0.0, metavar="W",
+    p.add_argument("--solver-steps", type=at_least(1), default=100, help="steps of a fixed-step --solver")
+    p.add_argument("--atol", type=positive, default=PAIR_SOLVER.atol, help="dopri5's tolerances for the pairs")
+    p.add_argument("--rtol", type=positive, default=PAIR_SOLVER.rtol)
+    p.add_argument("--guidance", type=finite, default=0.0, metavar="W",
                    help="a conditional teacher's guidance scale for its pairs (drawn per class; the student keeps "
                         "labels)")
-    p.add_argument("--batch-size", type=int, default=DEFAULTS.batch_size)
-    p.add_argument("--lr", type=float, default=DEFAULTS.lr)
-    p.add_argument("--seed", type=int, default=0, help="seed of the pairs and of training (round r: seed + r)")
+    p.add_argument("--batch-size", type=at_least(2), default=DEFAULTS.batch_size)
+    p.add_argument("--lr", type=positive, default=DEFAULTS.lr)
+    p.add_argument("--seed", type=at_least(0), default=0, help="seed of the pairs and of training (round r: seed + r)")
     p.add_argument("--fresh", action="store_true", help="start the student from fresh weights, not the teacher's")
     p.add_argument("--device", default=None, help="cuda, mps or cpu (default: best available)")
     p.add_argument("--no-eval", action="store_true", help="skip measuring W2 and straightness after training")
@@ -75,16 +75,7 @@ def load_teacher(spec: str, device: str | torch.device = "cpu") -> tuple[FlowMod
 
 
 def _check(args: argparse.Namespace) -> None:
-    """Named errors for bad numbers, before any work."""
-    for name, value, low in (("--pairs", args.pairs, 2), ("--steps", args.steps, 1), ("--rounds", args.rounds, 1),
-                             ("--solver-steps", args.solver_steps, 1), ("--batch-size", args.batch_size, 2)):
-        if value < low:
-            raise ReflowError(f"{name} must be >= {low}, got {value}")
-    for name, value in (("--lr", args.lr), ("--atol", args.atol), ("--rtol", args.rtol)):
-        if not (math.isfinite(value) and value > 0):
-            raise ReflowError(f"{name} must be a finite number > 0, got {value}")
-    if not math.isfinite(args.guidance):
-        raise ReflowError(f"--guidance must be a finite number, got {args.guidance}")
+    """A named error for a bad --out, before any work (bad numbers are argparse's: `numbers`)."""
     if args.out is not None and args.out.suffix != ".safetensors":
         raise ReflowError(f"{args.out}: --out must end in .safetensors")
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import tables
+from .loader import generated_columns
 
 #: A toy generator: (rng, n) -> (points [n, 2], the part each point was drawn from [n], or None).
 _Generator = Callable[[np.random.Generator, int], "tuple[np.ndarray, np.ndarray | None]"]
@@ -267,8 +268,8 @@ def held_out_labelled(name: str, n: int, seed: int, training: Labelled) -> Label
 
 
 def dataset_columns(name: str) -> tuple[str, ...]:
-    """The column names of a built-in dataset (x0, x1 for the 2-D toys)."""
-    return ("x0", "x1") if name in _GENERATORS else tables.table_info(name).columns
+    """The column names of a built-in dataset (x, y for the 2-D toys: `loader.generated_columns`)."""
+    return generated_columns(2) if name in _GENERATORS else tables.table_info(name).columns
 
 
 def make_dataset(name: str, n: int, seed: int = 0) -> np.ndarray:

@@ -32,8 +32,9 @@ commas are not read), or a quoted cell over several lines whose first line is a 
 missing). The rule is applied a chunk of rows at a time, so a mixed column stops a long file early: the
 error names the first such cell, in reading order, among the columns found mixed in the same chunk. A
 file left with no numeric column is refused ("no numeric columns: ..."). Without a header, columns are
-named x<j>, j being the column's 0-based position in the file (a name does not depend on which columns
-are left out). .npy and .npz arrays are numeric by construction: they have no text columns.
+named by `generated_columns` from their position in the file: x and y in a file of two columns, c1 to cD in
+one of D (a name does not depend on which columns are left out); x0, x1 would read as flow matching's noise
+and data. .npy and .npz arrays are numeric by construction: they have no text columns.
 """
 
 from __future__ import annotations
@@ -52,7 +53,10 @@ from itertools import chain, compress, islice, repeat
 
 import numpy as np
 
+from ..maths.columns import generated_columns  # re-exported: the names of a header-less file's columns
+
 __all__ = [
+    "generated_columns",
     "DEFAULT_LIMITS",
     "MAX_ABS_VALUE",
     "SUPPORTED_SUFFIXES",
@@ -153,7 +157,7 @@ class DroppedColumn:
     """A column of a text table that was left out of `Table.values` because it is text, not numbers.
 
     Attributes:
-        name: its header name, or x<j> when the file has no header.
+        name: its header name, or its generated one (`generated_columns`) when the file has no header.
         index: its 0-based position among the file's columns.
         reason: why, for people, e.g. "not numeric: 'setosa', 'versicolor', 'virginica'; 3 distinct values".
     """
@@ -169,8 +173,8 @@ class Table:
 
     Attributes:
         values: the points (the numeric columns), float32 [n, d], C-contiguous.
-        columns: one unique name per numeric column: the header's, or x<j> when the file has none (j: the
-            column's position in the file, text columns counted).
+        columns: one unique name per numeric column: the header's, or when the file has none its position's
+            generated name (`generated_columns`, text columns counted).
         dropped: the text columns left out, in file order (none for .npy / .npz).
         text: each dropped column's name -> its stripped cells, one per row of `values`, in that order
             (labels for conditional generation).
@@ -343,11 +347,6 @@ def _describe_huge(value: float) -> str:
     return f"value {value:.3g} exceeds {MAX_ABS_VALUE:.0e} in magnitude (risk of overflow when normalising)"
 
 
-def _generated_columns(d: int) -> tuple[str, ...]:
-    """Column names for a file without a header: x0, x1, ..."""
-    return tuple(f"x{j}" for j in range(d))
-
-
 # --- .npy and .npz ---------------------------------------------------------------------------------------
 
 
@@ -364,8 +363,8 @@ def _parse_npy(data: bytes, display: str, limits: Limits, member: str = "") -> _
     array = read_npy(data, display, member, check_shape)
     rows, cols = array.shape[0], array.shape[1] if array.ndim == 2 else 1
     if array.size == 0:
-        return _Parsed(np.empty((rows, cols)), _generated_columns(cols), _array_location)
-    return _Parsed(array.reshape(rows, cols).astype(np.float64), _generated_columns(cols), _array_location)
+        return _Parsed(np.empty((rows, cols)), generated_columns(cols), _array_location)
+    return _Parsed(array.reshape(rows, cols).astype(np.float64), generated_columns(cols), _array_location)
 
 
 def read_npy(data: bytes, display: str, member: str = "",
@@ -762,10 +761,12 @@ def _sample_widths(lines: list[str], delimiter: str) -> list[int]:
 
 
 def _header_names(cells: list[str]) -> tuple[str, ...]:
-    """Unique column names from a header row: a blank name becomes x<j>, a repeated one gets .1, .2, ..."""
+    """Unique column names from a header row: a blank name becomes its position's generated name
+    (`generated_columns`), a repeated one gets .1, .2, ..."""
     names: list[str] = []
+    generated = generated_columns(len(cells))
     for j, cell in enumerate(cells):
-        name = base = cell.strip().replace("\n", " ") or f"x{j}"  # a quoted name may span lines
+        name = base = cell.strip().replace("\n", " ") or generated[j]  # a quoted name may span lines
         copy = 0
         while name in names:
             copy += 1
@@ -943,7 +944,7 @@ class _TextTable:
     def finish(self, values: np.ndarray) -> _Parsed:
         """The numeric columns of all rows read (`values`: every column), the text ones left out with their
         cells; DataError when no column is numeric."""
-        names = self.names or _generated_columns(self.width)
+        names = self.names or generated_columns(self.width)
         text = [j for j, column in enumerate(self.state) if column.other is not None]
         dropped = tuple(DroppedColumn(names[j], j, _text_reason(self.state[j].cells or [])) for j in text)
         keep = [j for j in range(self.width) if j not in text]

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .loader import generated_columns
+
 __all__ = ["TABLES", "TableInfo", "load", "load_labels", "table_info"]
 
 
@@ -95,7 +97,7 @@ _WINE_COLUMNS = ("alcohol", "malic_acid", "ash", "alcalinity_of_ash", "magnesium
                  "nonflavanoid_phenols", "proanthocyanins", "color_intensity", "hue",
                  "od280/od315_of_diluted_wines", "proline")
 _INFO: dict[str, TableInfo] = {
-    "mixture8": TableInfo("mixture8", tuple(f"x{j}" for j in range(MIXTURE_DIM)), True,
+    "mixture8": TableInfo("mixture8", generated_columns(MIXTURE_DIM), True,
                           "flowscope: 6 Gaussian components in 8-D",
                           tuple(f"component {k}" for k in range(MIXTURE_COMPONENTS))),
     "iris": TableInfo("iris", ("sepal length (cm)", "sepal width (cm)", "petal length (cm)", "petal width (cm)"),

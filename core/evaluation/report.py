@@ -20,7 +20,7 @@ import torch
 from ..flow.model import FlowModel
 from ..solver.likelihood import EXACT_DIVERGENCE_MAX_DIM, log_likelihood
 from ..solver.sampling import SampleResult, SolverConfig
-from .metrics import energy_distance, label_accuracy, mmd, per_dimension_w1, straightness, w2
+from .metrics import energy_distance, mmd, model_label_accuracy, per_dimension_w1, straightness, w2
 from .records import ENERGY_NOTE, ClassesReport, ClassReport, QualityReport
 
 __all__ = [
@@ -237,7 +237,7 @@ def evaluate_classes(flow: FlowModel, held_out: np.ndarray, held_out_labels: np.
                      train_labels: np.ndarray, *, guidance: tuple[float, ...] = (0.0, 1.0, 3.0), n: int = 1000,
                      seed: int = 0, solver: SolverConfig = REFERENCE_SOLVER) -> ClassesReport:
     """Per class of a conditional model: W2 / floor of its samples (guidance 0) against the class's held-out
-    points, and the label accuracy (`metrics.label_accuracy` on the training data) at each guidance scale."""
+    points, and the label accuracy (`metrics.model_label_accuracy` on the training data) at each guidance scale."""
     if not flow.conditional:
         raise ValueError("per-class figures need a conditional model")
     classes = []
@@ -249,7 +249,7 @@ def evaluate_classes(flow: FlowModel, held_out: np.ndarray, held_out_labels: np.
             result = flow.sample(n, label=y, guidance=w, solver=solver,
                                  generator=torch.Generator().manual_seed(_base(seed, y)))
             samples = result.samples.cpu().numpy()
-            accuracy[float(w)] = label_accuracy(samples, y, train, train_labels)
+            accuracy[float(w)] = model_label_accuracy(flow, samples, y, train, train_labels)
             if w == 0 and len(reference) >= 4:
                 figures = sample_quality(samples, reference, n=n, repeats=1, seed=seed)
                 quality = QualityReport(w2=figures["w2"], w2_floor=figures["w2_floor"], w2_ratio=figures["w2_ratio"],

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from ..maths.columns import generated_columns
 from ..maths.normalizer import Normalizer
 
 __all__ = ["Projection", "coordinate_projection", "pca_projection"]
@@ -72,7 +73,7 @@ def coordinate_projection(dim: int, first: int, second: int, names: tuple[str, .
     """The view of two data coordinates (0-based column indices), labelled with their names."""
     if not (0 <= first < dim and 0 <= second < dim) or first == second:
         raise ValueError(f"choose two different columns among 0..{dim - 1}, got {first} and {second}")
-    labels = names if names is not None and len(names) == dim else tuple(f"x{j}" for j in range(dim))
+    labels = names if names is not None and len(names) == dim else generated_columns(dim)
     axes = tuple(tuple(1.0 if j == k else 0.0 for j in range(dim)) for k in (first, second))
     return Projection(origin=(0.0,) * dim, weights=(1.0,) * dim, axes=(axes[0], axes[1]),
                       labels=(labels[first], labels[second]))

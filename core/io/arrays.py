@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, BinaryIO
 
 import numpy as np
 
+from ..data.loader import generated_columns
 from .files import write_atomic
 
 if TYPE_CHECKING:
@@ -23,7 +24,8 @@ class OutputError(ValueError):
 
 def save_array(points: np.ndarray, out: Path, columns: Sequence[str] | None = None) -> None:
     """Write points as .npy, .npz (as they are, of any shape) or .csv (rows of a 2-D array under a header of
-    `columns`, default x0, x1, ...), atomically: a failed write leaves the old file and no temporary."""
+    `columns`, default `generated_columns`: x, y or c1, c2, ...), atomically: a failed write leaves the old file
+    and no temporary."""
     suffix = out.suffix.lower()
     if suffix not in (".npy", ".npz", ".csv"):
         raise OutputError(f"{out}: output must end in .npy, .npz or .csv")
@@ -34,7 +36,7 @@ def save_array(points: np.ndarray, out: Path, columns: Sequence[str] | None = No
         elif suffix == ".npz":
             np.savez(handle, samples=points)
         else:
-            header = ",".join(columns or [f"x{i}" for i in range(points.shape[1])])
+            header = ",".join(columns or generated_columns(points.shape[1]))
             np.savetxt(handle, points, delimiter=",", header=header, comments="")
 
     write_atomic(out, write)

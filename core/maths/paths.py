@@ -19,12 +19,19 @@ from typing import Any
 import torch
 from torch import Tensor
 
-__all__ = ["PATHS", "PATH_NAMES", "SINGULAR_EPS", "AffinePath", "CosinePath", "OTPath", "PathSample", "VEPath",
-           "VPPath", "make_path", "ve_smax_for"]
+__all__ = ["ICFM_SIGMA", "PATHS", "PATH_NAMES", "SINGULAR_EPS", "AffinePath", "CosinePath", "OTPath", "PathSample",
+           "VEPath", "VPPath", "make_path", "path_params", "ve_smax_for"]
 
 #: Paths whose sigma_1 = 0 have a conditional field that is singular at t = 1; they train and sample
 #: on [0, 1 - SINGULAR_EPS], as the paper's diffusion baselines do.
 SINGULAR_EPS = 1e-5
+#: The I-CFM interpolant's noise s (normalised units) when none is given: `make_path("icfm")`'s, and that of every
+#: model with a stored (non-Gaussian) source (`path_params`), whoever trains it (CLI, Train page, zoo). Above 0
+#: because with s = 0 the interpolant's marginal is a sum of Diracs on the stored pairs' segments, so its exact
+#: marginal field (`fields.exact.marginal_field_pairs`) is undefined and the explorer cannot draw it; 0.02 (2% of a
+#: standardised column's spread) keeps the paths all but the noiseless straight lines, and is the value the zoo's
+#: source models were built with (Tong et al. 2024 use 0.1 for their own 2-D sets; `--sigma` sets another).
+ICFM_SIGMA = 0.02
 
 
 @dataclass(frozen=True)
@@ -305,16 +312,32 @@ PATH_NAMES: tuple[str, ...] = (*PATHS, "icfm")
 def make_path(name: str, **params: float) -> AffinePath:
     """Build a path by registry name ("ot", "vp", "ve", "cosine") and its parameters.
 
-    "icfm" is accepted as the I-CFM alias of the OT interpolant with sigma_min = 0 and noise `sigma`.
+    "icfm" is accepted as the I-CFM alias of the OT interpolant with sigma_min = 0 and noise `sigma` (default
+    ICFM_SIGMA).
     """
     if name == "icfm":
-        return OTPath(sigma_min=0.0, noise_std=float(params.get("sigma", params.get("noise_std", 0.0))))
+        return OTPath(sigma_min=0.0, noise_std=float(params.get("sigma", params.get("noise_std", ICFM_SIGMA))))
     if name not in PATHS:
         raise ValueError(f"unknown path {name!r}; expected one of {sorted(PATHS)} or 'icfm'")
     try:
         return PATHS[name](**params)
     except TypeError as err:
         raise ValueError(f"path {name!r}: bad parameters {params}: {err}") from None
+
+
+def path_params(name: str, sigma: float | None = None, *, stored_source: bool = False) -> dict[str, float]:
+    """The parameters of path `name` that one sigma setting means (the CLI's --sigma, the Train page's, the zoo's):
+    I-CFM's noise for "icfm" (ICFM_SIGMA when None), OT's sigma_min for "ot", else the path's `sigma`; with a
+    stored source, a path that takes interpolant noise ("ot", "cosine") gets ICFM_SIGMA of it, so that every
+    stored-source model has a defined exact marginal field (give "icfm" with sigma 0 for none)."""
+    params: dict[str, float] = {}
+    if name == "icfm":
+        return {"sigma": ICFM_SIGMA if sigma is None else float(sigma)}
+    if sigma is not None:
+        params["sigma_min" if name == "ot" else "sigma"] = float(sigma)
+    if stored_source and name in ("ot", "cosine"):
+        params["noise_std"] = ICFM_SIGMA
+    return params
 
 
 def ve_smax_for(x1: Tensor, max_points: int = 2000) -> float:

@@ -27,6 +27,7 @@ from ..data.datasets import (
     make_labelled,
 )
 from ..data.images import IMAGE_DATASETS, image_dataset, keep_training_images, split
+from ..data.kept import DATA_SAMPLE_ROWS, keep_data_sample
 from ..evaluation.classifier import ImageClassifier, load_classifier, save_classifier, train_classifier
 from ..evaluation.image_quality import evaluate_images
 from ..evaluation.records import ClassesReport, stored_report
@@ -34,7 +35,7 @@ from ..evaluation.report import REFERENCE_SOLVER, Reference, evaluate, evaluate_
 from ..flow.model import FlowModel
 from ..io import checkpoint
 from ..maths.couplings import REFLOW
-from ..maths.paths import make_path
+from ..maths.paths import make_path, path_params
 from ..nets.models import MLPConfig
 from ..nets.unet import UNetConfig
 from ..training.loop import TrainConfig, train
@@ -75,8 +76,6 @@ IMAGE_MODELS = (("digits-ot", "digits", False), ("digits-cond", "digits", True))
 IMAGE_RECIPE = TrainConfig(steps=4000, batch_size=128, lr=1e-3, warmup_steps=200, device="cpu")
 #: The classifiers that judge image models' samples (`flowscope.classifier`), by dataset: their files here.
 CLASSIFIERS = {"digits": "digits-classifier.safetensors"}
-#: Rows of a table model's data kept in its file, so that the explorer can show it without the dataset.
-DATA_SAMPLE_ROWS = 2000
 
 
 @dataclass(frozen=True)
@@ -107,7 +106,7 @@ def specs() -> list[ZooSpec]:
     models = [ZooSpec(f"{d}-{p}", d, p) for d in DATASETS for p in GAUSSIAN_PATHS]
     for coupling in ("independent", "ot"):
         models.append(ZooSpec(f"8gaussians-to-moons-{coupling}", "moons", "icfm", coupling, "8gaussians",
-                              {"sigma": 0.02}))
+                              path_params("icfm")))
     models += [ZooSpec(f"{d}-ot", d, "ot", normalize="column") for d in TABLE_MODELS]
     models += [ZooSpec(f"{d}-cond", d, "ot", normalize="column" if d in tables.TABLES else "global",
                        conditional=True) for d in CONDITIONAL_MODELS]
@@ -293,12 +292,11 @@ def build_one(spec: ZooSpec, folder: Path, seed: int = 0) -> ZooEntry:
     flow = result.model
     if flow.source is not None:
         flow.source = flow.source[:2000].clone()  # enough to sample and show the source; keeps files small
-    if spec.dataset in tables.TABLES or labelled is not None:
-        flow.data = torch.from_numpy(data[:DATA_SAMPLE_ROWS]).float()
+    if spec.dataset in tables.TABLES or labelled is not None:  # the model's data sample, as `flowscope train`'s
+        keep_data_sample(flow, data, None if labelled is None else labelled.y)
         flow.info["columns"] = list(dataset_columns(spec.dataset))
     quality = evaluate(flow, reference(spec.dataset), seed=seed)
     if labelled is not None:
-        flow.data_labels = torch.from_numpy(labelled.y[:DATA_SAMPLE_ROWS])
         accuracy, worst_ratio = _class_summary(flow, spec.dataset, labelled, seed).worst()
         quality = replace(quality, min_class_accuracy=accuracy, max_class_w2_ratio=worst_ratio)
     flow.info["metrics"] = metrics = quality.stored()

@@ -268,7 +268,8 @@ def test_training_stops_cleanly_when_the_page_is_interrupted() -> None:
 
 
 def test_training_divergence_keeps_a_finite_model() -> None:
-    outcome = trainer.run(make_dataset("moons", 500), trainer.TrainSettings(steps=300, lr=1e4))
+    # width 128 diverges at lr 1e4 within 30 steps (the recipe's width 64 survives it on moons)
+    outcome = trainer.run(make_dataset("moons", 500), trainer.TrainSettings(steps=300, lr=1e4, width=128))
     assert outcome.status == "diverged" and "last good weights" in outcome.message
     assert all(torch.isfinite(p).all() for p in outcome.flow.net.parameters())
     assert torch.get_num_threads() >= 1
@@ -509,6 +510,10 @@ def test_training_with_labels_keeps_the_labels_of_its_data_sample() -> None:
     assert all(rows[tuple(row)] == int(label) for row, label in zip(flow.data.tolist(), flow.data_labels, strict=True))
     plain = trainer.run(labelled.x[:100], trainer.TrainSettings(steps=5, width=16)).flow
     assert not plain.conditional and plain.data_labels is None
+    from flowscope.data.kept import sample_rows  # the rows the CLI and the zoo keep of the same data
+
+    rows_kept = sample_rows(len(labelled.y), labelled.y)
+    assert np.array_equal(flow.data.numpy(), labelled.x[rows_kept].astype(np.float32))
 
 
 def test_samples_download_as_csv_and_npy() -> None:
@@ -519,3 +524,15 @@ def test_samples_download_as_csv_and_npy() -> None:
     assert np.allclose(parsed, samples, rtol=1e-6)
     loaded = np.load(io.BytesIO(uploads.samples_npy(samples)), allow_pickle=False)
     assert loaded.dtype == np.float32 and np.allclose(loaded, samples, rtol=1e-6)
+
+
+def test_the_page_trains_the_core_quick_recipe() -> None:
+    """The Train page's defaults are a named core recipe (the CLI's is `recipes.DEFAULT`), not numbers of its own."""
+    from flowscope.training import recipes
+
+    settings, quick = trainer.TrainSettings(), recipes.QUICK
+    assert trainer.RECIPE is quick and quick.config.steps < recipes.DEFAULT.config.steps
+    assert (settings.steps, settings.batch_size, settings.lr) == (quick.config.steps, quick.config.batch_size,
+                                                                  quick.config.lr)
+    assert (settings.width, settings.depth) == (quick.width, quick.depth) == (recipes.DEFAULT.width,
+                                                                              recipes.DEFAULT.depth)

@@ -257,4 +257,4 @@ if by_class and guide.label is not None and view.data_labels is not None:
                f"sets the fields above), over class {guide.name}'s data (grey) and the other classes' (faint, in "
                "their colours): guidance pushes samples away from the other classes. Label accuracy: the share of "
                "samples whose 5 nearest data points (in the model's normalised units) are mostly of class "
-               f"{guide.name} (`flowscope.metrics.label_accuracy` against the model's data sample).")
+               f"{guide.name} (`flowscope.metrics.model_label_accuracy` against the model's data sample).")

@@ -11,11 +11,13 @@ import streamlit as st
 from streamlit.runtime.uploaded_file_manager import UploadedFile
 
 from flowscope import FlowModel, MLPConfig, StepInfo
+from flowscope.data import selection
 from flowscope.data.datasets import ALL_DATASETS, DATASETS, dataset_columns, dataset_labels
 from flowscope.data.image_loader import is_image_upload
 from flowscope.data.labels import LabelError, Labels, encode_labels
 from flowscope.data.loader import DataError, Table
 from flowscope.io import checkpoint
+from flowscope.training import recipes
 from flowscope_ui import compute, image_train, jobs, plots, reflow_panel, state, trainer, uploads, widgets
 from flowscope_ui.image_train import ChosenImages
 
@@ -94,11 +96,11 @@ def read_labels(upload: Upload, table: Table, column: str) -> Labels | None:
         if labels is None:
             st.error(cached[3])
         return labels
-    cells = table.text[column] if column in table.text else table.values[:, table.columns.index(column)]
     try:
+        cells = selection.label_column(table, column, upload.name).cells  # the CLI's --labels rule
         found: Labels | None = encode_labels(cells, file=upload.name, column=column)
         message = ""
-    except LabelError as err:
+    except (LabelError, DataError) as err:
         found, message = None, f"This label column cannot be used. {err}"
         st.error(message)
     st.session_state["_train_labels"] = (upload.file_id, column, found, message)
@@ -201,16 +203,13 @@ def choose_data() -> Chosen | ChosenImages | None:
                                  help="How the model normalises the data it learns: each column by "
                                  "its own mean and std (useful when the scales differ), or one scale for all "
                                  "columns. The model, its samples and the views stay in your data's units.")
-    features = [c for c in columns if c != label]
-    others = [c for c in table.columns if c != label]
-    if label in table.columns and len(others) < 2:
-        st.error(f"{upload.name}: {label!r} is the label column, and the file has only {len(others)} other numeric "
-                 f"column{'' if len(others) == 1 else 's'}: a model needs at least 2 columns to learn besides its "
-                 "labels.")
-        return None
-    if label in columns and len(features) < 2:
-        st.error(f"{label!r} is the label column, so it is not one of the columns the model learns: choose at least "
-                 f"2 other columns to train on ({len(features)} chosen).")
+    features = [c for c in columns if c != label]  # the label column is never a feature (the CLI's rule too)
+    try:
+        column = None if label == NO_LABEL else selection.label_column(table, label, upload.name)
+        selection.feature_columns(table, None, upload.name, column, min_columns=2)  # the file has enough columns
+        selection.feature_columns(table, features, upload.name, column, min_columns=2)  # and enough are chosen
+    except DataError as err:
+        st.error(f"These columns cannot be used. {err}")
         return None
     labels = read_labels(upload, table, label) if label != NO_LABEL else None
     if label != NO_LABEL and labels is None:
@@ -252,12 +251,17 @@ def choose_settings(normalize: str, conditional: bool = False) -> trainer.TrainS
     coupling = c[1].selectbox("Coupling", trainer.COUPLINGS, key="train_coupling",
                               help="independent: random pairs (the paper); ot: exact minibatch OT pairs; "
                                    "sinkhorn: entropic OT pairs.")
-    steps = c[2].number_input(f"Steps (at most {uploads.MAX_STEPS:,})", 100, uploads.MAX_STEPS, 2000, 100,
+    recipe, default = trainer.RECIPE, trainer.TrainSettings()
+    steps = c[2].number_input(f"Steps (at most {uploads.MAX_STEPS:,})", 100, uploads.MAX_STEPS, default.steps, 100,
                               key="train_steps")
-    width = c[3].select_slider(f"Model width (at most {uploads.MAX_WIDTH})", trainer.WIDTHS, 128, key="train_width")
-    lr = c[4].select_slider("Learning rate", LR_OPTIONS, 3e-3, format_func="{:g}".format, key="train_lr")
-    st.caption(f"An MLP of depth {trainer.TrainSettings.depth} on x, {MLPConfig.fourier_features} random Fourier "
-               f"features of x and t; batches of {trainer.TrainSettings.batch_size}, AdamW with warm-up and cosine "
+    width = c[3].select_slider(f"Model width (at most {uploads.MAX_WIDTH})", trainer.WIDTHS, default.width,
+                               key="train_width")
+    lr = c[4].select_slider("Learning rate", LR_OPTIONS, default.lr, format_func="{:g}".format, key="train_lr")
+    st.caption(f"Recipe **{recipe.name}** (`flowscope.training.recipes.{recipe.name.upper()}`): {recipe.why}; "
+               f"`flowscope train` uses the default, {recipes.DEFAULT.config.steps:,} steps of batch "
+               f"{recipes.DEFAULT.config.batch_size}. "
+               f"An MLP of depth {default.depth} on x, {MLPConfig.fourier_features} random Fourier "
+               f"features of x and t; batches of {default.batch_size}, AdamW with warm-up and cosine "
                "decay, EMA weights; one CPU thread per training."
                + (f" Conditional: each training point's label is replaced by “no label” with probability "
                   f"{trainer.TrainSettings.label_dropout:g}, so that the model also learns the unconditional field "
