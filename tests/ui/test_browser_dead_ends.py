@@ -80,14 +80,15 @@ def test_a_new_upload_after_a_training_and_a_visit_trains_on_the_first_press(ser
 
 @pytest.fixture(scope="module")
 def kernel_width_0_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """`flowscope train --data x1.npy --source x0.npy --sigma 0`: a stored source and interpolant kernel width 0."""
+    """`flowscope train --data x1.npy --source x0.npy --path icfm --sigma 0`: a stored source and interpolant kernel
+    width 0 (without --sigma a stored source gets ICFM_SIGMA)."""
     folder = tmp_path_factory.mktemp("sigma0")
     np.save(folder / "x1.npy", make_dataset("moons", 800, seed=0))
     np.save(folder / "x0.npy", make_dataset("8gaussians", 800, seed=1))
     out = folder / "stored-source-sigma0.safetensors"
     subprocess.run([sys.executable, "-m", "flowscope", "train", "--data", str(folder / "x1.npy"), "--source",
-                    str(folder / "x0.npy"), "--sigma", "0", "--steps", "100", "--device", "cpu", "--quiet",
-                    "--out", str(out)], check=True)
+                    str(folder / "x0.npy"), "--path", "icfm", "--sigma", "0", "--steps", "100", "--device", "cpu",
+                    "--quiet", "--out", str(out)], check=True)
     return out
 
 

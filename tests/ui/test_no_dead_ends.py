@@ -90,7 +90,8 @@ def _finish(runs: dict[str, subprocess.Popen[bytes]]) -> None:
 
 #: The CLI-made models: name -> the arguments after `flowscope train` (DATA stands for the data folder).
 EDGE_MODELS = {
-    "stored-source-sigma0": ["--data", "DATA/x1.npy", "--source", "DATA/x0.npy", "--sigma", "0"],
+    "stored-source": ["--data", "DATA/x1.npy", "--source", "DATA/x0.npy"],  # the default kernel width (ICFM_SIGMA)
+    "stored-source-sigma0": ["--data", "DATA/x1.npy", "--source", "DATA/x0.npy", "--path", "icfm", "--sigma", "0"],
     "stored-source-icfm": ["--data", "DATA/x1.npy", "--source", "DATA/x0.npy", "--path", "icfm", "--sigma", "0.1"],
     "one-column": ["--data", "DATA/one.npy"],
     "64-columns": ["--data", "DATA/wide.npy"],
