@@ -36,6 +36,7 @@ def test_an_epoch_gives_each_rank_its_own_rows_and_all_ranks_every_row(tmp_path:
     assert len(next_epoch) == 500 and next_epoch != seen[1]  # the next epoch: reshuffled, split afresh
 
 
+@pytest.mark.slow
 def test_streaming_from_a_memory_map_trains_like_rows_on_the_device(tmp_path: Path, moons: np.ndarray) -> None:
     path = tmp_path / "moons.npy"
     np.save(path, moons)

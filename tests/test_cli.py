@@ -32,6 +32,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+@pytest.mark.slow
 def test_train_sample_info(trained: Path, tmp_path: Path) -> None:
     samples = tmp_path / "s.npy"
     result = _run("sample", str(trained), "-n", "300", "--out", str(samples), "--method", "rk4", "--steps", "10")
@@ -126,6 +127,7 @@ def test_eval_reports_metrics(trained: Path, capsys: pytest.CaptureFixture[str])
         assert np.isfinite(report[key]), key
 
 
+@pytest.mark.slow
 def test_errors_are_one_clear_line(trained: Path, tmp_path: Path) -> None:
     bad = tmp_path / "bad.csv"
     bad.write_text("a,b\n1,2\n3,oops\n")
@@ -150,6 +152,7 @@ def test_diverging_training_saves_last_good_weights(tmp_path: Path, capsys: pyte
     assert out.is_file() and main(["info", str(out)]) == 0
 
 
+@pytest.mark.slow
 def test_help_lists_every_command() -> None:
     result = subprocess.run([sys.executable, "-m", "flowscope.cli", "--help"], capture_output=True, text=True)
     for command in ("train", "sample", "info", "eval", "zoo", "ui"):

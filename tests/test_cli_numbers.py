@@ -49,6 +49,7 @@ def test_a_bad_number_exits_2_naming_its_option(command: list[str], option: str,
     assert not list(tmp_path.iterdir())  # nothing written
 
 
+@pytest.mark.slow
 def test_train_steps_0_is_refused_not_read_as_the_default(tmp_path: Path) -> None:
     """`--steps 0` used to train the default 6,000 steps (`args.steps or DEFAULT`)."""
     result = subprocess.run(["flowscope", "train", "--dataset", "moons", "--steps", "0"], cwd=tmp_path,

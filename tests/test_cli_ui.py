@@ -45,6 +45,7 @@ def _streamlit_options(command: list[str]) -> list[str]:
     return command[5:]
 
 
+@pytest.mark.slow
 def test_help_documents_the_pass_through() -> None:
     result = subprocess.run([sys.executable, "-m", "flowscope.cli", "ui", "--help"], capture_output=True,
                             text=True, timeout=120)
@@ -115,6 +116,7 @@ def _group_is_empty(pgid: int) -> bool:
     return False
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(os.name != "posix", reason="exec and process groups are POSIX")
 def test_stopping_ui_stops_the_server(tmp_path: Path) -> None:
     """A real `flowscope ui --server.port P`: it serves on P, and SIGTERM to it frees P and leaves no child."""

@@ -104,6 +104,7 @@ def test_two_ranks_match_one_process_at_the_doubled_batch(two_ranks: Path) -> No
     assert two < 1.35 * one + 0.15, (two, one)
 
 
+@pytest.mark.slow
 def test_torchrun_module_cli_resumes_and_only_rank_0_writes(two_ranks: Path, tmp_path: Path) -> None:
     """Resume on a memory-mapped .npy streamed by a DistributedSampler (--stream), through `-m flowscope`."""
     out, data = tmp_path / "resumed.safetensors", tmp_path / "moons.npy"
@@ -118,6 +119,7 @@ def test_torchrun_module_cli_resumes_and_only_rank_0_writes(two_ranks: Path, tmp
     assert resumed.info["steps_done"] == STEPS + 30 and resumed.info["dataset"] == "moons.npy"
 
 
+@pytest.mark.slow
 def test_a_nan_on_rank_1_stops_every_rank_and_keeps_the_last_good_weights(tmp_path: Path) -> None:
     out = tmp_path / "nan.safetensors"
     result = _torchrun(str(WORKER), "nan", "120", "train", "--dataset", "moons", "--steps", "200", "--batch-size",

@@ -240,6 +240,7 @@ def test_grid_2d_layout() -> None:
     torch.testing.assert_close(grid.xs, torch.linspace(-1.0, 1.0, 4))
 
 
+@pytest.mark.slow
 def test_memory_stays_flat_for_a_million_points() -> None:
     """N = 1e6 points on a 40 x 40 grid: peak RSS grows far less than the N x M logits (6.4 GB) would need."""
     script = textwrap.dedent(

@@ -64,6 +64,7 @@ def digits_split() -> tuple[ImageData, ImageData]:
     return split(digits())
 
 
+@pytest.mark.slow
 def test_the_classifier_learns_the_digits_and_round_trips(digits_split: tuple[ImageData, ImageData],
                                                           tmp_path: Path) -> None:
     trained, held_out = digits_split
@@ -79,6 +80,7 @@ def test_the_classifier_learns_the_digits_and_round_trips(digits_split: tuple[Im
         train_classifier(ImageData(images=trained.images, spec=trained.spec))
 
 
+@pytest.mark.slow
 def test_the_report_compares_samples_with_held_out_images(digits_split: tuple[ImageData, ImageData]) -> None:
     trained, held_out = digits_split
     small_train, small_held = trained.subset(np.arange(300)), held_out.subset(np.arange(60))

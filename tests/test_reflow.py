@@ -125,6 +125,7 @@ def test_checkpoints_keep_the_teacher_its_solver_and_the_round(small_flow: FlowM
     assert loaded.path.name == "ot" and loaded.path.params()["sigma_min"] == 0.0
 
 
+@pytest.mark.slow
 def test_conditional_reflow_draws_pairs_per_class_and_keeps_the_labels(tmp_path: Path,
                                                                        capsys: pytest.CaptureFixture[str]) -> None:
     labelled = make_labelled("8gaussians", 800, 0)
@@ -148,6 +149,7 @@ def test_conditional_reflow_draws_pairs_per_class_and_keeps_the_labels(tmp_path:
     assert checkpoint.load(out).labels == teacher.labels
 
 
+@pytest.mark.slow
 def test_the_cli_reflows_a_model_file(small_flow: FlowModel, tmp_path: Path,
                                       capsys: pytest.CaptureFixture[str]) -> None:
     teacher = checkpoint.save(small_flow, tmp_path / "teacher.safetensors")

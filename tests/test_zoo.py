@@ -79,6 +79,7 @@ def floor_of(dataset: str) -> float:
     return floor
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("entry", VECTOR_ENTRIES, ids=[e.name for e in VECTOR_ENTRIES])
 def test_manifest_w2_is_reproduced(entry: zoo.ZooEntry) -> None:
     """Reload the file and recompute W2 and its floor exactly as the build did (solver of record, 10 draws
@@ -178,6 +179,7 @@ def test_conditional_models_carry_their_labels_and_per_class_quality(dataset: st
     assert entry.metrics["min_class_accuracy_w1"] >= 0.9, entry.metrics
 
 
+@pytest.mark.slow
 def test_guided_8gaussians_samples_land_in_their_class() -> None:
     """The issue's bar: label accuracy of 1000 guided samples (w = 1) at least 0.98 for every class."""
     flow = zoo.load("8gaussians-cond")
@@ -204,6 +206,7 @@ def test_digits_models_meet_the_issues_bars() -> None:
         assert min(v for k, v in metrics.items() if k.startswith("nn_ratio")) >= 0.8, metrics
 
 
+@pytest.mark.slow
 def test_digits_figures_reproduce() -> None:
     """The unconditional digits model's recorded Frechet distance and NFE, recomputed from its file and the
     zoo's classifier with the build's settings."""

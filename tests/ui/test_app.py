@@ -127,6 +127,7 @@ def test_start_page_cache_that_cannot_be_written_is_skipped(tmp_path: Path, monk
     assert startpage.load(model, "s") is None
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("page", PAGES)
 def test_every_page_renders(zoo_env: Path, page: str) -> None:
     at = start(page)
@@ -148,6 +149,7 @@ def test_every_page_renders(zoo_env: Path, page: str) -> None:
         assert at.file_uploader(key="train_upload").label.startswith("A CSV")
 
 
+@pytest.mark.slow
 def test_fields_slider_index_probe_and_noise_source_model(zoo_env: Path) -> None:
     at = start("fields")
     key = at.session_state[state.MODEL_KEY]
@@ -198,6 +200,7 @@ def test_gallery_filters(zoo_env: Path) -> None:
     assert [b.label for b in at.button] == ["Open"]
 
 
+@pytest.mark.slow
 def test_upload_csv_train_and_explore(zoo_env: Path) -> None:
     at = start("train")
     points = make_dataset("circles", 800, seed=3)
@@ -239,6 +242,7 @@ def test_upload_with_more_columns_and_standardisation(zoo_env: Path) -> None:
     assert not errors(at) and axis_titles(at) == ("r", "q")  # two columns: drawn as they are, named
 
 
+@pytest.mark.slow
 def test_every_bad_corpus_file_shows_the_loaders_message(zoo_env: Path, tmp_path: Path) -> None:
     at = start("train")
     at.radio(key="train_kind").set_value("Upload a file").run()
@@ -259,6 +263,7 @@ def test_one_column_file_is_refused_clearly(zoo_env: Path) -> None:
     assert any("needs at least 2" in e for e in errors(at))
 
 
+@pytest.mark.slow
 def test_diverging_training_keeps_the_last_good_weights(zoo_env: Path) -> None:
     at = start("train")
     at.radio(key="train_kind").set_value("Toy dataset").run()
@@ -284,6 +289,7 @@ def _model_bytes(dim: int, with_data: bool = False) -> bytes:
     return checkpoint.to_bytes(flow)
 
 
+@pytest.mark.slow
 def test_model_file_uploads(zoo_env: Path) -> None:
     at = start("train")
     uploader = at.file_uploader(key="train_model_upload")
@@ -430,6 +436,7 @@ def axis_titles(at: AppTest, chart: int = 0) -> tuple[Any, Any]:
 VIEW_PAGES = {"home": 2, "paths": 2, "fields": 1, "marginals": 2, "compare": 2, "gallery": 3}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("projection", ["principal axes", "two coordinates"])
 def test_every_page_draws_a_13d_model(zoo_env: Path, wine_view: state.ModelView, projection: str) -> None:
     at = show(start("paths"), wine_view)
@@ -451,6 +458,7 @@ def test_every_page_draws_a_13d_model(zoo_env: Path, wine_view: state.ModelView,
     assert at.sidebar.radio(key=f"_projection_kind_{wine_view.key}").value == projection.capitalize()  # remembered
 
 
+@pytest.mark.slow
 def test_fields_slice_of_a_13d_model(zoo_env: Path, random_view: state.ModelView) -> None:
     at = show(start("fields"), random_view)
     key = random_view.key
@@ -526,6 +534,7 @@ def wine_csv(rows: int = 178) -> bytes:
     return ("\r\n".join(lines) + "\r\n").encode()
 
 
+@pytest.mark.slow
 def test_upload_13_columns_and_a_text_column_train_and_view(zoo_env: Path) -> None:
     at = start("train")
     upload_data(at, "wine.csv", wine_csv())
@@ -581,6 +590,7 @@ def chart_titles(at: AppTest, chart: int = 0) -> list[str]:
     return texts + [a["text"] for a in spec["layout"].get("annotations", []) if a["text"]]
 
 
+@pytest.mark.slow
 def test_a_conditional_model_on_paths_and_fields_with_a_class_and_guidance(
         zoo_env: Path, cond_view: state.ModelView) -> None:
     at = show(start("paths"), cond_view)
@@ -615,6 +625,7 @@ def test_a_conditional_model_on_paths_and_fields_with_a_class_and_guidance(
     assert charts(at) == 1 and chart_titles(at)[0].startswith("conditional u_t(x | x1)")
 
 
+@pytest.mark.slow
 def test_a_13d_conditional_model_draws_its_class_fields_on_the_slice(zoo_env: Path) -> None:
     view = _conditional_view("mine:922", "wine", 400, steps=40)
     at = show(start("fields"), view)
@@ -630,6 +641,7 @@ def test_a_13d_conditional_model_draws_its_class_fields_on_the_slice(zoo_env: Pa
     assert charts(at) == 2 and at.sidebar.selectbox(key=f"_class_{view.key}").value == 1
 
 
+@pytest.mark.slow
 def test_a_conditional_model_without_data_labels_says_so(zoo_env: Path, cond_view: state.ModelView) -> None:
     unlabelled = dataclasses.replace(cond_view, key="mine:923", cache_id="mine:923", data_labels=None)
     at = show(start("fields"), unlabelled)
@@ -662,6 +674,7 @@ def blobs_csv(n: int = 150, classes: str = "abc") -> bytes:
     return ("\r\n".join(rows) + "\r\n").encode()
 
 
+@pytest.mark.slow
 def test_upload_with_a_label_column_trains_a_conditional_model(zoo_env: Path) -> None:
     at = start("train")
     upload_data(at, "blobs.csv", blobs_csv())
@@ -688,6 +701,7 @@ def test_upload_with_a_label_column_trains_a_conditional_model(zoo_env: Path) ->
     assert charts(at) == 2 and not errors(at)
 
 
+@pytest.mark.slow
 def test_toy_dataset_with_natural_labels(zoo_env: Path) -> None:
     at = start("train")
     at.radio(key="train_kind").set_value("Toy dataset").run()
@@ -714,6 +728,7 @@ def _labelled_csv(labels: list[str]) -> bytes:
     return ("c0,c1,label\n" + "\n".join(lines) + "\n").encode()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("name", "data", "label", "expected"), [
     ("single.csv", _labelled_csv(["a"] * 20 + ["b"] * 20 + ["c"]), "label",
      "single.csv: label column 'label': class(es) 'c' have fewer than 2 points"),
@@ -760,6 +775,7 @@ def test_the_label_column_as_the_only_chosen_column(zoo_env: Path) -> None:
     assert_clean(at)
 
 
+@pytest.mark.slow
 def test_a_conditional_zoo_model_is_shown_with_its_datasets_natural_labels(
         tiny_zoo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     rows = entries(tiny_zoo)
@@ -824,6 +840,7 @@ def _table_csv(columns: int, rows: int = 300, seed: int = 0) -> bytes:
     return (",".join(f"c{j}" for j in range(columns)) + "\n" + body + "\n").encode()
 
 
+@pytest.mark.slow
 def test_a_new_upload_after_a_training_and_a_visit_has_its_own_columns(zoo_env: Path) -> None:
     """Upload A (30 columns), train, visit Fields, come back, upload B (2 columns): B's columns are chosen and sent
     to the browser (which otherwise keeps A's choice and sends it back: 'choose at least 2 columns'), and Train

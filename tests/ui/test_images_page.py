@@ -99,6 +99,7 @@ def test_images_page_draws_samples_strips_x1_predictions_and_the_memorisation_ch
     assert at.get("download_button")  # the grid's samples as .npy
 
 
+@pytest.mark.slow
 def test_conditional_digits_class_and_guidance(image_zoo_env: Path) -> None:
     at = open_images("zoo:digits-cond")
     assert_clean(at)
@@ -182,6 +183,7 @@ def test_bad_image_uploads_show_named_errors(image_zoo_env: Path) -> None:
         assert "train_go" not in [b.key for b in at.button]  # nothing to train on
 
 
+@pytest.mark.slow
 def test_a_zip_of_class_folders_trains_a_conditional_image_model_live(image_zoo_env: Path) -> None:
     rng = np.random.default_rng(1)
     files = {}
@@ -217,6 +219,7 @@ def test_a_zip_of_class_folders_trains_a_conditional_image_model_live(image_zoo_
     assert any("need a classifier of these images' classes" in c.value for c in at.caption)
 
 
+@pytest.mark.slow
 def test_builtin_digits_train_on_their_training_split(image_zoo_env: Path) -> None:
     at = AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()
     at.switch_page("views/train.py").run()

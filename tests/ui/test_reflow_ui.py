@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 from streamlit.testing.v1 import AppTest
 from ui_support import APP, finish_jobs
 
@@ -14,6 +15,7 @@ from flowscope_ui import plots, reflow_panel, state
 TIMEOUT = 180
 
 
+@pytest.mark.slow
 def test_reflow_this_model_then_compare_teacher_and_student(zoo_env: Path) -> None:
     at = AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()
     at.switch_page("views/train.py").run()
