@@ -88,7 +88,7 @@ def kernel_width_0_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = folder / "stored-source-sigma0.safetensors"
     subprocess.run([sys.executable, "-m", "flowscope", "train", "--data", str(folder / "x1.npy"), "--source",
                     str(folder / "x0.npy"), "--path", "icfm", "--sigma", "0", "--steps", "100", "--device", "cpu",
-                    "--quiet", "--out", str(out)], check=True)
+                    "--quiet", "--no-eval", "--out", str(out)], check=True)
     return out
 
 

@@ -26,6 +26,8 @@ from flowscope_ui import layout, state
 pytestmark = pytest.mark.slow
 
 PAGES = ["home", "gallery", "paths", "fields", "marginals", "images", "train", "compare", "learn"]
+#: The pages that draw the selected model (Gallery and Learn show the same for every model: opened once per session).
+MODEL_PAGES = [page for page in PAGES if page not in ("gallery", "learn")]
 #: Text of an error box that is an exception, not a sentence a page meant to show.
 UNEXPECTED = re.compile(rf"Traceback|encountered an error|{layout.STOPPED}|\b\w+(Error|Exception)\b")
 #: What the views caption for a stored-source model of kernel width 0 (`widgets.view_width_note`).
@@ -54,11 +56,11 @@ def dead_ends(at: AppTest) -> list[str]:
     return found + [f"error: {e.value}" for e in at.error if UNEXPECTED.search(str(e.value))]
 
 
-def visit_every_page(at: AppTest, view_width: bool = False) -> None:
+def visit_every_page(at: AppTest, view_width: bool = False, pages: list[str] = PAGES) -> None:
     """Open each page in turn in this session; fail with every dead end met (and, for a model drawn at a view
     width, a page of exact fields that does not say so)."""
     problems = []
-    for page in PAGES:
+    for page in pages:
         at.switch_page(f"views/{page}.py").run()
         problems += [f"{page}: {p}" for p in dead_ends(at)]
         if view_width and page in ("home", "paths", "fields") and not any(VIEW_WIDTH in c.value for c in at.caption):
@@ -72,7 +74,7 @@ def test_every_pretrained_model_opens_on_every_page(name: str, monkeypatch: pyte
     at = AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()
     at.sidebar.selectbox(key="_model_picker").set_value(f"zoo:{name}").run()  # the sidebar's own selection
     assert at.session_state[state.MODEL_KEY] == f"zoo:{name}"
-    visit_every_page(at)
+    visit_every_page(at, pages=PAGES if name == (_zoo_names() or [""])[0] else MODEL_PAGES)
 
 
 def _cli(*args: str) -> subprocess.Popen[bytes]:
