@@ -369,3 +369,14 @@ def test_info_names_a_classifier_and_refuses_other_files(tmp_path: Path, capsys:
     assert main(["info", str(tmp_path / "other.safetensors")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "other.safetensors: neither a flowscope model nor a flowscope classifier" in err
+
+
+def test_sampled_csv_keeps_the_models_column_names(tmp_path: Path) -> None:
+    """A CSV of samples is headed by the columns the model learned (a table's own names), not by generic ones."""
+    data = tmp_path / "table.csv"
+    rows = np.random.default_rng(0).normal(size=(200, 3))
+    np.savetxt(data, rows, delimiter=",", header="height,width,depth", comments="", fmt="%.4f")
+    model, out = tmp_path / "m.safetensors", tmp_path / "s.csv"
+    assert main(["train", "--data", str(data), "--steps", "5", "--no-eval", "--quiet", "--out", str(model)]) == 0
+    assert main(["sample", str(model), "-n", "4", "--out", str(out), "--method", "euler", "--steps", "2"]) == 0
+    assert out.read_text().splitlines()[0] == "height,width,depth"

@@ -20,6 +20,7 @@ from flowscope.data.images import ImageData
 from flowscope.data.loader import DataError
 from flowscope.evaluation.image_quality import image_samples
 from flowscope.io import checkpoint
+from flowscope.training import recipes
 
 from . import image_compute, jobs, plots, state, trainer, uploads, widgets
 from .image_compute import VIEW_SOLVER
@@ -115,7 +116,9 @@ def choose_settings(chosen: ChosenImages) -> trainer.ImageTrainSettings:
     st.caption(f"A U-Net (residual blocks with group norm, attention at the lowest resolution) of {settings.base} "
                f"channels on the images as they are; batches of {settings.batch_size}, AdamW with warm-up and cosine "
                "decay, EMA weights, one CPU thread: about 0.05–0.1 s a step for 8 × 8 images here, more for larger "
-               "ones (the command line's default is 4,000 steps at batch 128)."
+               f"ones. Starting point: the quick image recipe ({trainer.IMAGE_RECIPE.name}: "
+               f"{trainer.IMAGE_RECIPE.why}); the command line uses `{recipes.IMAGES.name}`, "
+               f"{recipes.IMAGES.config.steps:,} steps at batch {recipes.IMAGES.config.batch_size}."
                + (f" Conditional: labels dropped with probability {settings.label_dropout:g} so that it also learns "
                   "the unconditional field that guidance needs." if settings.conditional else ""))
     return settings

@@ -20,7 +20,6 @@ from flowscope import (
     FlowModel,
     MLPConfig,
     StepInfo,
-    TrainConfig,
     TrainingDiverged,
     TrainResult,
     make_path,
@@ -52,6 +51,8 @@ Report = Callable[[StepInfo, FlowModel, list[float]], None]
 #: The page's recipe: the core's quick one (`flowscope.training.recipes.QUICK`: the library's network and
 #: optimiser, a third of the default's steps on half its batch), so that a live training takes seconds.
 RECIPE = recipes.QUICK
+#: The page's image recipe: the core's quick one for images (`flowscope.training.recipes.IMAGES_QUICK`).
+IMAGE_RECIPE = recipes.IMAGES_QUICK
 
 
 @dataclass(frozen=True)
@@ -167,15 +168,15 @@ def _trained(fit: Callable[[Callback], TrainResult], steps: int, report: Report 
 
 @dataclass(frozen=True)
 class ImageTrainSettings:
-    """What a user chooses for an image model on the Train page: a U-Net of `base` channels, trained with fewer
-    steps and a smaller batch than the CLI's defaults (`cli_images.IMAGE_DEFAULTS`: 4,000 steps at batch 128), so
-    that a live training on one CPU thread takes a minute or two; `conditional` uses the images' classes."""
+    """What a user chooses for an image model on the Train page, starting from the quick image recipe
+    (`recipes.IMAGES_QUICK`: fewer steps and a smaller batch than the CLI's `recipes.IMAGES`, so that a live training
+    on one CPU thread takes a minute or two); `conditional` uses the images' classes."""
 
     path: str = "ot"
-    steps: int = 600
-    base: int = 32
-    lr: float = 1e-3
-    batch_size: int = 64
+    steps: int = IMAGE_RECIPE.config.steps
+    base: int = IMAGE_RECIPE.base
+    lr: float = IMAGE_RECIPE.config.lr
+    batch_size: int = IMAGE_RECIPE.config.batch_size
     seed: int = 0
     conditional: bool = False
     label_dropout: float = 0.1
@@ -192,9 +193,9 @@ def run_images(images: ImageData, settings: ImageTrainSettings, *, report: Repor
     images' classes when asked and they have some. The model keeps its training images (up to
     `images.IMAGE_SAMPLE_VALUES` pixel values) and their labels, so that its file opens with them."""
     conditional = settings.conditional and images.labels is not None
-    config = TrainConfig(steps=settings.steps, batch_size=min(settings.batch_size, len(images)), lr=settings.lr,
-                         warmup_steps=min(200, settings.steps // 10), seed=settings.seed, device="cpu",
-                         label_dropout=settings.label_dropout)
+    config = replace(IMAGE_RECIPE.config, steps=settings.steps, batch_size=min(settings.batch_size, len(images)),
+                     lr=settings.lr, warmup_steps=min(IMAGE_RECIPE.config.warmup_steps, settings.steps // 10),
+                     seed=settings.seed, device="cpu", label_dropout=settings.label_dropout)
     classes = torch.from_numpy(images.labels) if conditional and images.labels is not None else None
 
     def fit(callback: Callback) -> TrainResult:

@@ -42,7 +42,6 @@ from ..maths.normalizer import Normalizer
 from ..maths.paths import ICFM_SIGMA, PATH_NAMES, AffinePath
 from ..maths.paths import path_params as interpolant_params
 from ..nets.models import MLPConfig
-from ..nets.unet import UNetConfig
 from ..solver.sampling import METHODS, SolverConfig
 from ..training import distributed, recipes
 from ..training.batches import open_npy
@@ -155,7 +154,7 @@ def _add_train(p: argparse.ArgumentParser) -> None:
     p.add_argument("--depth", type=at_least(1), default=RECIPE.depth)
     p.add_argument("--fourier-features", type=at_least(0), default=MLPConfig.fourier_features,
                    help="random Fourier features of x fed to the MLP (0: raw coordinates only)")
-    p.add_argument("--base-channels", type=at_least(1), default=UNetConfig.base,
+    p.add_argument("--base-channels", type=at_least(1), default=recipes.IMAGES.base,
                    help="images: the U-Net's channels at full resolution (doubled at half resolution)")
     p.add_argument("--no-attention", action="store_true",
                    help="images: no self-attention block at the U-Net's lowest resolution")
@@ -528,7 +527,10 @@ def cmd_sample(args: argparse.Namespace) -> int:
     if flow.image is not None:
         save_images(np.asarray(flow.image.unflatten(flow.image.to_pixels(result.samples.cpu().numpy()))), args.out)
     else:
-        save_array(result.samples.cpu().numpy(), args.out)
+        samples = result.samples.cpu().numpy()
+        stored = flow.info.get("columns")  # a CSV of samples keeps the names of the columns the model learned
+        names = [str(c) for c in stored] if isinstance(stored, list) and len(stored) == samples.shape[1] else None
+        save_array(samples, args.out, columns=names)
     if result.fallback is not None:
         print(f"flowscope sample: {result.fallback}", file=sys.stderr)
     of = "" if label is None else f" of label {flow.labels[label]!r} (w = {guidance:g})"

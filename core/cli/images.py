@@ -32,7 +32,7 @@ from ..maths.paths import AffinePath, make_path
 from ..maths.paths import path_params as interpolant_params
 from ..nets.unet import UNetConfig
 from ..solver.sampling import SolverConfig
-from ..training import distributed
+from ..training import distributed, recipes
 from ..training.loop import StepInfo, TrainConfig, TrainingDiverged, train
 from ..zoo import registry as zoo
 from .recorded import print_recorded
@@ -43,9 +43,9 @@ if TYPE_CHECKING:
 __all__ = ["IMAGE_DEFAULTS", "IMAGE_SAMPLE_VALUES", "ImageCLIError", "Progress", "classifier_for", "eval_images",
            "image_data", "is_image_args", "train_images"]
 
-#: Training defaults of image models (the MLP's are `TrainConfig()`): the U-Net learns the digits well at a
-#: smaller batch and learning rate than the 2-D MLPs (bench/results_images.md).
-IMAGE_DEFAULTS = TrainConfig(steps=4000, batch_size=128, lr=1e-3, warmup_steps=200)
+#: Training defaults of image models: the image recipe (`training.recipes.IMAGES`; the U-Net learns the digits at a
+#: smaller batch and learning rate than the 2-D MLPs, bench/results_images.md).
+IMAGE_DEFAULTS = recipes.IMAGES.config
 
 
 class ImageCLIError(ValueError):

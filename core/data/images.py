@@ -16,6 +16,7 @@ import torch
 
 from ..flow.model import FlowModel
 from ..maths.imagespec import ImageSpec
+from .kept import sample_rows
 
 __all__ = ["DIGITS_HELD_OUT", "IMAGE_DATASETS", "IMAGE_SAMPLE_VALUES", "ImageData", "digits", "image_dataset",
            "keep_training_images", "split"]
@@ -102,10 +103,11 @@ def split(data: ImageData, held_out: float = DIGITS_HELD_OUT, seed: int = 0) -> 
 
 
 def keep_training_images(flow: FlowModel, images: ImageData) -> FlowModel:
-    """The model with its training images stored in it (the first IMAGE_SAMPLE_VALUES pixel values' worth) and, for
-    a conditional model, their labels, so that its file opens in the explorer beside the images it learned."""
-    keep = max(2, IMAGE_SAMPLE_VALUES // images.spec.dim)
-    flow.data = torch.from_numpy(images.flat[:keep].copy())
+    """The model with its training images stored in it (IMAGE_SAMPLE_VALUES pixel values' worth, chosen by the one
+    rule for a model's data sample, `kept.sample_rows`: seeded and by class) and, for a conditional model, their
+    labels, so that its file opens in the explorer beside the images it learned."""
+    index = sample_rows(len(images), images.labels, rows=max(2, IMAGE_SAMPLE_VALUES // images.spec.dim))
+    flow.data = torch.from_numpy(images.flat[index].copy())
     if flow.conditional and images.labels is not None:
-        flow.data_labels = torch.from_numpy(images.labels[:keep].copy())
+        flow.data_labels = torch.from_numpy(images.labels[index].copy())
     return flow

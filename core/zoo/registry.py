@@ -38,6 +38,7 @@ from ..maths.couplings import REFLOW
 from ..maths.paths import make_path, path_params
 from ..nets.models import MLPConfig
 from ..nets.unet import UNetConfig
+from ..training import recipes
 from ..training.loop import TrainConfig, train
 from ..training.reflow import reflow
 from .manifest import MANIFEST, ZooEntry, ZooError, directory, entries
@@ -73,7 +74,7 @@ REFLOW_STEPS = 10000
 #: The zoo's image models: (name, dataset, conditional), OT path, U-Net (`flowscope.unet`).
 IMAGE_MODELS = (("digits-ot", "digits", False), ("digits-cond", "digits", True))
 #: The image models' pinned recipe (`flowscope train --dataset digits`'s defaults when they were built).
-IMAGE_RECIPE = TrainConfig(steps=4000, batch_size=128, lr=1e-3, warmup_steps=200, device="cpu")
+IMAGE_RECIPE = replace(recipes.IMAGES.config, device="cpu")
 #: The classifiers that judge image models' samples (`flowscope.classifier`), by dataset: their files here.
 CLASSIFIERS = {"digits": "digits-classifier.safetensors"}
 
