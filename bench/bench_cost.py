@@ -90,7 +90,7 @@ def _torchcfm_quality(dataset: str, weights: str) -> dict[str, Any]:
     x0 = torch.randn(2000 * QUALITY_DRAWS, 2, generator=torch.Generator().manual_seed(10_001))
     result = integrate(velocity, x0, solver=REFERENCE_SOLVER)
     report = sample_quality(result.samples.numpy(), lambda n, s: make_dataset(dataset, n, s), seed=0)
-    return {"w2_ratio": report["w2_ratio"], "nfe": result.nfe}
+    return {"w2_ratio": report.w2_ratio, "nfe": result.nfe}
 
 
 def section_default(datasets: list[str], folder: Path, save: Any) -> list[dict[str, Any]]:

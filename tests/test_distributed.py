@@ -71,7 +71,9 @@ def _weights(path: Path) -> list[torch.Tensor]:
 def _w2_ratio(flow: object, data: np.ndarray) -> float:
     samples = flow.sample(1000, solver=SolverConfig("rk4", steps=20),  # type: ignore[attr-defined]
                           generator=torch.Generator().manual_seed(1)).samples.numpy()
-    return float(sample_quality(samples, data, n=1000, repeats=1)["w2_ratio"])
+    ratio = sample_quality(samples, data, n=1000, repeats=1).w2_ratio
+    assert ratio is not None
+    return ratio
 
 
 @pytest.fixture(scope="module")

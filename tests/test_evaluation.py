@@ -26,9 +26,9 @@ def test_floor_is_seeded_and_shrinks_with_n() -> None:
 def test_a_perfect_sampler_scores_the_floor() -> None:
     samples = np.concatenate([_gaussian(500, 90 + k) for k in range(6)])
     quality = sample_quality(samples, _gaussian, n=500, repeats=6)
-    assert quality["draws"] == 6 and quality["w2_ratio"] == pytest.approx(1.0, abs=0.12)
+    assert quality.draws == 6 and quality.w2_ratio == pytest.approx(1.0, abs=0.12)
     shifted = sample_quality(samples + 1.0, _gaussian, n=500, repeats=6)
-    assert shifted["w2_ratio"] > 3
+    assert shifted.w2_ratio is not None and shifted.w2_ratio > 3
 
 
 def test_array_draws_are_disjoint_and_small_arrays_have_no_floor() -> None:
@@ -39,8 +39,8 @@ def test_array_draws_are_disjoint_and_small_arrays_have_no_floor() -> None:
     assert not rows & {tuple(r) for r in second}
     # a small array gives draws of half its rows, so that W2 always has a floor beside it
     quality = sample_quality(_gaussian(400, 7), data[:700], n=400, repeats=1)
-    assert quality["n"] == 350 and quality["w2_floor"] is not None and quality["w2_ratio"] is not None
-    assert sample_quality(np.full((400, 2), np.nan), data, n=400, repeats=1)["w2"] == float("inf")
+    assert quality.n == 350 and quality.w2_floor is not None and quality.w2_ratio is not None
+    assert sample_quality(np.full((400, 2), np.nan), data, n=400, repeats=1).w2 == float("inf")
 
 
 def test_report_of_a_model(small_flow: FlowModel, moons: np.ndarray) -> None:

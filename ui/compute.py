@@ -401,7 +401,7 @@ class Quality:
 def w2_with_floor(samples: np.ndarray, data: np.ndarray, n: int) -> Quality:
     """W2 of n samples to n of the data and its floor from the same draws (`evaluation.sample_quality`)."""
     quality = evaluation.sample_quality(samples, data, n=n, repeats=1)
-    return Quality(float(quality["w2"]), quality["w2_floor"], int(quality["n"]), len(data))
+    return Quality(quality.w2, quality.w2_floor, quality.n, len(data))
 
 
 def sweep(flow: FlowModel, data: np.ndarray, method: str, steps: tuple[int, ...], n: int = 500,

@@ -66,7 +66,7 @@ def few_step_reports(flows: Mapping[str, FlowModel], data: Reference, *, steps: 
         for k in steps:
             samples = flow.sample(x0=start, solver=SolverConfig(method="euler", steps=int(k))).samples
             quality = sample_quality(samples.cpu().numpy(), data, n=n, repeats=repeats, seed=seed, floor=floor)
-            ratios[int(k)] = float(quality["w2_ratio"])
+            ratios[int(k)] = quality.w2 / floor  # floor > 0: checked above
         straight = straightness(flow.velocity, start[:1000], t1=flow.path.t_max).straightness
         times = torch.linspace(0.0, flow.path.t_max, 33)
         traj = flow.sample(x0=start[:trajectory_points], solver=SolverConfig(method="rk4", steps=32), times=times)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 __all__ = ["DEQUANTISATION", "ENERGY_NOTE", "ClassReport", "ClassesReport", "ImageReport", "ImageSamples",
-           "QualityReport", "Row", "format_rows", "stored_report"]
+           "QualityReport", "Row", "SampleQuality", "format_rows", "stored_report"]
 
 #: What `energy_distance` in a report is: an unbiased estimate, so it can read a little below 0 for equal laws.
 ENERGY_NOTE = ("squared energy distance, unbiased U-statistic estimate: about 0 (and possibly slightly negative) "
@@ -84,6 +84,22 @@ def _ratio_row(label: str, ratio: float | None, figure: str, value: float, floor
         return Row(label.split(" / ")[0], f"{value:.3f}", f"no floor: {yardstick}")
     shown = "n/a" if ratio is None else f"{ratio:.2f}"
     return Row(label, shown, f"{figure} {value:.3f}, floor {floor:.3f} ({yardstick})")
+
+
+@dataclass(frozen=True)
+class SampleQuality:
+    """W2 of samples to the data (mean over `draws` draws of n points) and its floor, the W2 between two draws of the
+    data themselves (a perfect sampler's score; None where the data allow no second draw)."""
+
+    w2: float
+    w2_floor: float | None
+    n: int
+    draws: int
+
+    @property
+    def w2_ratio(self) -> float | None:
+        """W2 / floor (near 1: as close to the data as a fresh draw of the data itself), or None without a floor."""
+        return None if not self.w2_floor else self.w2 / self.w2_floor
 
 
 @dataclass(frozen=True)

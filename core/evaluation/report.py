@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
 import numpy as np
 import torch
@@ -21,7 +20,7 @@ from ..flow.model import FlowModel
 from ..solver.likelihood import EXACT_DIVERGENCE_MAX_DIM, log_likelihood
 from ..solver.sampling import SampleResult, SolverConfig
 from .metrics import energy_distance, mmd, model_label_accuracy, per_dimension_w1, straightness, w2
-from .records import ENERGY_NOTE, ClassesReport, ClassReport, QualityReport
+from .records import ENERGY_NOTE, ClassesReport, ClassReport, QualityReport, SampleQuality
 
 __all__ = [
     "ENERGY_NOTE",
@@ -126,7 +125,7 @@ def w2_floor(data: Reference, *, n: int = 2000, repeats: int = QUALITY_DRAWS, se
 
 
 def sample_quality(samples: np.ndarray, data: Reference, *, n: int = 2000, repeats: int = QUALITY_DRAWS,
-                   seed: int = 0, floor: float | None = None) -> dict[str, Any]:
+                   seed: int = 0, floor: float | None = None) -> SampleQuality:
     """W2 of samples to the data, its floor and their ratio (None where the data allow no floor).
 
     `floor` reuses a `w2_floor` computed with the same n, repeats and seed (it depends only on the data).
@@ -136,8 +135,7 @@ def sample_quality(samples: np.ndarray, data: Reference, *, n: int = 2000, repea
     distance = w2_to_reference(samples, data, n=n, repeats=blocks, seed=seed)
     if floor is None:
         floor = w2_floor(data, n=n, repeats=blocks, seed=seed)
-    return {"n": n, "draws": blocks, "w2": distance, "w2_floor": floor,
-            "w2_ratio": None if not floor else distance / floor}
+    return SampleQuality(w2=distance, w2_floor=floor, n=n, draws=blocks)
 
 
 def held_out_nll(flow: FlowModel, points: np.ndarray, *, solver: SolverConfig = REFERENCE_SOLVER,
@@ -197,8 +195,8 @@ def evaluate(flow: FlowModel, data: Reference, *, n: int = 2000, repeats: int = 
     nll = None
     if flow.source is None and nll_points > 0:
         nll = held_out_nll(flow, _nll_points(data, nll_points, seed), seed=seed)
-    return QualityReport(w2=quality["w2"], w2_floor=quality["w2_floor"], w2_ratio=quality["w2_ratio"],
-                         solver=solver.method, nfe=result.nfe, n=quality["n"], draws=quality["draws"],
+    return QualityReport(w2=quality.w2, w2_floor=quality.w2_floor, w2_ratio=quality.w2_ratio,
+                         solver=solver.method, nfe=result.nfe, n=quality.n, draws=quality.draws,
                          mmd=mmd(samples[:n], first), energy_distance=energy_distance(samples[:n], first),
                          w1_per_dim=tuple(per_dimension_w1(samples[:n], first).tolist()),
                          straightness=traj.straightness, path_energy=traj.path_energy, nll=nll,
@@ -252,7 +250,7 @@ def evaluate_classes(flow: FlowModel, held_out: np.ndarray, held_out_labels: np.
             accuracy[float(w)] = model_label_accuracy(flow, samples, y, train, train_labels)
             if w == 0 and len(reference) >= 4:
                 figures = sample_quality(samples, reference, n=n, repeats=1, seed=seed)
-                quality = QualityReport(w2=figures["w2"], w2_floor=figures["w2_floor"], w2_ratio=figures["w2_ratio"],
-                                        solver=solver.method, n=figures["n"], draws=figures["draws"])
+                quality = QualityReport(w2=figures.w2, w2_floor=figures.w2_floor, w2_ratio=figures.w2_ratio,
+                                        solver=solver.method, n=figures.n, draws=figures.draws)
         classes.append(ClassReport(name=name, held_out=int(len(reference)), accuracy=accuracy, quality=quality))
     return ClassesReport(tuple(classes))
