@@ -20,6 +20,7 @@ from flowscope import FlowModel, SolverConfig
 from flowscope.evaluation import metrics
 from flowscope.evaluation import report as evaluation
 from flowscope.evaluation.metrics import straightness
+from flowscope.evaluation.records import SampleQuality
 from flowscope.fields import fieldview
 from flowscope.fields.fieldview import FIELD_POINTS, FieldSupport, FieldView
 from flowscope.fields.projection import Projection, coordinate_projection, pca_projection
@@ -374,22 +375,11 @@ def loss_by_t(flow: FlowModel, support: FieldSupport) -> tuple[np.ndarray, np.nd
 
 
 @dataclass(frozen=True)
-class Quality:
-    """W2 of samples to the data with its floor: n points per draw, `rows` of data they were drawn from.
+class Quality(SampleQuality):
+    """The core's W2 with its floor (`evaluation.sample_quality`), and the `rows` of data its draws came from, for
+    the captions. With fewer than 2n rows of data, n shrinks to half of them."""
 
-    The floor is the W2 between two disjoint n-point draws of the same data (`evaluation.sample_quality`):
-    what a perfect sampler would score. With fewer than 2n rows of data, n shrinks to half of them.
-    """
-
-    w2: float
-    floor: float | None
-    n: int
-    rows: int
-
-    @property
-    def ratio(self) -> float | None:
-        """W2 / floor (near 1: as close to the data as a fresh draw of the data itself), or None."""
-        return None if not self.floor else self.w2 / self.floor
+    rows: int = 0
 
     def floor_text(self) -> str:
         """How the floor was measured, for captions."""
@@ -401,7 +391,7 @@ class Quality:
 def w2_with_floor(samples: np.ndarray, data: np.ndarray, n: int) -> Quality:
     """W2 of n samples to n of the data and its floor from the same draws (`evaluation.sample_quality`)."""
     quality = evaluation.sample_quality(samples, data, n=n, repeats=1)
-    return Quality(quality.w2, quality.w2_floor, quality.n, len(data))
+    return Quality(quality.w2, quality.w2_floor, quality.n, quality.draws, rows=len(data))
 
 
 def sweep(flow: FlowModel, data: np.ndarray, method: str, steps: tuple[int, ...], n: int = 500,

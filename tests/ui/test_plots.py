@@ -163,9 +163,9 @@ def test_trajectories_sweep_and_straightness(flow: FlowModel) -> None:
     straight, energy = compute.straightness_of(flow, n=64)
     assert straight >= 0 and energy > 0
     quality = compute.w2_with_floor(traj.points[-1], data, 64)
-    assert quality.w2 > 0 and quality.floor is not None and quality.floor > 0 and quality.n == 64
+    assert quality.w2 > 0 and quality.w2_floor is not None and quality.w2_floor > 0 and quality.n == 64
     small = compute.w2_with_floor(traj.points[-1], data[:50], 64)  # fewer rows than 2n: half of them per draw
-    assert small.n == 25 and small.floor is not None and small.rows == 50 and "25-point" in small.floor_text()
+    assert small.n == 25 and small.w2_floor is not None and small.rows == 50 and "25-point" in small.floor_text()
 
 
 def test_time_grid_is_fine_near_0_and_1_and_clamped() -> None:

@@ -47,13 +47,14 @@ for name, view, run in zip("AB", views, runs, strict=True):
     reference = state.memo("dopri5_nfe", view, (), lambda v=view: compute.nfe_or_none(v.flow, SolverConfig("dopri5")))
     quality = state.memo("w2_quality", view, (solver.method, solver.steps, "compare"),
                          lambda v=view, r=run: compute.w2_with_floor(r.points[-1], v.data, 500))
-    w2, floor = quality.w2, quality.floor
+    w2, floor = quality.w2, quality.w2_floor
     floors.append((name, quality))
     rows.append({"model": f"{name}: {view.label}", "path": view.flow.path.name, "coupling": view.flow.coupling,
                  "straightness": round(straight, 4), "path energy": round(energy, 3),
                  f"NFE {solver.method}": run.nfe, "W2": round(w2, 4),
                  "W2 floor": None if floor is None else round(floor, 4),
-                 "W2 / floor": None if quality.ratio is None else round(quality.ratio, 2), "NFE dopri5": reference})
+                 "W2 / floor": None if quality.w2_ratio is None else round(quality.w2_ratio, 2),
+                 "NFE dopri5": reference})
 st.dataframe(rows, hide_index=True)
 st.caption("W2: distance of " + " and ".join(f"{q.n:,} samples of {name} (at the solver settings above) to "
                                              f"{q.n:,} of its {q.rows:,} data points" for name, q in floors)
@@ -71,7 +72,7 @@ for name, view in zip("AB", views, strict=True):
                                                                                        steps))
     series.append((f"{name}: {view.label}", result.nfe, result.w2))
 same = views[0].dataset == views[1].dataset
-sweep_floors = [(f"{name}: W2 floor", q.floor) for name, q in floors[:1 if same else 2] if q.floor is not None]
+sweep_floors = [(f"{name}: W2 floor", q.w2_floor) for name, q in floors[:1 if same else 2] if q.w2_floor is not None]
 st.plotly_chart(plots.sweep_figure(series, floors=sweep_floors), key="compare_sweep_plot")
 
 reflow_panel.compare_section(views)

@@ -35,8 +35,8 @@ cols = st.columns(4)
 cols[0].metric("NFE (velocity evaluations)", traj.nfe)
 cols[1].metric(f"W2 to {of} ({quality.n:,} particles)", f"{quality.w2:.3f}")
 cols[2].metric(f"W2 floor ({quality.n:,} vs {quality.n:,} data points)",
-               "n/a" if quality.floor is None else f"{quality.floor:.3f}", help=quality.floor_text() + ".")
-cols[3].metric("W2 / floor", "n/a" if quality.ratio is None else f"{quality.ratio:.2f}",
+               "n/a" if quality.w2_floor is None else f"{quality.w2_floor:.3f}", help=quality.floor_text() + ".")
+cols[3].metric("W2 / floor", "n/a" if quality.w2_ratio is None else f"{quality.w2_ratio:.2f}",
                help="Near 1: as close to the data as a fresh draw of the data itself.")
 report = widgets.recorded_report(view)
 recorded = report.w2_ratio if isinstance(report, QualityReport) else None
